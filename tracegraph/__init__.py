@@ -1,0 +1,52 @@
+"""tracegraph: a graph-compiling JIT on JAX with an explicit, readable IR.
+
+    import tracegraph as tg
+
+    @tg.jit
+    def mlp(x, w1, b1):
+        return tg.relu(x @ w1 + b1)
+
+    mlp(x, w1, b1)              # define-then-run: IR -> jax.jit -> XLA
+    print(mlp.trace(x, w1, b1)) # the IR
+    mlp.interpret(x, w1, b1)    # the same IR, node by node
+    tg.eager(f)(x)              # define-by-run, records .last_graph
+"""
+
+from . import ops as _ops  # noqa: F401  (registers every op)
+from . import backends as _backends  # noqa: F401  (registers the runners)
+from .errors import Error, IRError, ShapeError, TracingError
+from .frontend import tensor_methods as _tensor_methods  # noqa: F401
+from .frontend.builder import scope
+from .frontend.eager import EagerFunction, eager
+from .frontend.fn_math import (
+    abs, add, astype, ceil, clip, cos, divide, equal, erf, exp, floor, floor_divide, gelu,
+    greater, greater_equal, less, less_equal, log, log1p, logical_and, logical_not,
+    logical_or, logical_xor, maximum, minimum, mod, multiply, negative, not_equal, power,
+    reciprocal, relu, remainder, round, rsqrt, select, sigmoid, sign, sin, sqrt, square,
+    subtract, tanh, true_divide, where,
+)
+from .frontend.tensor import Tensor
+from .frontend.tracing import spec, trace_function
+from .backends.interpreter import Interpreter, NaNError
+from .ir import Graph, Node, TensorType, Value
+from .jit import JitFunction, RetraceWarning, jit
+
+__version__ = "0.1.0"
+
+
+def trace(fn, *args, **kwargs) -> Graph:
+    """Trace ``fn`` on arrays or `tg.spec(shape, dtype)`s; returns its `tg.Graph`.
+
+    Example::
+
+        g = tg.trace(lambda x: tg.exp(x) * 2, tg.spec((3,), "f32"))
+        print(g)
+    """
+    if isinstance(fn, JitFunction):
+        return fn.trace(*args, **kwargs)
+    return trace_function(fn, args, kwargs)
+
+
+def parse(text: str, constants=None) -> Graph:
+    """Read a graph back from its text form (``str(graph)``)."""
+    return Graph.parse(text, constants)

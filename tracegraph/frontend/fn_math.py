@@ -1,0 +1,102 @@
+"""The tg.* elementwise functions: numpy names over the elementwise ops.
+
+Arrays are positional, static parameters are keywords; Python scalars are weakly typed
+(``x * 2`` keeps x's dtype), as in JAX.
+"""
+
+from __future__ import annotations
+
+from .builder import bind
+
+
+def _unary(op):
+    def f(x):
+        return bind(op, x)
+
+    f.__name__ = op
+    f.__doc__ = f"Elementwise ``{op}`` (op ``{op}``)."
+    return f
+
+
+def _binary(op, name=None):
+    def f(x, y):
+        return bind(op, x, y)
+
+    f.__name__ = name or op
+    f.__doc__ = f"Elementwise ``{name or op}`` with numpy broadcasting (op ``{op}``)."
+    return f
+
+
+negative = _unary("neg")
+abs = _unary("abs")  # noqa: A001 - numpy's name
+exp = _unary("exp")
+log = _unary("log")
+log1p = _unary("log1p")
+sqrt = _unary("sqrt")
+rsqrt = _unary("rsqrt")
+sin = _unary("sin")
+cos = _unary("cos")
+tanh = _unary("tanh")
+sigmoid = _unary("sigmoid")
+relu = _unary("relu")
+erf = _unary("erf")
+sign = _unary("sign")
+floor = _unary("floor")
+ceil = _unary("ceil")
+round = _unary("round")  # noqa: A001 - numpy's name
+logical_not = _unary("logical_not")
+
+
+def gelu(x, *, approximate: bool = True):
+    """GELU; ``approximate=True`` is the tanh form (JAX's default), False the erf form."""
+    return bind("gelu", x, approximate=approximate)
+
+
+add = _binary("add")
+subtract = _binary("sub", "subtract")
+multiply = _binary("mul", "multiply")
+divide = _binary("div", "divide")
+true_divide = divide
+power = _binary("pow", "power")
+maximum = _binary("maximum")
+minimum = _binary("minimum")
+floor_divide = _binary("floor_divide")
+remainder = _binary("remainder")
+mod = remainder
+equal = _binary("eq", "equal")
+not_equal = _binary("ne", "not_equal")
+less = _binary("lt", "less")
+less_equal = _binary("le", "less_equal")
+greater = _binary("gt", "greater")
+greater_equal = _binary("ge", "greater_equal")
+logical_and = _binary("logical_and")
+logical_or = _binary("logical_or")
+logical_xor = _binary("logical_xor")
+
+
+def square(x):
+    return bind("mul", x, x)
+
+
+def reciprocal(x):
+    return bind("div", 1.0, x)
+
+
+def where(condition, x, y):
+    """numpy ``where``: pick ``x`` where ``condition`` holds, else ``y`` (broadcasting)."""
+    return bind("where", condition, x, y)
+
+
+def select(pred, on_true, on_false):
+    """``lax.select``: operands of one shape and dtype, no broadcasting or promotion."""
+    return bind("select", pred, on_true, on_false)
+
+
+def clip(x, min=None, max=None):  # noqa: A002 - numpy's names
+    """Clamp to ``[min, max]`` (static Python numbers; either may be None)."""
+    return bind("clip", x, lo=min, hi=max)
+
+
+def astype(x, dtype):
+    """Convert to ``dtype`` (a numpy dtype, jnp dtype or a name like ``"bf16"``)."""
+    return bind("astype", x, dtype=dtype)

@@ -1,0 +1,236 @@
+"""The table of ops the IR knows, and the record (`OpDef`) that describes one op.
+
+NOTE: the table lives in the IR layer so that the verifier, parser and loader (which must
+know every op's arity, attributes and shape rule) need not import the op library above
+them. `tracegraph.ops` fills the table when it is imported; each op is defined there once,
+in one block, with all its facets (shape rule, implementation, VJP, samples, reference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import IRError
+from .types import DTYPE_NAMES, TensorType, dtype_name
+
+REQUIRED = object()
+
+
+class _NotDifferentiable:
+    """VJP marker: the op has no gradient (comparisons, argmax, integer ops, random bits).
+    Reverse mode treats its outputs as constants, as JAX does for integer outputs."""
+
+    def __repr__(self):
+        return "NOT_DIFFERENTIABLE"
+
+
+NOT_DIFFERENTIABLE = _NotDifferentiable()
+
+
+# -- attribute kinds -----------------------------------------------------------------
+# Each kind is a function that checks and normalizes a value (from user code, the parser
+# or JSON) and raises IRError if it is not of the kind.
+
+
+def _int(v):
+    if type(v) is int or isinstance(v, np.integer):
+        return int(v)
+    raise IRError(f"expected an int, got {v!r:.60}")
+
+
+def _float(v):
+    if type(v) in (int, float) or isinstance(v, (np.floating, np.integer)):
+        return float(v)
+    raise IRError(f"expected a float, got {v!r:.60}")
+
+
+def _bool(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    raise IRError(f"expected a bool, got {v!r:.60}")
+
+
+def _str(v):
+    if isinstance(v, str):
+        return v
+    raise IRError(f"expected a string, got {v!r:.60}")
+
+
+def _dtype(v):
+    if isinstance(v, str) and v in DTYPE_NAMES:
+        return DTYPE_NAMES[v]
+    try:
+        dt = np.dtype(v)
+    except TypeError:
+        raise IRError(f"expected a dtype, got {v!r:.60}") from None
+    dtype_name(dt)  # refuses dtypes the IR cannot print
+    return dt
+
+
+def _scalar(v):
+    """A number for fills and bounds: bool, int or float, kept as given."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if type(v) is int or isinstance(v, np.integer):
+        return int(v)
+    if type(v) is float or isinstance(v, np.floating):
+        return float(v)
+    raise IRError(f"expected a number, got {v!r:.60}")
+
+
+def _tuple_of(item):
+    def check(v):
+        if not isinstance(v, (tuple, list)):
+            raise IRError(f"expected a tuple, got {v!r:.60}")
+        if len(v) > 1024:
+            raise IRError("attribute tuple longer than 1024 items")
+        return tuple(item(x) for x in v)
+
+    return check
+
+
+def _optional(kind):
+    def check(v):
+        return None if v is None else kind(v)
+
+    return check
+
+
+def _graph(v):
+    # Nested graphs for control flow; the Graph class lives above this module, so we
+    # check by duck type (the verifier checks the nested graph itself).
+    if not (hasattr(v, "nodes") and hasattr(v, "inputs") and hasattr(v, "outputs")):
+        raise IRError(f"expected a graph, got {type(v).__name__}")
+    return v
+
+
+ATTR_KINDS: dict[str, Callable[[Any], Any]] = {
+    "int": _int,
+    "float": _float,
+    "bool": _bool,
+    "str": _str,
+    "dtype": _dtype,
+    "scalar": _scalar,
+    "ints": _tuple_of(_int),
+    "int_pairs": _tuple_of(_tuple_of(_int)),
+    "opt_int": _optional(_int),
+    "opt_ints": _optional(_tuple_of(_int)),
+    "opt_float": _optional(_float),
+    "opt_scalar": _optional(_scalar),
+    "opt_dtype": _optional(_dtype),
+    "graph": _graph,
+    "graphs": _tuple_of(_graph),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Attr:
+    kind: str
+    default: Any = REQUIRED
+
+    def __post_init__(self):
+        if self.kind not in ATTR_KINDS:
+            raise ValueError(f"unknown attribute kind {self.kind!r}")
+
+
+@dataclasses.dataclass
+class Sample:
+    """One test input of an op: arrays (positional), attributes, and a label."""
+
+    args: tuple
+    attrs: dict = dataclasses.field(default_factory=dict)
+    name: str = ""
+    grad: bool = True  # include in gradient checks (some samples sit on kinks)
+
+
+@dataclasses.dataclass
+class OpDef:
+    """Everything about one op. See `tracegraph.ops.defop` for how ops are declared.
+
+    Attributes:
+      name: registry name, as printed in the IR.
+      shape_rule: ``(*input_types, **attrs) -> TensorType | tuple[TensorType, ...]``;
+        raises `tg.ShapeError` for operands that do not fit.
+      impl: ``(*jax_arrays, **attrs) -> array | tuple of arrays`` using jax.numpy/lax.
+        Both backends call this one function; there is no second implementation.
+      attrs: name -> `Attr(kind, default)`; order is the printing order.
+      arity: number of array inputs, or ``None`` for variadic ops.
+      vjp: the reverse-mode rule (see the autodiff transform), `NOT_DIFFERENTIABLE`, or
+        ``None`` while not yet written.
+      samples: ``() -> list[Sample]`` for the op test matrix.
+      reference: ``(*arrays, **attrs) -> array(s)`` from jax.numpy/lax, for the tests.
+      random: the op draws random numbers from a key input (never merged by CSE).
+      multi_output: the op returns a tuple of values (even if of length one).
+    """
+
+    name: str
+    shape_rule: Callable
+    impl: Callable
+    attrs: dict = dataclasses.field(default_factory=dict)
+    arity: int | None = 1
+    min_arity: int = 0
+    vjp: Any = None
+    samples: Callable | None = None
+    reference: Callable | None = None
+    random: bool = False
+    multi_output: bool = False
+    tolerances: dict = dataclasses.field(default_factory=dict)
+    doc: str = ""
+
+    def check_attrs(self, attrs: dict) -> dict:
+        """Validate and normalize attributes; fill defaults; refuse unknown names."""
+        out = {}
+        for key in attrs:
+            if key not in self.attrs:
+                known = ", ".join(self.attrs) or "none"
+                raise IRError(f"op {self.name!r}: unknown attribute {key!r} (known: {known})")
+        for key, spec in self.attrs.items():
+            if key in attrs:
+                try:
+                    out[key] = ATTR_KINDS[spec.kind](attrs[key])
+                except IRError as e:
+                    raise IRError(f"op {self.name!r}, attribute {key!r}: {e}") from None
+            elif spec.default is REQUIRED:
+                raise IRError(f"op {self.name!r}: missing attribute {key!r}")
+            else:
+                out[key] = spec.default
+        return out
+
+    def check_arity(self, n: int):
+        if self.arity is None:
+            if n < self.min_arity:
+                raise IRError(f"op {self.name!r} takes at least {self.min_arity} inputs, got {n}")
+        elif n != self.arity:
+            raise IRError(f"op {self.name!r} takes {self.arity} inputs, got {n}")
+
+    def infer(self, in_types, attrs) -> tuple[TensorType, ...]:
+        """Output types from input types, as a tuple (one entry per output)."""
+        out = self.shape_rule(*in_types, **attrs)
+        return out if isinstance(out, tuple) else (out,)
+
+
+_OPS: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in _OPS:
+        raise ValueError(f"op {op.name!r} is registered twice")
+    for facet in ("shape_rule", "impl"):
+        if not callable(getattr(op, facet)):
+            raise ValueError(f"op {op.name!r}: facet {facet!r} is missing")
+    _OPS[op.name] = op
+    return op
+
+
+def lookup(name: str) -> OpDef:
+    try:
+        return _OPS[name]
+    except KeyError:
+        raise IRError(f"unknown op {name!r}") from None
+
+
+def all_ops() -> dict[str, OpDef]:
+    return dict(_OPS)

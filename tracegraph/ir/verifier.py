@@ -1,0 +1,99 @@
+"""The IR verifier: structure (SSA, topological order, pytree sizes), ops and their
+arities and attributes, and types re-derived through each op's shape rule.
+
+`verify(graph)` raises `tg.IRError` naming the first bad node, its op and user line.
+"""
+
+from __future__ import annotations
+
+from ..errors import Error, IRError
+from . import registry
+from .types import TensorType, checked_num_elements
+
+MAX_NESTING = 64
+
+
+def verify(graph, _depth: int = 0) -> None:
+    if _depth > MAX_NESTING:
+        raise IRError(f"graphs nested more than {MAX_NESTING} deep")
+    defined: set[int] = set()
+
+    def define(v, what):
+        if id(v) in defined:
+            raise IRError(f"graph {graph.name}: {what} {v!r} is defined twice (not SSA)")
+        _check_type(v.type, what)
+        defined.add(id(v))
+
+    for i, v in enumerate(graph.inputs):
+        if v.data is not None or v.producer is not None:
+            raise IRError(f"graph {graph.name}: input {i} is not a plain input value")
+        define(v, f"input {i}")
+    for i, v in enumerate(graph.constants):
+        if v.data is None:
+            raise IRError(f"graph {graph.name}: constant {i} has no data")
+        if tuple(v.data.shape) != v.type.shape or v.data.dtype != v.type.dtype:
+            raise IRError(
+                f"graph {graph.name}: constant {i} holds {v.data.dtype}{list(v.data.shape)} "
+                f"but is typed {v.type}"
+            )
+        define(v, f"constant {i}")
+
+    for index, node in enumerate(graph.nodes):
+        where = f"graph {graph.name}, node {index} ({node.op}) at {node.location or '?'}"
+        try:
+            op = registry.lookup(node.op)
+            op.check_arity(len(node.inputs))
+            attrs = op.check_attrs(node.attrs)
+        except IRError as e:
+            raise IRError(f"{where}: {e}") from None
+        if set(attrs) != set(node.attrs):
+            raise IRError(f"{where}: attributes {sorted(node.attrs)} != {sorted(attrs)}")
+        for k, v in attrs.items():
+            for g in _nested_graphs(v, op.attrs[k].kind):
+                try:
+                    verify(g, _depth + 1)
+                except IRError as e:
+                    raise IRError(f"{where}, subgraph {k!r}: {e}") from None
+        for j, v in enumerate(node.inputs):
+            if id(v) not in defined:
+                raise IRError(f"{where}: input {j} is used before it is defined (or dangling)")
+        try:
+            expected = op.infer([v.type for v in node.inputs], attrs)
+        except Error as e:
+            raise IRError(f"{where}: shape rule rejects the inputs: {e}") from None
+        if len(expected) != len(node.outputs):
+            raise IRError(f"{where}: has {len(node.outputs)} outputs, op gives {len(expected)}")
+        for j, (v, t) in enumerate(zip(node.outputs, expected)):
+            if v.producer is not node:
+                raise IRError(f"{where}: output {j} does not point back to its node")
+            if v.type != t:
+                raise IRError(f"{where}: output {j} is typed {v.type}, the op gives {t}")
+            define(v, f"output {j} of node {index}")
+
+    for i, v in enumerate(graph.outputs):
+        if id(v) not in defined:
+            raise IRError(f"graph {graph.name}: output {i} is not defined in the graph")
+    if graph.in_tree.num_leaves != len(graph.inputs):
+        raise IRError(
+            f"graph {graph.name}: input structure has {graph.in_tree.num_leaves} leaves "
+            f"for {len(graph.inputs)} inputs"
+        )
+    if graph.out_tree.num_leaves != len(graph.outputs):
+        raise IRError(
+            f"graph {graph.name}: output structure has {graph.out_tree.num_leaves} leaves "
+            f"for {len(graph.outputs)} outputs"
+        )
+
+
+def _nested_graphs(value, kind):
+    if kind == "graph":
+        return (value,)
+    if kind == "graphs":
+        return value
+    return ()
+
+
+def _check_type(t, what):
+    if not isinstance(t, TensorType):
+        raise IRError(f"{what} has no TensorType")
+    checked_num_elements(t.shape)

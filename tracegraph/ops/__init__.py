@@ -1,0 +1,5 @@
+"""Layer 2: the op library. Importing this package registers every op in the IR's
+table; each op is one `defop` block holding all of its facets."""
+
+from . import elementwise  # noqa: F401
+from .core import defop  # noqa: F401

@@ -1,0 +1,385 @@
+"""Elementwise ops: unary math, binary arithmetic with numpy broadcasting and JAX dtype
+promotion, comparisons, logical ops, where/select/clip and astype."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .core import (
+    NOT_DIFFERENTIABLE,
+    Attr,
+    Sample,
+    ShapeError,
+    TensorType,
+    broadcast_shapes,
+    defop,
+    float_unary,
+    promote,
+    same_type,
+    to_inexact,
+)
+from .samples import BOOL, FLOATS, INTS, arr, positive
+
+# -- samples ------------------------------------------------------------------------
+
+_SHAPES = [(), (5,), (2, 3), (0, 3)]
+
+
+def _unary_samples(dtypes=FLOATS, make=arr, ints=()):
+    out = [Sample((make(s, dt),), name=f"{dt}{list(s)}") for dt in dtypes for s in _SHAPES]
+    out += [Sample((arr((2, 3), dt, -5, 5),), name=f"{dt}-int-input") for dt in ints]
+    return out
+
+
+def _binary_samples(dtypes=FLOATS, low=-2.0, high=2.0, rhs=arr):
+    out = []
+    for dt in dtypes:
+        out += [
+            Sample((arr((2, 3), dt, low, high), rhs((2, 3), dt, tag="b")), name=f"{dt}-same"),
+            Sample((arr((4, 1, 3), dt, low, high), rhs((2, 1), dt, tag="b")), name=f"{dt}-bcast"),
+            Sample((arr((), dt, low, high), rhs((3,), dt, tag="b")), name=f"{dt}-scalar"),
+            Sample((arr((0, 3), dt, low, high), rhs((3,), dt, tag="b")), name=f"{dt}-empty"),
+        ]
+    out.append(Sample((arr((2, 3), "f32"), arr((3,), "bf16", tag="b")), name="mixed-f32-bf16"))
+    out.append(Sample((arr((2, 3), "i32", 1, 5), arr((3,), "f16", tag="b")), name="mixed-i32-f16"))
+    return out
+
+
+def _nonzero(shape, dtype, tag=""):
+    a = arr(shape, dtype, 0.5, 2.0, tag)
+    return a if a.dtype.kind == "u" else a * (1 - 2 * (arr(shape, "bool", tag=tag + "s")))
+
+
+# -- unary --------------------------------------------------------------------------
+
+
+def _float_op(name, fn, make=arr, reference=None, doc=""):
+    return defop(
+        name,
+        shape=float_unary,
+        impl=fn,
+        samples=lambda: _unary_samples(FLOATS, make, ints=("i32",)),
+        reference=reference or fn,
+        doc=doc,
+    )
+
+
+neg = defop(
+    "neg",
+    shape=same_type,
+    impl=jnp.negative,
+    samples=lambda: _unary_samples(FLOATS + ("i32", "i8")),
+    reference=lambda x: -x,
+)
+
+abs_ = defop(
+    "abs",
+    shape=same_type,
+    impl=jnp.abs,
+    samples=lambda: _unary_samples(FLOATS + ("i32",)),
+    reference=jnp.abs,
+)
+
+exp = _float_op("exp", jnp.exp)
+log = _float_op("log", jnp.log, make=positive)
+log1p = _float_op("log1p", jnp.log1p, make=positive)
+sqrt = _float_op("sqrt", jnp.sqrt, make=positive)
+rsqrt = _float_op("rsqrt", lax.rsqrt, make=positive, reference=lambda x: 1 / jnp.sqrt(x))
+sin = _float_op("sin", jnp.sin)
+cos = _float_op("cos", jnp.cos)
+tanh = _float_op("tanh", jnp.tanh)
+sigmoid = _float_op("sigmoid", jax.nn.sigmoid, reference=lambda x: 1 / (1 + jnp.exp(-x)))
+erf = _float_op("erf", jax.scipy.special.erf)
+
+relu = defop(
+    "relu",
+    shape=same_type,
+    impl=jax.nn.relu,
+    samples=lambda: _unary_samples(FLOATS + ("i32",)),
+    reference=lambda x: jnp.maximum(x, 0),
+)
+
+gelu = defop(
+    "gelu",
+    shape=float_unary,
+    impl=lambda x, *, approximate: jax.nn.gelu(x, approximate=approximate),
+    attrs={"approximate": Attr("bool", True)},
+    samples=lambda: _unary_samples(("f32", "f64", "bf16"))
+    + [Sample((arr((2, 3), "f32"),), {"approximate": False}, name="exact")],
+    reference=lambda x, approximate=True: jax.nn.gelu(x, approximate=approximate),
+)
+
+sign = defop(
+    "sign",
+    shape=same_type,
+    impl=jnp.sign,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _unary_samples(FLOATS + ("i32",)),
+    reference=jnp.sign,
+)
+floor = defop(
+    "floor",
+    shape=same_type,
+    impl=jnp.floor,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _unary_samples(FLOATS),
+    reference=jnp.floor,
+)
+ceil = defop(
+    "ceil",
+    shape=same_type,
+    impl=jnp.ceil,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _unary_samples(FLOATS),
+    reference=jnp.ceil,
+)
+round_ = defop(
+    "round",
+    shape=same_type,
+    impl=jnp.round,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _unary_samples(FLOATS),
+    reference=jnp.round,
+    doc="Round half to even, as numpy and jax.numpy do.",
+)
+
+
+def _logical_not_rule(x, **_):
+    return x.with_(dtype="bool", weak=False)
+
+
+logical_not = defop(
+    "logical_not",
+    shape=_logical_not_rule,
+    impl=jnp.logical_not,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _unary_samples(BOOL + ("i32",)),
+    reference=lambda x: ~(x.astype(bool)),
+)
+
+
+# -- binary -------------------------------------------------------------------------
+
+
+def binary_rule(x: TensorType, y: TensorType, **_) -> TensorType:
+    dt, weak = promote(x, y)
+    return TensorType(broadcast_shapes(x.shape, y.shape), dt, weak)
+
+
+def _div_rule(x, y, **_):
+    t = binary_rule(x, y)
+    return t.with_(dtype=to_inexact(t.dtype))
+
+
+def _compare_rule(x, y, **_):
+    return TensorType(broadcast_shapes(x.shape, y.shape), "bool")
+
+
+add = defop(
+    "add",
+    shape=binary_rule,
+    impl=jnp.add,
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS + INTS),
+    reference=lambda x, y: x + y,
+)
+sub = defop(
+    "sub",
+    shape=binary_rule,
+    impl=jnp.subtract,
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS + ("i32",)),
+    reference=lambda x, y: x - y,
+)
+mul = defop(
+    "mul",
+    shape=binary_rule,
+    impl=jnp.multiply,
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS + INTS + BOOL),
+    reference=lambda x, y: x * y,
+)
+div = defop(
+    "div",
+    shape=_div_rule,
+    impl=jnp.true_divide,
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS + ("i32",), rhs=_nonzero),
+    reference=lambda x, y: x / y,
+)
+pow_ = defop(
+    "pow",
+    shape=binary_rule,
+    impl=jnp.power,
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS, low=0.5, high=2.0)
+    + [Sample((arr((2, 3), "i32", 0, 4), arr((2, 3), "i32", 0, 3, "b")), name="i32")],
+    reference=lambda x, y: x**y,
+)
+maximum = defop(
+    "maximum",
+    shape=binary_rule,
+    impl=jnp.maximum,
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS + ("i32",)),
+    reference=jnp.maximum,
+)
+minimum = defop(
+    "minimum",
+    shape=binary_rule,
+    impl=jnp.minimum,
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS + ("i32",)),
+    reference=jnp.minimum,
+)
+floor_divide = defop(
+    "floor_divide",
+    shape=binary_rule,
+    impl=jnp.floor_divide,
+    arity=2,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _binary_samples(("f32", "i32"), rhs=_nonzero),
+    reference=lambda x, y: x // y,
+)
+remainder = defop(
+    "remainder",
+    shape=binary_rule,
+    impl=jnp.remainder,
+    arity=2,
+    samples=lambda: _binary_samples(("f32", "i32"), rhs=_nonzero),
+    reference=lambda x, y: x % y,
+    doc="Python/numpy modulo: the result has the sign of the divisor.",
+)
+
+
+def _comparison(name, fn, reference):
+    return defop(
+        name,
+        shape=_compare_rule,
+        impl=fn,
+        arity=2,
+        vjp=NOT_DIFFERENTIABLE,
+        samples=lambda: _binary_samples(("f32", "i32", "bf16")),
+        reference=reference,
+    )
+
+
+equal = _comparison("eq", jnp.equal, lambda x, y: x == y)
+not_equal = _comparison("ne", jnp.not_equal, lambda x, y: x != y)
+less = _comparison("lt", jnp.less, lambda x, y: x < y)
+less_equal = _comparison("le", jnp.less_equal, lambda x, y: x <= y)
+greater = _comparison("gt", jnp.greater, lambda x, y: x > y)
+greater_equal = _comparison("ge", jnp.greater_equal, lambda x, y: x >= y)
+
+
+def _logical(name, fn, reference):
+    return defop(
+        name,
+        shape=_compare_rule,
+        impl=fn,
+        arity=2,
+        vjp=NOT_DIFFERENTIABLE,
+        samples=lambda: _binary_samples(BOOL),
+        reference=reference,
+    )
+
+
+logical_and = _logical("logical_and", jnp.logical_and, lambda x, y: x & y)
+logical_or = _logical("logical_or", jnp.logical_or, lambda x, y: x | y)
+logical_xor = _logical("logical_xor", jnp.logical_xor, lambda x, y: x ^ y)
+
+
+# -- selection ----------------------------------------------------------------------
+
+
+def _where_rule(c, x, y, **_):
+    dt, weak = promote(x, y)
+    return TensorType(broadcast_shapes(c.shape, x.shape, y.shape), dt, weak)
+
+
+where = defop(
+    "where",
+    shape=_where_rule,
+    impl=jnp.where,
+    arity=3,
+    samples=lambda: [
+        Sample((arr((2, 3), "bool"), arr((2, 3)), arr((2, 3), tag="y")), name="same"),
+        Sample((arr((2, 1), "bool"), arr((3,)), arr((), tag="y")), name="bcast"),
+        Sample((arr((4,), "bool"), arr((4,), "i32"), arr((4,), "f16")), name="promote"),
+        Sample((arr((0, 2), "bool"), arr((0, 2), "f64"), arr((2,), "f64")), name="empty"),
+    ],
+    reference=lambda c, x, y: jnp.where(c, x, y),
+    doc="numpy-style where: broadcasts all three operands and promotes x and y.",
+)
+
+
+def _select_rule(p, x, y, **_):
+    if p.dtype.kind != "b":
+        raise ShapeError(f"select needs a bool predicate, got {p}")
+    if x.shape != y.shape or x.dtype != y.dtype:
+        raise ShapeError(f"select needs branches of one type, got {x} and {y}")
+    if p.shape not in ((), x.shape):
+        raise ShapeError(f"select predicate {p} must be a scalar or of shape {list(x.shape)}")
+    return x.with_(weak=x.weak and y.weak)
+
+
+select = defop(
+    "select",
+    shape=_select_rule,
+    impl=lax.select,
+    arity=3,
+    samples=lambda: [
+        Sample((arr((2, 3), "bool"), arr((2, 3)), arr((2, 3), tag="y")), name="f32"),
+        Sample((arr((5,), "bool"), arr((5,), "i32"), arr((5,), "i32", tag="y")), name="i32"),
+    ],
+    reference=lambda p, x, y: jnp.where(p, x, y),
+    doc="lax.select: predicate, then the true and false values, all of one shape, no promotion.",
+)
+
+
+def _clip_rule(x, *, lo, hi):
+    stand_ins = [TensorType((), x.dtype, x.weak)]
+    for b in (lo, hi):
+        if b is not None:
+            stand_ins.append(TensorType((), "f32" if isinstance(b, float) else "i32", True))
+    dt, weak = promote(*stand_ins)
+    return x.with_(dtype=dt, weak=weak)
+
+
+clip = defop(
+    "clip",
+    shape=_clip_rule,
+    impl=lambda x, *, lo, hi: jnp.clip(x, lo, hi),
+    attrs={"lo": Attr("opt_scalar", None), "hi": Attr("opt_scalar", None)},
+    samples=lambda: [
+        Sample((arr((2, 3)),), {"lo": -0.5, "hi": 0.5}, name="both"),
+        Sample((arr((4,), "f64"),), {"lo": None, "hi": 1.0}, name="hi-only"),
+        Sample((arr((4,), "i32", -5, 5),), {"lo": -2, "hi": 3}, name="int"),
+        Sample((arr((3,), "bf16"),), {"lo": 0.0, "hi": None}, name="lo-only"),
+    ],
+    reference=lambda x, lo=None, hi=None: jnp.clip(x, lo, hi),
+)
+
+
+def _astype_rule(x, *, dtype):
+    return TensorType(x.shape, dtype)
+
+
+astype = defop(
+    "astype",
+    shape=_astype_rule,
+    impl=lambda x, *, dtype: lax.convert_element_type(x, dtype),
+    attrs={"dtype": Attr("dtype")},
+    samples=lambda: [
+        Sample((arr((2, 3)),), {"dtype": "bf16"}, name="f32->bf16"),
+        Sample((arr((2, 3), "f64"),), {"dtype": "f32"}, name="f64->f32"),
+        Sample((arr((4,), "f32", -9, 9),), {"dtype": "i32"}, name="f32->i32"),
+        Sample((arr((4,), "i32"),), {"dtype": "f16"}, name="i32->f16"),
+        Sample((arr((4,), "bool"),), {"dtype": "f32"}, name="bool->f32"),
+        Sample((arr((3,)),), {"dtype": "bool"}, name="f32->bool"),
+        Sample((arr((0,)),), {"dtype": "f64"}, name="empty"),
+    ],
+    reference=lambda x, dtype: x.astype(dtype),
+)

@@ -1,0 +1,1 @@
+"""Layer 4: Graph -> Graph transforms (autodiff, passes)."""
