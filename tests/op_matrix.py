@@ -1,0 +1,59 @@
+"""Shared helpers of the op test matrix: tolerances and how each mode runs a sample."""
+
+import jax.numpy as jnp
+import numpy as np
+
+import tracegraph as tg
+from tracegraph.frontend.builder import bind
+from tracegraph.ir.types import dtype_name
+
+MODES = ("jit", "interpret", "eager")
+
+DEFAULT_TOL = {
+    "f16": (2e-3, 2e-3),
+    "bf16": (2e-2, 2e-2),
+    "f32": (2e-5, 2e-6),
+    "f64": (1e-12, 1e-13),
+    "c64": (2e-5, 2e-6),
+    "c128": (1e-12, 1e-13),
+}
+
+
+def tolerance(op, dtype):
+    name = dtype_name(dtype)
+    return op.tolerances.get(name, DEFAULT_TOL.get(name, (0, 0)))
+
+
+def op_function(name, attrs):
+    def f(*xs):
+        return bind(name, *xs, **attrs)
+
+    f.__name__ = name
+    return f
+
+
+def run_mode(mode, fn, args):
+    if mode == "jit":
+        return tg.jit(fn)(*args)
+    if mode == "interpret":
+        return tg.trace(fn, *args).interpret(*args)
+    if mode == "eager":
+        return tg.eager(fn)(*args)
+    raise ValueError(mode)
+
+
+def as_list(x):
+    return list(x) if isinstance(x, (tuple, list)) else [x]
+
+
+def assert_close(op, got, want, what=""):
+    got, want = as_list(got), as_list(want)
+    assert len(got) == len(want), f"{what}: {len(got)} outputs vs {len(want)}"
+    for g, w in zip(got, want):
+        w = jnp.asarray(w)
+        assert tuple(g.shape) == tuple(w.shape), f"{what}: shape {g.shape} vs {w.shape}"
+        assert g.dtype == w.dtype, f"{what}: dtype {g.dtype} vs {w.dtype}"
+        rtol, atol = tolerance(op, g.dtype)
+        gn = np.asarray(g.astype(jnp.float32) if g.dtype == jnp.bfloat16 else g)
+        wn = np.asarray(w.astype(jnp.float32) if w.dtype == jnp.bfloat16 else w)
+        np.testing.assert_allclose(gn, wn, rtol=rtol, atol=atol, equal_nan=True, err_msg=what)

@@ -1,0 +1,185 @@
+"""tg.jit: caching by abstract signature, retracing, static and donated arguments,
+pytrees, .trace/.lower/.interpret, nesting."""
+
+import functools
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tracegraph as tg
+
+
+def counting(fn):
+    calls = []
+
+    @functools.wraps(fn)
+    def wrapped(*a, **k):
+        calls.append(1)
+        return fn(*a, **k)
+
+    wrapped.calls = calls
+    return wrapped
+
+
+def test_same_signature_traces_once():
+    f = counting(lambda x, y: tg.tanh(x) * y + 1.0)
+    jf = tg.jit(f)
+    x = np.ones((3, 4), np.float32)
+    for _ in range(5):
+        out = jf(x, x)
+    assert len(f.calls) == 1 and jf.trace_count == 1
+    np.testing.assert_allclose(out, np.tanh(x) * x + 1, rtol=1e-6)
+    jf(x + 1, x * 2)  # new values, same signature
+    assert len(f.calls) == 1
+
+
+def test_new_shape_or_dtype_retraces():
+    f = counting(lambda x: x * 2)
+    jf = tg.jit(f)
+    jf(np.ones(3, np.float32))
+    jf(np.ones(4, np.float32))
+    jf(np.ones(4, np.int32))
+    assert len(f.calls) == 3 and len(jf.graphs) == 3
+    jf(np.ones(3, np.float32))
+    assert len(f.calls) == 3
+
+
+def test_weak_type_is_part_of_the_signature():
+    jf = tg.jit(lambda x, s: x * s)
+    x = np.ones(3, np.float16)
+    out = jf(x, 2.0)  # a Python float is weak: the result stays f16, as in JAX
+    assert out.dtype == jnp.float16
+    assert out.dtype == jax.jit(lambda x, s: x * s)(x, 2.0).dtype
+    out = jf(x, np.float32(2.0))  # a strong f32 scalar promotes
+    assert out.dtype == jnp.float32 and jf.trace_count == 2
+    g = jf.trace(x, 2.0)
+    assert "%s: f32[]~" in str(g)
+
+
+def test_retrace_warning_names_what_changed():
+    jf = tg.jit(lambda x: x + 1, retrace_warn_after=1)
+    jf(np.ones(2, np.float32))
+    with pytest.warns(tg.RetraceWarning) as rec:
+        jf(np.ones(5, np.float32))
+    msg = str(rec[0].message)
+    assert "x: f32[2] -> f32[5]" in msg and "lambda" in msg
+
+
+def test_retrace_error_option():
+    jf = tg.jit(lambda x: x + 1, on_retrace="error")
+    jf(np.ones(2, np.float32))
+    with pytest.raises(tg.TracingError, match=r"x: f32\[2\] -> i32\[2\]"):
+        jf(np.ones(2, np.int32))
+
+
+def test_no_warning_for_a_few_signatures():
+    jf = tg.jit(lambda x: x + 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jf(np.ones(2, np.float32))
+        jf(np.ones(3, np.float32))
+
+
+def test_static_argnums_and_argnames():
+    f = counting(lambda x, n, *, mode="add": x + n if mode == "add" else x * n)
+    jf = tg.jit(f, static_argnums=1, static_argnames="mode")
+    x = np.ones(3, np.float32)
+    np.testing.assert_allclose(jf(x, 2), x + 2)
+    np.testing.assert_allclose(jf(x, 2, mode="mul"), x * 2)
+    np.testing.assert_allclose(jf(x, 3, mode="mul"), x * 3)
+    jf(x, 3, mode="mul")
+    assert len(f.calls) == 3
+    g = jf.trace(x, 3, mode="mul")
+    assert [v.name for v in g.inputs] == ["x"]
+
+
+def test_static_change_is_explained():
+    jf = tg.jit(lambda x, n: x * n, static_argnums=1, on_retrace="error")
+    jf(np.ones(2, np.float32), 2)
+    with pytest.raises(tg.TracingError, match="static argument 1: 2 -> 3"):
+        jf(np.ones(2, np.float32), 3)
+
+
+def test_pytrees_in_and_out():
+    @tg.jit
+    def f(params, x, *, scale):
+        h = tg.tanh(x * params["w"] + params["b"][0])
+        return {"h": h, "pair": (h * scale, [h + 1, None])}
+
+    params = {"w": np.full(3, 2.0, np.float32), "b": [np.ones(3, np.float32)]}
+    x = np.arange(3, dtype=np.float32)
+    out = f(params, x, scale=np.float32(3))
+    want = np.tanh(x * 2 + 1)
+    np.testing.assert_allclose(out["h"], want, rtol=1e-6)
+    np.testing.assert_allclose(out["pair"][0], want * 3, rtol=1e-6)
+    assert out["pair"][1][1] is None
+    g = f.trace(params, x, scale=np.float32(3))
+    assert [v.name for v in g.inputs] == ["params.b.0", "params.w", "x", "scale"]
+    inter = f.interpret(params, x, scale=np.float32(3))
+    np.testing.assert_allclose(inter["pair"][1][0], want + 1, rtol=1e-6)
+    again = g(params, x, scale=np.float32(3))  # the graph is called like the function
+    np.testing.assert_allclose(again["h"], want, rtol=1e-6)
+
+
+def test_trace_with_specs_does_not_run():
+    jf = tg.jit(lambda x, y: x * y)
+    g = jf.trace(tg.spec((2, 3), "bf16"), jax.ShapeDtypeStruct((3,), jnp.bfloat16))
+    assert [str(t) for t in g.out_types] == ["bf16[2,3]"]
+    assert jf.trace_count == 1
+    x = jnp.ones((2, 3), jnp.bfloat16)
+    jf(x, jnp.ones(3, jnp.bfloat16))  # the signature traced above is reused
+    assert jf.trace_count == 1
+
+
+def test_lower_gives_stablehlo():
+    jf = tg.jit(lambda x: tg.exp(x) + 1.0)
+    text = jf.lower(np.ones(4, np.float32)).as_text()
+    assert "stablehlo.exponential" in text
+    assert "func.func public @main" in text
+
+
+def test_interpret_matches_jit():
+    jf = tg.jit(lambda x, y: tg.where(x > y, tg.sin(x), tg.cos(y)) / 2)
+    x = np.linspace(-1, 1, 7).astype(np.float32)
+    y = np.zeros(7, np.float32)
+    np.testing.assert_allclose(jf(x, y), jf.interpret(x, y), rtol=1e-6)
+
+
+def test_donate_argnums_passes_through():
+    jf = tg.jit(lambda x: x * 2, donate_argnums=0)
+    x = jnp.ones(8)
+    out = jf(x)
+    np.testing.assert_allclose(out, 2 * np.ones(8))
+
+
+def test_nested_jit_inlines():
+    inner = tg.jit(lambda x: tg.exp(x) * 2)
+    outer = tg.jit(lambda x: inner(x) + 1)
+    x = np.ones(3, np.float32)
+    np.testing.assert_allclose(outer(x), np.exp(x) * 2 + 1, rtol=1e-6)
+    assert [n.op for n in outer.trace(x).nodes] == ["exp", "mul", "add"]
+
+
+def test_decorator_with_options():
+    @tg.jit(static_argnums=(1,))
+    def f(x, k):
+        return x * k
+
+    np.testing.assert_allclose(f(np.ones(2, np.float32), 4), [4, 4])
+
+
+def test_python_scalar_arguments():
+    jf = tg.jit(lambda x, a: x * a)
+    np.testing.assert_allclose(jf(np.ones(2, np.float32), 3), [3, 3])
+    assert jf(np.ones(2, np.float32), 3).dtype == jnp.float32
+
+
+def test_jit_inside_jax_transformations():
+    jf = tg.jit(lambda x: tg.sin(x) * 2)
+    x = jnp.linspace(0, 1, 5)
+    np.testing.assert_allclose(jax.jit(jf)(x), 2 * np.sin(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(jf)(x), 2 * np.sin(x), rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(lambda x: jf(x).sum())(x), 2 * np.cos(x), rtol=1e-6)
