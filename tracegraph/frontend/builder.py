@@ -23,6 +23,7 @@ from ..ir import registry
 from ..ir.graph import Graph, Node, Value
 from ..ir.tree import TreeSpec
 from ..ir.types import TensorType
+from ..ops.core import set_emitter
 from ..ops.execute import run_impl
 from .tensor import Tensor
 
@@ -43,12 +44,24 @@ class Builder:
         # outer Value -> (inner input Value, outer Tensor) for closures (control flow)
         self.captures: dict[int, tuple[Value, Tensor]] = {}
         self._const_cache: dict = {}
+        # define-by-run: the concrete array of every value on the tape (the saved
+        # activations that reverse mode reads), keyed by id(Value)
+        self.live: dict[int, object] = {}
+        # (location, scope) forced onto new nodes, e.g. backward nodes that carry the
+        # line of the forward op they differentiate; None: take them from the stack
+        self.provenance: tuple[str | None, str] | None = None
 
     # -- values -------------------------------------------------------------------
     def add_input(self, type: TensorType, name: str | None = None, data=None) -> Tensor:
         v = Value(type, name=name)
         self.inputs.append(v)
+        if data is not None:
+            self.live[id(v)] = data
         return Tensor(v, self, data)
+
+    def tensor(self, v: Value) -> Tensor:
+        """The Tensor of one of this builder's values (with its data when eager)."""
+        return Tensor(v, self, self.live.get(id(v)))
 
     def add_constant(self, array, weak: bool = False) -> Tensor:
         arr = array if hasattr(array, "dtype") and hasattr(array, "shape") else np.asarray(array)
@@ -60,6 +73,8 @@ class Builder:
         v = Value(TensorType(arr.shape, arr.dtype, weak), data=arr)
         self.constants.append(v)
         t = Tensor(v, self, _as_device(arr, weak) if self.eager else None)
+        if self.eager:
+            self.live[id(v)] = t._data
         if weak:
             self._const_cache[key] = t
         return t
@@ -79,6 +94,8 @@ class Builder:
         v = Value(t._value.type, name=t._value.name)
         self.inputs.append(v)
         self.captures[id(t._value)] = (v, outer)
+        if t._data is not None:
+            self.live[id(v)] = t._data
         return Tensor(v, self, t._data)
 
     def owns_or_encloses(self, t: Tensor) -> bool:
@@ -211,15 +228,57 @@ def bind(op_name: str, *args, **attrs):
         cls = ShapeError if isinstance(e, ShapeError) else type(e)
         raise cls(f"{op_name}({operands}): {e} (at {user_location_long(2)})") from None
     outs = [Value(t) for t in out_types]
-    node = Node(op_name, [t._value for t in ins], attrs, outs, user_location(2), b.scope)
+    if b.provenance is None:
+        location, scope_ = user_location(2), b.scope
+    else:
+        location, scope_ = b.provenance
+    node = Node(op_name, [t._value for t in ins], attrs, outs, location, scope_)
     b.nodes.append(node)
     if b.eager:
         datas = run_impl(op, node, [t._data for t in ins])
+        for v, d in zip(outs, datas):
+            b.live[id(v)] = d
     else:
         datas = [None] * len(outs)
     results = tuple(Tensor(v, b, d) for v, d in zip(outs, datas))
     return results if len(results) != 1 or _multi(op) else results[0]
 
 
+def inline(b: Builder, graph: Graph, inputs: list[Tensor], data: dict | None = None) -> dict:
+    """Append ``graph``'s nodes to builder ``b``, its inputs bound to ``inputs``.
+
+    Returns a map from each of ``graph``'s values (by id) to the Tensor of ``b`` that
+    stands for it. In define-by-run the nodes execute as they are appended, except
+    where ``data`` (id(Value) -> array, e.g. the live arrays of the builder that
+    recorded the graph) already holds their results. Nodes keep their location and
+    scope; output Values are fresh, so a graph can be inlined any number of times.
+    """
+    env: dict[int, Tensor] = {}
+    for v, t in zip(graph.inputs, inputs):
+        env[id(v)] = as_tensor(b, t)
+    for v in graph.constants:
+        env[id(v)] = b.add_constant(v.data, weak=v.type.weak)
+    for node in graph.nodes:
+        ins = [env[id(v)] for v in node.inputs]
+        outs = [Value(v.type) for v in node.outputs]
+        new = Node(node.op, [t._value for t in ins], node.attrs, outs, node.location, node.scope)
+        b.nodes.append(new)
+        if b.eager:
+            if data is not None and all(id(v) in data for v in node.outputs):
+                datas = [data[id(v)] for v in node.outputs]
+            else:
+                datas = run_impl(registry.lookup(node.op), new, [t._data for t in ins])
+            for v, d in zip(outs, datas):
+                b.live[id(v)] = d
+        else:
+            datas = [None] * len(outs)
+        for old, v, d in zip(node.outputs, outs, datas):
+            env[id(old)] = Tensor(v, b, d)
+    return env
+
+
 def _multi(op) -> bool:
     return op.multi_output
+
+
+set_emitter(bind)  # rules in the op library (VJPs) emit nodes through bind

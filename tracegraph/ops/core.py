@@ -27,7 +27,7 @@ from ..ir.registry import NOT_DIFFERENTIABLE, Attr, OpDef, Sample, register
 from ..ir.types import TensorType, is_bool, is_inexact, is_int
 
 __all__ = [
-    "defop", "Attr", "Sample", "NOT_DIFFERENTIABLE", "TensorType", "ShapeError",
+    "defop", "emit", "set_emitter", "unbroadcast", "Attr", "Sample", "NOT_DIFFERENTIABLE", "TensorType", "ShapeError",
     "promote", "broadcast_shapes", "same_type", "float_unary", "to_inexact",
     "default_int", "default_float", "normalize_axis", "normalize_axes",
 ]
@@ -66,6 +66,39 @@ def defop(
         doc=doc,
     )
     return register(op)
+
+
+# -- emitting ops from rules --------------------------------------------------------
+# VJP rules (and other rules that build IR) emit ops through `emit`. The front end,
+# which owns tracing, installs the real binder when it is imported (a dependency
+# handed down, so this layer never imports the one above it).
+
+_EMITTER = None
+
+
+def set_emitter(fn) -> None:
+    global _EMITTER
+    _EMITTER = fn
+
+
+def emit(op_name: str, *args, **attrs):
+    """Add op ``op_name`` to the graph being built (for rules such as VJPs)."""
+    if _EMITTER is None:
+        raise RuntimeError("no tracing front end is loaded (import tracegraph)")
+    return _EMITTER(op_name, *args, **attrs)
+
+
+def unbroadcast(ct, shape):
+    """Sum a cotangent over the axes that numpy broadcasting added to reach ``shape``."""
+    shape = tuple(shape)
+    if tuple(ct.shape) == shape:
+        return ct
+    lead = len(ct.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        i + lead for i, d in enumerate(shape) if d == 1 and ct.shape[i + lead] != 1
+    )
+    out = emit("sum", ct, axes=axes, keepdims=False) if axes else ct
+    return out if tuple(out.shape) == shape else emit("reshape", out, shape=shape)
 
 
 # -- dtypes -------------------------------------------------------------------------

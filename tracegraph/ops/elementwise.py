@@ -3,6 +3,8 @@ promotion, comparisons, logical ops, where/select/clip and astype."""
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,8 @@ from jax import lax
 
 from .core import (
     NOT_DIFFERENTIABLE,
+    emit,
+    unbroadcast,
     Attr,
     Sample,
     ShapeError,
@@ -69,11 +73,12 @@ def _inexact(x):
     return lax.convert_element_type(x, to_inexact(dt))
 
 
-def _float_op(name, fn, make=arr, reference=None, doc=""):
+def _float_op(name, fn, vjp, make=arr, reference=None, doc=""):
     return defop(
         name,
         shape=float_unary,
         impl=fn,
+        vjp=vjp,
         samples=lambda: _unary_samples(FLOATS, make, ints=("i32",)),
         reference=reference or fn,
         doc=doc,
@@ -84,6 +89,7 @@ neg = defop(
     "neg",
     shape=same_type,
     impl=jnp.negative,
+    vjp=lambda ct, x, *, out: [-ct],
     samples=lambda: _unary_samples(FLOATS + ("i32", "i8")),
     reference=lambda x: -x,
 )
@@ -92,29 +98,42 @@ abs_ = defop(
     "abs",
     shape=same_type,
     impl=jnp.abs,
+    vjp=lambda ct, x, *, out: [ct * emit("sign", x)],
     samples=lambda: _unary_samples(FLOATS + ("i32",)),
     reference=jnp.abs,
 )
 
-exp = _float_op("exp", jnp.exp)
-log = _float_op("log", jnp.log, make=positive)
-log1p = _float_op("log1p", jnp.log1p, make=positive)
-sqrt = _float_op("sqrt", jnp.sqrt, make=positive)
+exp = _float_op("exp", jnp.exp, vjp=lambda ct, x, *, out: [ct * out])
+log = _float_op("log", jnp.log, vjp=lambda ct, x, *, out: [ct / x], make=positive)
+log1p = _float_op("log1p", jnp.log1p, vjp=lambda ct, x, *, out: [ct / (x + 1)], make=positive)
+sqrt = _float_op("sqrt", jnp.sqrt, vjp=lambda ct, x, *, out: [ct / (out * 2)], make=positive)
 rsqrt = _float_op(
-    "rsqrt", lambda x: lax.rsqrt(_inexact(x)), make=positive, reference=lambda x: 1 / jnp.sqrt(x)
+    "rsqrt",
+    lambda x: lax.rsqrt(_inexact(x)),
+    vjp=lambda ct, x, *, out: [ct * out / x * -0.5],  # d x^-1/2 = -1/2 x^-3/2
+    make=positive,
+    reference=lambda x: 1 / jnp.sqrt(x),
 )
-sin = _float_op("sin", jnp.sin)
-cos = _float_op("cos", jnp.cos)
-tanh = _float_op("tanh", jnp.tanh)
+sin = _float_op("sin", jnp.sin, vjp=lambda ct, x, *, out: [ct * emit("cos", x)])
+cos = _float_op("cos", jnp.cos, vjp=lambda ct, x, *, out: [-(ct * emit("sin", x))])
+tanh = _float_op("tanh", jnp.tanh, vjp=lambda ct, x, *, out: [ct * (1 - out * out)])
 sigmoid = _float_op(
-    "sigmoid", lambda x: jax.nn.sigmoid(_inexact(x)), reference=lambda x: 1 / (1 + jnp.exp(-x))
+    "sigmoid",
+    lambda x: jax.nn.sigmoid(_inexact(x)),
+    vjp=lambda ct, x, *, out: [ct * out * (1 - out)],
+    reference=lambda x: 1 / (1 + jnp.exp(-x)),
 )
-erf = _float_op("erf", jax.scipy.special.erf)
+erf = _float_op(
+    "erf",
+    jax.scipy.special.erf,
+    vjp=lambda ct, x, *, out: [ct * emit("exp", -(x * x)) * (2 / math.sqrt(math.pi))],
+)
 
 relu = defop(
     "relu",
     shape=same_type,
     impl=jax.nn.relu,
+    vjp=lambda ct, x, *, out: [emit("where", x > 0, ct, 0)],  # 0 at the kink, as JAX
     samples=lambda: _unary_samples(FLOATS + ("i32",)),
     reference=lambda x: jnp.maximum(x, 0),
 )
@@ -124,6 +143,7 @@ gelu = defop(
     shape=float_unary,
     impl=lambda x, *, approximate: jax.nn.gelu(x, approximate=approximate),
     attrs={"approximate": Attr("bool", True)},
+    vjp=lambda ct, x, *, out, approximate: [ct * _gelu_derivative(x, approximate)],
     samples=lambda: _unary_samples(("f32", "f64", "bf16"))
     + [Sample((arr((2, 3), "f32"),), {"approximate": False}, name="exact")],
     reference=lambda x, approximate=True: jax.nn.gelu(x, approximate=approximate),
@@ -178,6 +198,17 @@ logical_not = defop(
 )
 
 
+def _gelu_derivative(x, approximate):
+    if approximate:  # d/dx 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
+        c = math.sqrt(2 / math.pi)
+        t = emit("tanh", (x + x * x * x * 0.044715) * c)
+        return (t + 1) * 0.5 + x * 0.5 * (1 - t * t) * c * (x * x * (3 * 0.044715) + 1)
+    # exact: Phi(x) + x phi(x)
+    cdf = (emit("erf", x * (1 / math.sqrt(2))) + 1) * 0.5
+    pdf = emit("exp", x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
+    return cdf + x * pdf
+
+
 # -- binary -------------------------------------------------------------------------
 
 
@@ -199,6 +230,7 @@ add = defop(
     "add",
     shape=binary_rule,
     impl=jnp.add,
+    vjp=lambda ct, x, y, *, out: [unbroadcast(ct, x.shape), unbroadcast(ct, y.shape)],
     arity=2,
     samples=lambda: _binary_samples(FLOATS + INTS),
     reference=lambda x, y: x + y,
@@ -207,6 +239,7 @@ sub = defop(
     "sub",
     shape=binary_rule,
     impl=jnp.subtract,
+    vjp=lambda ct, x, y, *, out: [unbroadcast(ct, x.shape), unbroadcast(-ct, y.shape)],
     arity=2,
     samples=lambda: _binary_samples(FLOATS + ("i32",)),
     reference=lambda x, y: x - y,
@@ -215,6 +248,7 @@ mul = defop(
     "mul",
     shape=binary_rule,
     impl=jnp.multiply,
+    vjp=lambda ct, x, y, *, out: [unbroadcast(ct * y, x.shape), unbroadcast(ct * x, y.shape)],
     arity=2,
     samples=lambda: _binary_samples(FLOATS + INTS + BOOL),
     reference=lambda x, y: x * y,
@@ -223,6 +257,10 @@ div = defop(
     "div",
     shape=_div_rule,
     impl=jnp.true_divide,
+    vjp=lambda ct, x, y, *, out: [
+        unbroadcast(ct / y, x.shape),
+        unbroadcast(-(ct * out) / y, y.shape),
+    ],
     arity=2,
     samples=lambda: _binary_samples(FLOATS + ("i32",), rhs=_nonzero),
     reference=lambda x, y: x / y,
@@ -231,6 +269,7 @@ pow_ = defop(
     "pow",
     shape=binary_rule,
     impl=jnp.power,
+    vjp=lambda ct, x, y, *, out: _pow_vjp(ct, x, y, out),
     arity=2,
     samples=lambda: _binary_samples(FLOATS, low=0.5, high=2.0)
     + [Sample((arr((2, 3), "i32", 0, 4), arr((2, 3), "i32", 0, 3, "b")), name="i32")],
@@ -240,6 +279,7 @@ maximum = defop(
     "maximum",
     shape=binary_rule,
     impl=jnp.maximum,
+    vjp=lambda ct, x, y, *, out: _minmax_vjp(ct, x, y, emit("gt", x, y)),
     arity=2,
     samples=lambda: _binary_samples(FLOATS + ("i32",)),
     reference=jnp.maximum,
@@ -248,6 +288,7 @@ minimum = defop(
     "minimum",
     shape=binary_rule,
     impl=jnp.minimum,
+    vjp=lambda ct, x, y, *, out: _minmax_vjp(ct, x, y, emit("lt", x, y)),
     arity=2,
     samples=lambda: _binary_samples(FLOATS + ("i32",)),
     reference=jnp.minimum,
@@ -265,11 +306,30 @@ remainder = defop(
     "remainder",
     shape=binary_rule,
     impl=jnp.remainder,
+    # x % y = x - y * floor(x / y): d/dx = 1, d/dy = -floor(x / y)
+    vjp=lambda ct, x, y, *, out: [
+        unbroadcast(ct, x.shape),
+        unbroadcast(-(ct * emit("floor_divide", x, y)), y.shape),
+    ],
     arity=2,
     samples=lambda: _binary_samples(("f32", "i32"), rhs=_nonzero),
     reference=lambda x, y: x % y,
     doc="Python/numpy modulo: the result has the sign of the divisor.",
 )
+
+
+def _pow_vjp(ct, x, y, out):
+    # d/dx x^y = y x^(y-1) (0 where y == 0); d/dy x^y = log(x) x^y (0 where x == 0), as JAX
+    dx = emit("where", y == 0, 0, y * emit("pow", x, y - 1))
+    safe_x = emit("where", x == 0, 1, x)
+    dy = emit("where", x == 0, 0, emit("log", safe_x) * out)
+    return [unbroadcast(ct * dx, x.shape), unbroadcast(ct * dy, y.shape)]
+
+
+def _minmax_vjp(ct, x, y, x_wins):
+    # Ties split the cotangent evenly, as JAX does.
+    wx = emit("where", x_wins, 1.0, emit("where", x == y, 0.5, 0.0))
+    return [unbroadcast(ct * wx, x.shape), unbroadcast(ct * (1 - wx), y.shape)]
 
 
 def _comparison(name, fn, reference):
@@ -322,6 +382,11 @@ where = defop(
     "where",
     shape=_where_rule,
     impl=jnp.where,
+    vjp=lambda ct, c, x, y, *, out: [
+        None,
+        unbroadcast(emit("where", c, ct, 0), x.shape),
+        unbroadcast(emit("where", c, 0, ct), y.shape),
+    ],
     arity=3,
     samples=lambda: [
         Sample((arr((2, 3), "bool"), arr((2, 3)), arr((2, 3), tag="y")), name="same"),
@@ -348,6 +413,11 @@ select = defop(
     "select",
     shape=_select_rule,
     impl=lax.select,
+    vjp=lambda ct, p, x, y, *, out: [
+        None,
+        emit("where", p, ct, 0),
+        emit("where", p, 0, ct),
+    ],
     arity=3,
     samples=lambda: [
         Sample((arr((2, 3), "bool"), arr((2, 3)), arr((2, 3), tag="y")), name="f32"),
@@ -371,6 +441,7 @@ clip = defop(
     "clip",
     shape=_clip_rule,
     impl=lambda x, *, lo, hi: jnp.clip(x, lo, hi),
+    vjp=lambda ct, x, *, out, lo, hi: [ct * _clip_pass(x, lo, hi)],
     attrs={"lo": Attr("opt_scalar", None), "hi": Attr("opt_scalar", None)},
     samples=lambda: [
         Sample((arr((2, 3)),), {"lo": -0.5, "hi": 0.5}, name="both"),
@@ -382,6 +453,16 @@ clip = defop(
 )
 
 
+def _clip_pass(x, lo, hi):
+    # jnp.clip is minimum(maximum(x, lo), hi): each bound passes half at a tie
+    w = 1.0
+    if lo is not None:
+        w = emit("where", x > lo, 1.0, emit("where", x == lo, 0.5, 0.0))
+    if hi is not None:
+        w = w * emit("where", x < hi, 1.0, emit("where", x == hi, 0.5, 0.0))
+    return w
+
+
 def _astype_rule(x, *, dtype):
     # jax gives f32 for an f64 request while x64 is off: the IR says what will run
     return TensorType(x.shape, jax.dtypes.canonicalize_dtype(dtype))
@@ -391,6 +472,7 @@ astype = defop(
     "astype",
     shape=_astype_rule,
     impl=lambda x, *, dtype: lax.convert_element_type(x, dtype),
+    vjp=lambda ct, x, *, out, dtype: [emit("astype", ct, dtype=x.dtype)],
     attrs={"dtype": Attr("dtype")},
     samples=lambda: [
         Sample((arr((2, 3)),), {"dtype": "bf16"}, name="f32->bf16"),

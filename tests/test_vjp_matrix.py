@@ -1,0 +1,122 @@
+"""Gradient checks for every op record: the VJP rule (a graph of tracegraph ops)
+against jax.vjp of the op's implementation, and against finite differences in float64
+(the inner-product test <J u, v> = <u, J^T v>, as JAX's check_grads does), in jit,
+interpreter and define-by-run."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tracegraph as tg
+from tracegraph.frontend.builder import bind
+from tracegraph.ir import NOT_DIFFERENTIABLE, all_ops, lookup
+from tracegraph.ir.types import is_inexact
+
+from conftest import x64_if_needed
+from op_matrix import MODES, as_list, assert_close, run_mode
+
+
+def _differentiable_positions(sample):
+    return [i for i, a in enumerate(sample.args) if is_inexact(np.asarray(a).dtype)]
+
+
+def _grad_cases(fd=False):
+    for name in sorted(all_ops()):
+        op = lookup(name)
+        if op.vjp is NOT_DIFFERENTIABLE or op.samples is None:
+            continue
+        for i, s in enumerate(op.samples()):
+            if not s.grad or not _differentiable_positions(s):
+                continue
+            if fd and not any(np.asarray(a).dtype in (np.float32, np.float64) for a in s.args):
+                continue
+            yield pytest.param(name, i, id=f"{name}-{s.name or i}")
+
+
+def _split(op, sample, args):
+    pos = _differentiable_positions(sample)
+    attrs = op.check_attrs(sample.attrs)
+
+    def full(dargs):
+        xs = list(args)
+        for p, d in zip(pos, dargs):
+            xs[p] = d
+        return xs
+
+    return pos, attrs, full
+
+
+def _output_is_differentiable(op, sample, attrs):
+    out = op.impl(*[jnp.asarray(a) for a in sample.args], **attrs)
+    return all(is_inexact(o.dtype) for o in as_list(out)), out
+
+
+def _cotangent(out, seed):
+    rng = np.random.default_rng(seed)
+    cts = [jnp.asarray(rng.normal(size=o.shape), dtype=o.dtype) for o in as_list(out)]
+    return tuple(cts) if isinstance(out, (tuple, list)) else cts[0]
+
+
+def _tg_pullback(name, attrs, full, nd):
+    def pull(*xs):
+        dargs, ct = xs[:nd], xs[nd] if len(xs) == nd + 1 else tuple(xs[nd:])
+        _, vjp_fn = tg.vjp(lambda *d: bind(name, *full(d), **attrs), *dargs)
+        return vjp_fn(ct)
+
+    pull.__name__ = f"vjp_{name}"
+    return pull
+
+
+def test_every_op_declares_its_gradient():
+    missing = [n for n, op in sorted(all_ops().items()) if op.vjp is None]
+    assert not missing, "ops with neither a VJP rule nor NOT_DIFFERENTIABLE: " + ", ".join(missing)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name,index", list(_grad_cases()))
+def test_vjp_matches_jax(name, index, mode):
+    op = lookup(name)
+    sample = op.samples()[index]
+    with x64_if_needed(sample.args, sample.attrs):
+        args = [jnp.asarray(a) for a in sample.args]
+        pos, attrs, full = _split(op, sample, args)
+        ok, out = _output_is_differentiable(op, sample, attrs)
+        if not ok:
+            pytest.skip("integer output")
+        dargs = [args[p] for p in pos]
+        want_out, jax_pull = jax.vjp(lambda *d: op.impl(*full(d), **attrs), *dargs)
+        ct = _cotangent(want_out, index)
+        want = jax_pull(ct)
+        got = run_mode(mode, _tg_pullback(name, attrs, full, len(pos)), [*dargs, *as_list(ct)])
+        assert_close(op, list(got), list(want), f"vjp of {name}[{sample.name}] in {mode}")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name,index", list(_grad_cases(fd=True)))
+def test_vjp_finite_differences_f64(name, index, mode):
+    op = lookup(name)
+    sample = op.samples()[index]
+    with jax.enable_x64(True):
+        args = [
+            jnp.asarray(a, jnp.float64) if is_inexact(np.asarray(a).dtype) else jnp.asarray(a)
+            for a in sample.args
+        ]
+        pos, attrs, full = _split(op, sample, args)
+        ok, out = _output_is_differentiable(op, sample, attrs)
+        if not ok:
+            pytest.skip("integer output")
+        rng = np.random.default_rng(index + 7)
+        dargs = [args[p] for p in pos]
+        us = [jnp.asarray(rng.normal(size=d.shape)) for d in dargs]
+        f = lambda *d: as_list(op.impl(*full(d), **attrs))  # noqa: E731
+        eps = 1e-6
+        plus = f(*[d + eps * u for d, u in zip(dargs, us)])
+        minus = f(*[d - eps * u for d, u in zip(dargs, us)])
+        ct = _cotangent(f(*dargs) if len(plus) > 1 else f(*dargs)[0], index + 3)
+        cts = as_list(ct)
+        jvp_v = sum(float(jnp.vdot((p - m) / (2 * eps), c)) for p, m, c in zip(plus, minus, cts))
+        got = run_mode(mode, _tg_pullback(name, attrs, full, len(pos)), [*dargs, *cts])
+        u_jtv = sum(float(jnp.vdot(u, g)) for u, g in zip(us, got))
+        scale = max(1.0, abs(jvp_v), abs(u_jtv))
+        assert abs(jvp_v - u_jtv) <= 1e-5 * scale, f"<Ju,v>={jvp_v} <u,J^T v>={u_jtv}"
