@@ -20,8 +20,8 @@ import numpy as np
 
 from ..errors import Error
 from ..ir.graph import register_runner
-from ..ops.execute import run_impl
-from .program import coerce_inputs, program_of
+from ..ops.execute import check_outputs, program_of, run_impl
+from .program import coerce_inputs
 
 
 class NaNError(Error, FloatingPointError):
@@ -58,8 +58,53 @@ class Interpreter:
         return [env[s] for s in prog.output_slots]
 
     def run_node(self, node, args) -> list:
-        """Execute one node on concrete arrays; returns its outputs as a list."""
+        """Execute one node on concrete arrays; returns its outputs as a list.
+
+        Control-flow nodes run with Python control flow over interpretations of their
+        subgraphs (so hooks and NaN checks reach inside loop bodies and branches)."""
+        control = _CONTROL.get(node.op)
+        if control is not None:
+            outs = control(self, node, list(args))
+            check_outputs(node, outs)
+            return outs
         return run_impl(self._ops[id(node)], node, args)
+
+    def subinterpreter(self, graph) -> "Interpreter":
+        """An interpreter of the same kind and options for a subgraph."""
+        return type(self)(graph, hooks=self.hooks, check_nans=self.check_nans)
+
+    # -- control flow ---------------------------------------------------------------
+    def _run_cond(self, node, args):
+        pred, ops = args[0], args[1:]
+        branch = node.attrs["true_branch"] if bool(pred) else node.attrs["false_branch"]
+        return self.subinterpreter(branch).run(*ops)
+
+    def _run_while(self, node, args):
+        cond, body = node.attrs["cond_graph"], node.attrs["body_graph"]
+        n = len(body.outputs)
+        carry, consts = args[:n], args[n:]
+        run_cond, run_body = self.subinterpreter(cond), self.subinterpreter(body)
+        while bool(run_cond.run(*carry, *consts)[0]):
+            carry = run_body.run(*carry, *consts)
+        return list(carry)
+
+    def _run_scan(self, node, args):
+        a = node.attrs
+        nc, nx, length = a["num_carry"], a["num_xs"], a["length"]
+        carry, xs, consts = args[:nc], args[nc : nc + nx], args[nc + nx :]
+        body = self.subinterpreter(a["body"])
+        steps = range(length - 1, -1, -1) if a["reverse"] else range(length)
+        ys = [None] * length
+        for i in steps:
+            outs = body.run(*carry, *[x[i] for x in xs], *consts)
+            carry, ys[i] = outs[:nc], outs[nc:]
+        stacked = []
+        for j, v in enumerate(node.outputs[nc:]):
+            if length:
+                stacked.append(jnp.stack([y[j] for y in ys]))
+            else:
+                stacked.append(jnp.zeros(v.type.shape, v.type.dtype))
+        return list(carry) + stacked
 
     def _check_finite(self, node, x, what=None):
         a = jnp.asarray(x)
@@ -73,6 +118,13 @@ class Interpreter:
             f"{node.location or '?'}{' in scope ' + node.scope if node.scope else ''}: "
             f"output {_type_of(a)}"
         )
+
+
+_CONTROL = {
+    "cond": Interpreter._run_cond,
+    "while_loop": Interpreter._run_while,
+    "scan": Interpreter._run_scan,
+}
 
 
 def _type_of(a):

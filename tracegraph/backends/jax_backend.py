@@ -10,19 +10,8 @@ from __future__ import annotations
 import jax
 
 from ..ir.graph import register_runner
-from ..ops.execute import run_impl
-from .program import coerce_inputs, program_of
-
-
-def evaluate(graph, flat_args) -> list:
-    """Evaluate ``graph`` on JAX values (arrays or tracers); returns the flat outputs."""
-    prog = program_of(graph)
-    env = prog.initial_env(flat_args)
-    for step in prog.steps:
-        outs = run_impl(step.op, step.node, [env[i] for i in step.ins])
-        for s, o in zip(step.outs, outs):
-            env[s] = o
-    return [env[s] for s in prog.output_slots]
+from ..ops.execute import evaluate
+from .program import coerce_inputs
 
 
 def as_jax_function(graph):

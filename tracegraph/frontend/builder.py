@@ -23,7 +23,7 @@ from ..ir import registry
 from ..ir.graph import Graph, Node, Value
 from ..ir.tree import TreeSpec
 from ..ir.types import TensorType
-from ..ops.core import set_emitter
+from ..ops.core import install_hooks
 from ..ops.execute import run_impl
 from .tensor import Tensor
 
@@ -281,4 +281,10 @@ def _multi(op) -> bool:
     return op.multi_output
 
 
-set_emitter(bind)  # rules in the op library (VJPs) emit nodes through bind
+def call_graph(graph: Graph, *args) -> list[Tensor]:
+    """Inline ``graph`` into the graph being built; returns its output tensors."""
+    env = inline(current(), graph, list(args))
+    return [env[id(v)] for v in graph.outputs]
+
+
+install_hooks(emit=bind, call=call_graph)  # rules in the op library build IR through these

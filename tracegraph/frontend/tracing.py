@@ -16,8 +16,9 @@ import numpy as np
 
 from ..errors import TracingError
 from ..ir.graph import Graph
-from ..ir.tree import CUSTOM, DICT, LEAF, LIST, NONE, TUPLE, TreeSpec
+from ..ir.tree import CUSTOM, DICT, LIST, NONE, TUPLE, TreeSpec, default_out_tree
 from ..ir.types import DTYPE_NAMES, TensorType
+from ..ops.core import install_hooks
 from .builder import Builder, as_tensor, building
 from .tensor import Tensor
 
@@ -164,3 +165,20 @@ def _trace(fn, args, kwargs, *, eager, name, input_data=None, parent=None):
             outs.append(as_tensor(builder, x))
     graph = builder.finish(outs, tree_spec_of(out_treedef), tree_spec_of(treedef))
     return graph, outs
+
+
+def trace_types(fn, in_types, name: str = "subgraph", parent: Builder | None = None) -> Graph:
+    """Trace ``fn(*tensors)`` for flat input types into a graph with flat outputs.
+
+    With ``parent=None`` the graph is closed: using an outer tensor inside is an error.
+    """
+    b = Builder(name, eager=False, parent=parent)
+    ins = [b.add_input(t, name=f"a{i}") for i, t in enumerate(in_types)]
+    with building(b):
+        res = fn(*ins)
+        leaves, _ = jax.tree_util.tree_flatten(res, is_leaf=lambda x: isinstance(x, Tensor))
+        outs = [as_tensor(b, x) for x in leaves]
+    return b.finish(outs, default_out_tree(len(outs)))
+
+
+install_hooks(trace=trace_types)

@@ -27,7 +27,7 @@ from ..ir.registry import NOT_DIFFERENTIABLE, Attr, OpDef, Sample, register
 from ..ir.types import TensorType, is_bool, is_inexact, is_int
 
 __all__ = [
-    "defop", "emit", "set_emitter", "unbroadcast", "Attr", "Sample", "NOT_DIFFERENTIABLE", "TensorType", "ShapeError",
+    "defop", "emit", "hooks", "install_hooks", "unbroadcast", "Attr", "Sample", "NOT_DIFFERENTIABLE", "TensorType", "ShapeError",
     "promote", "broadcast_shapes", "same_type", "float_unary", "to_inexact",
     "default_int", "default_float", "normalize_axis", "normalize_axes",
 ]
@@ -68,24 +68,39 @@ def defop(
     return register(op)
 
 
-# -- emitting ops from rules --------------------------------------------------------
-# VJP rules (and other rules that build IR) emit ops through `emit`. The front end,
-# which owns tracing, installs the real binder when it is imported (a dependency
-# handed down, so this layer never imports the one above it).
+# -- building IR from rules ----------------------------------------------------------
+# VJP rules (and the rules of control-flow ops, which hold subgraphs) build IR. The
+# layers above install what they need here when they are imported: the front end its
+# `bind` (emit one node), graph tracing and graph inlining; the autodiff transform its
+# Graph -> Graph VJP. A dependency handed down, so this layer never imports upward.
 
-_EMITTER = None
+
+class _Hooks:
+    emit = None  # (op_name, *args, **attrs) -> Tensor(s)
+    trace = None  # (fn, in_types, name) -> Graph, a closed graph of fn
+    call = None  # (graph, *args) -> list of Tensors: inline a graph where we are
+    vjp_graph = None  # Graph -> Graph: (inputs..., output cotangents...) -> input cotangents
+
+    def __getattribute__(self, name):
+        fn = object.__getattribute__(self, name)
+        if fn is None:
+            raise RuntimeError(f"tracegraph hook {name!r} is not installed (import tracegraph)")
+        return fn
 
 
-def set_emitter(fn) -> None:
-    global _EMITTER
-    _EMITTER = fn
+hooks = _Hooks()
+
+
+def install_hooks(**fns) -> None:
+    for k, v in fns.items():
+        if not hasattr(_Hooks, k):
+            raise ValueError(f"unknown hook {k!r}")
+        setattr(hooks, k, v)
 
 
 def emit(op_name: str, *args, **attrs):
     """Add op ``op_name`` to the graph being built (for rules such as VJPs)."""
-    if _EMITTER is None:
-        raise RuntimeError("no tracing front end is loaded (import tracegraph)")
-    return _EMITTER(op_name, *args, **attrs)
+    return hooks.emit(op_name, *args, **attrs)
 
 
 def unbroadcast(ct, shape):

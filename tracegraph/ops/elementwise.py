@@ -185,7 +185,7 @@ round_ = defop(
 
 
 def _logical_not_rule(x, **_):
-    return x.with_(dtype="bool", weak=False)
+    return x.with_(dtype="bool")
 
 
 logical_not = defop(
@@ -223,7 +223,8 @@ def _div_rule(x, y, **_):
 
 
 def _compare_rule(x, y, **_):
-    return TensorType(broadcast_shapes(x.shape, y.shape), "bool")
+    # comparing two weakly typed values (Python scalars) gives a weak bool, as in JAX
+    return TensorType(broadcast_shapes(x.shape, y.shape), "bool", x.weak and y.weak)
 
 
 add = defop(
@@ -352,10 +353,14 @@ greater = _comparison("gt", jnp.greater, lambda x, y: x > y)
 greater_equal = _comparison("ge", jnp.greater_equal, lambda x, y: x >= y)
 
 
+def _logical_rule(x, y, **_):
+    return TensorType(broadcast_shapes(x.shape, y.shape), "bool")
+
+
 def _logical(name, fn, reference):
     return defop(
         name,
-        shape=_compare_rule,
+        shape=_logical_rule,
         impl=fn,
         arity=2,
         vjp=NOT_DIFFERENTIABLE,

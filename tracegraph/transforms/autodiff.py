@@ -33,13 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import Error
-from ..frontend.builder import Builder, as_tensor, bind, building, current, inline
+from ..frontend.builder import Builder, as_tensor, bind, building, call_graph, current, inline
 from ..frontend.tensor import Tensor
-from ..frontend.tracing import function_name
+from ..frontend.tracing import function_name, trace_types
 from ..ir import registry
 from ..ir.registry import NOT_DIFFERENTIABLE
 from ..ir.tree import default_out_tree
 from ..ir.types import is_inexact
+from ..ops.core import install_hooks
 from .dce import dce
 
 
@@ -134,7 +135,7 @@ class _Linearized:
             if c.shape != out.shape:
                 raise Error(f"cotangent {i} has shape {list(c.shape)}, output is {out.type}")
             cts.append(c if c.dtype == out.dtype else bind("astype", c, dtype=out.dtype))
-        graph, active, env = self.graph, self.active, self.env
+        graph, active = self.graph, self.active
         bwd = Builder("backward", eager=False, parent=b)
         with building(bwd):
             ct_map: dict[int, Tensor] = {}
@@ -308,3 +309,38 @@ def grad(fn, argnums=0, has_aux: bool = False):
         return (g, res[1]) if has_aux else g
 
     return wrapped
+
+
+def vjp_graph(graph):
+    """Graph -> Graph reverse mode: the result takes ``(inputs..., output cotangents...)``
+    and returns one cotangent per input (zeros for integer inputs). Control-flow VJP
+    rules differentiate their bodies with it. Cached on the graph."""
+    cached = graph._cache.get("vjp_graph")
+    if cached is not None:
+        return cached
+    n = len(graph.inputs)
+    diff = [i for i, v in enumerate(graph.inputs) if is_inexact(v.type.dtype)]
+
+    def backward(*args):
+        xs, cts = list(args[:n]), list(args[n:])
+
+        def forward(*d):
+            full = list(xs)
+            for i, v in zip(diff, d):
+                full[i] = v
+            return call_graph(graph, *full)
+
+        _, pull = vjp(forward, *[xs[i] for i in diff])
+        grads = iter(pull(cts))
+        return [
+            next(grads) if i in diff else bind("full", shape=x.shape, value=0, dtype=x.dtype)
+            for i, x in enumerate(xs)
+        ]
+
+    in_types = [v.type for v in graph.inputs] + [v.type.with_(weak=False) for v in graph.outputs]
+    result = trace_types(backward, in_types, f"{graph.name}_vjp")
+    graph._cache["vjp_graph"] = result
+    return result
+
+
+install_hooks(vjp_graph=vjp_graph)

@@ -1,0 +1,370 @@
+"""Structured control flow for user code: `cond`, `while_loop`, `fori_loop`, `scan`,
+with JAX's signatures and pytree operands and carries.
+
+Under tracing (tg.jit, tg.trace) each function is traced into a subgraph held by one
+node; tensors a body uses from outside become explicit operands of that node. Under
+define-by-run (tg.eager) the chosen branch or the loop simply runs, op by op, and the
+tape records what ran. Called on plain arrays, they run define-by-run as well.
+
+Example::
+
+    def f(x, n):
+        return tg.fori_loop(0, n, lambda i, acc: acc * x + i, tg.zeros_like(x))
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..errors import ShapeError, TracingError, user_location_long
+from ..ir.graph import Graph, Value
+from ..ir.tree import default_out_tree
+from .builder import Builder, as_tensor, bind, building, current
+from .tensor import Tensor
+
+
+def _is_tensor(x):
+    return isinstance(x, Tensor)
+
+
+def _flatten(tree):
+    return jax.tree_util.tree_flatten(tree, is_leaf=_is_tensor)
+
+
+@contextlib.contextmanager
+def _running():
+    """The builder to record into, and an unwrap function for the results: the active
+    builder, or a temporary define-by-run one when called on plain arrays."""
+    b = current()
+    if b is not None:
+        yield b, (lambda tree: tree)
+        return
+    top = Builder("eager", eager=True)
+
+    def unwrap(tree):
+        return jax.tree_util.tree_map(
+            lambda x: jnp.asarray(x._data) if isinstance(x, Tensor) else x, tree, is_leaf=_is_tensor
+        )
+
+    with building(top):
+        yield top, unwrap
+
+
+class _Body:
+    """``fn`` traced into a child builder of ``parent`` on inputs of ``in_types``."""
+
+    def __init__(self, fn, in_types, parent: Builder, name: str):
+        b = Builder(name, eager=False, parent=parent)
+        ins = [b.add_input(t, name=f"in{i}") for i, t in enumerate(in_types)]
+        with building(b):
+            leaves, self.out_treedef = _flatten(fn(*ins))
+            for i, x in enumerate(leaves):
+                if not (isinstance(x, (Tensor, bool, int, float, complex)) or hasattr(x, "dtype")):
+                    raise TracingError(
+                        f"{name} returned a {type(x).__name__} (output {i}); control-flow "
+                        f"bodies return arrays"
+                    )
+            self.outs = [as_tensor(b, x) for x in leaves]
+        self.builder = b
+        self.num_explicit = len(in_types)
+
+    @property
+    def out_types(self):
+        return [t.type for t in self.outs]
+
+    def cast_outputs(self, types):
+        """Outputs that differ from ``types`` only in weak typing take ``types`` (a
+        Python scalar in one branch joins the other's dtype, as in JAX)."""
+        with building(self.builder):
+            for i, (t, want) in enumerate(zip(self.outs, types)):
+                if t.type != want and t.shape == want.shape and (t.type.weak or want.weak):
+                    self.outs[i] = bind("astype", t, dtype=want.dtype)
+
+
+def _close(bodies):
+    """Turn sibling bodies into closed graphs with one shared input list: explicit
+    inputs, then every tensor any of them captured (an input a body does not use is
+    simply unused). Returns (graphs, captured outer tensors)."""
+    consts: list[Tensor] = []
+    index: dict[int, int] = {}
+    for body in bodies:
+        for inner, outer in body.builder.captures.values():
+            if id(outer._value) not in index:
+                index[id(outer._value)] = len(consts)
+                consts.append(outer)
+    graphs = []
+    for body in bodies:
+        b = body.builder
+        slots: list = [None] * len(consts)
+        for inner, outer in b.captures.values():
+            slots[index[id(outer._value)]] = inner
+        slots = [v or Value(consts[i].type, name=f"unused{i}") for i, v in enumerate(slots)]
+        inputs = b.inputs[: body.num_explicit] + slots
+        outs = [t._value for t in body.outs]
+        graphs.append(Graph(b.name, inputs, b.constants, b.nodes, outs, None, default_out_tree(len(outs))))
+    return graphs, consts
+
+
+def _types_str(types):
+    return "(" + ", ".join(str(t) for t in types) + ")"
+
+
+def _carry_mismatch(what, treedef, init_types, out_types):
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
+        jax.tree_util.tree_unflatten(treedef, list(range(len(init_types)))))[0]]
+    lines = [
+        f"  carry{p or ''}: {a} -> {b}" for p, a, b in zip(paths, init_types, out_types) if a != b
+    ]
+    return ShapeError(
+        f"{what} must keep the carry's types (at {user_location_long(3)}):\n" + "\n".join(lines)
+    )
+
+
+def _bool_pred(b, pred):
+    p = as_tensor(b, pred)
+    if p.shape != ():
+        raise ShapeError(f"cond predicate must be a scalar, got {p.type} (at {user_location_long(3)})")
+    return p if p.dtype.kind == "b" else bind("ne", p, 0)
+
+
+# -- cond -------------------------------------------------------------------------------
+
+
+def cond(pred, true_fn, false_fn, *operands):
+    """``true_fn(*operands)`` if ``pred`` else ``false_fn(*operands)`` (``lax.cond``).
+
+    Both branches must return the same pytree structure and types.
+    """
+    with _running() as (b, unwrap):
+        if b.eager:
+            chosen = true_fn if bool(as_tensor(b, pred)) else false_fn
+            return unwrap(chosen(*operands))
+        p = _bool_pred(b, pred)
+        leaves, treedef = _flatten(tuple(operands))
+        ins = [as_tensor(b, x) for x in leaves]
+        types = [t.type for t in ins]
+
+        def call(fn):
+            return lambda *xs: fn(*jax.tree_util.tree_unflatten(treedef, xs))
+
+        t = _Body(call(true_fn), types, b, "true_branch")
+        f = _Body(call(false_fn), types, b, "false_branch")
+        if t.out_treedef != f.out_treedef:
+            raise TracingError(
+                f"cond branches return different structures: {t.out_treedef} vs "
+                f"{f.out_treedef} (at {user_location_long(2)})"
+            )
+        strong = [x.with_(weak=False) if x != y else x for x, y in zip(t.out_types, f.out_types)]
+        t.cast_outputs(strong)
+        f.cast_outputs(strong)
+        if t.out_types != f.out_types:
+            raise ShapeError(
+                f"cond branches return different types: true_fn {_types_str(t.out_types)}, "
+                f"false_fn {_types_str(f.out_types)} (at {user_location_long(2)})"
+            )
+        (gt, gf), consts = _close([t, f])
+        outs = bind("cond", p, *ins, *consts, true_branch=gt, false_branch=gf)
+        return jax.tree_util.tree_unflatten(t.out_treedef, list(outs))
+
+
+# -- while_loop -------------------------------------------------------------------------
+
+
+def _trace_loop(b, make_bodies, init_leaves, what):
+    """Trace loop bodies on the carry's types; if the body changes only weak types,
+    make those carries strong and trace again (as JAX does)."""
+    carry = [as_tensor(b, x) for x in init_leaves]
+    for _ in range(2):
+        types = [t.type for t in carry]
+        bodies = make_bodies(types)
+        body_out = bodies[-1].out_types[: len(types)]
+        if body_out == types:
+            return carry, bodies
+        fixable = [
+            i for i, (a, o) in enumerate(zip(types, body_out))
+            if a != o and a.shape == o.shape and a.weak and a.with_(weak=False) == o.with_(weak=False)
+        ]
+        fixable += [
+            i for i, (a, o) in enumerate(zip(types, body_out))
+            if a != o and a.shape == o.shape and a.weak and not o.weak and i not in fixable
+        ]
+        if not fixable:
+            break
+        for i in fixable:
+            carry[i] = bind("astype", carry[i], dtype=body_out[i].dtype)
+    return carry, None
+
+
+def while_loop(cond_fun, body_fun, init_val):
+    """Repeat ``val = body_fun(val)`` while ``cond_fun(val)`` (``lax.while_loop``).
+
+    Not reverse-differentiable when traced (the trip count is dynamic); use `scan` or
+    `fori_loop` with Python int bounds for gradients.
+    """
+    with _running() as (b, unwrap):
+        if b.eager:
+            val = init_val
+            while bool(as_tensor(b, cond_fun(val))):
+                val = body_fun(val)
+            return unwrap(val)
+        leaves, treedef = _flatten(init_val)
+
+        def call(fn):
+            return lambda *xs: fn(jax.tree_util.tree_unflatten(treedef, xs))
+
+        def bodies(types):
+            c = _Body(call(cond_fun), types, b, "cond")
+            body = _Body(call(body_fun), types, b, "body")
+            if body.out_treedef != treedef:
+                raise TracingError(
+                    f"while_loop body returns {body.out_treedef}, the carry is {treedef} "
+                    f"(at {user_location_long(4)})"
+                )
+            return [c, body]
+
+        carry, bs = _trace_loop(b, bodies, leaves, "while_loop body")
+        if bs is None:
+            types = [as_tensor(b, x).type for x in leaves]
+            raise _carry_mismatch("while_loop body", treedef, types, bodies(types)[1].out_types)
+        c, body = bs
+        if len(c.outs) != 1 or c.outs[0].shape != () or c.outs[0].dtype.kind != "b":
+            raise ShapeError(
+                f"while_loop cond_fun must return a bool scalar, got {_types_str(c.out_types)} "
+                f"(at {user_location_long(2)})"
+            )
+        (gc, gb), consts = _close([c, body])
+        outs = bind("while_loop", *carry, *consts, cond_graph=gc, body_graph=gb)
+        return jax.tree_util.tree_unflatten(treedef, list(outs))
+
+
+# -- scan ---------------------------------------------------------------------------------
+
+
+def scan(f, init, xs=None, length=None, reverse: bool = False):
+    """``lax.scan``: ``carry, y = f(carry, x)`` over the leading axis of ``xs``; returns
+    the final carry and the stacked ``y``s. ``xs`` may be None with ``length`` given."""
+    with _running() as (b, unwrap):
+        x_leaves, x_treedef = _flatten(xs)
+        x_ts = [as_tensor(b, x) for x in x_leaves]
+        lengths = {t.shape[0] for t in x_ts if t.shape}
+        if any(not t.shape for t in x_ts):
+            raise ShapeError(f"scan xs leaves need a leading axis (at {user_location_long(2)})")
+        if length is not None:
+            lengths.add(int(length))
+        if len(lengths) != 1:
+            raise ShapeError(
+                f"scan needs one length: xs leading axes and length give {sorted(lengths)} "
+                f"(at {user_location_long(2)})"
+            )
+        n = lengths.pop()
+        if b.eager:
+            return unwrap(_scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse))
+        c_leaves, c_treedef = _flatten(init)
+        nc = len(c_leaves)
+        slice_types = [t.type.with_(shape=t.shape[1:]) for t in x_ts]
+
+        def call(types):
+            def body(*a):
+                carry = jax.tree_util.tree_unflatten(c_treedef, a[:nc])
+                x = jax.tree_util.tree_unflatten(x_treedef, a[nc:])
+                res = f(carry, x)
+                if not (isinstance(res, (tuple, list)) and len(res) == 2):
+                    raise TracingError(
+                        f"scan body must return a pair (carry, y) (at {user_location_long(2)})"
+                    )
+                new_c, y = res
+                c_l, c_t = _flatten(new_c)
+                if c_t != c_treedef:
+                    raise TracingError(
+                        f"scan body returns carry {c_t}, the carry is {c_treedef} "
+                        f"(at {user_location_long(2)})"
+                    )
+                y_l, body.y_treedef = _flatten(y)
+                return (*c_l, *y_l)
+
+            s = _Body(body, types + slice_types, b, "body")
+            s.y_treedef = body.y_treedef
+            return [s]
+
+        carry, bs = _trace_loop(b, lambda types: call(types), c_leaves, "scan body")
+        if bs is None:
+            types = [as_tensor(b, x).type for x in c_leaves]
+            raise _carry_mismatch("scan body", c_treedef, types, call(types)[0].out_types[:nc])
+        (gb,), consts = _close(bs)
+        outs = bind(
+            "scan", *carry, *x_ts, *consts,
+            body=gb, length=n, reverse=bool(reverse), num_carry=nc, num_xs=len(x_ts),
+        )
+        final = jax.tree_util.tree_unflatten(c_treedef, list(outs[:nc]))
+        ys = jax.tree_util.tree_unflatten(bs[0].y_treedef, list(outs[nc:]))
+        return final, ys
+
+
+def _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse):
+    carry, ys = init, []
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    for i in order:
+        x = jax.tree_util.tree_unflatten(x_treedef, [_index(t, i) for t in x_ts])
+        carry, y = f(carry, x)
+        ys.append(y)
+    if reverse:
+        ys.reverse()
+    if not ys:
+        raise ShapeError("scan of length 0 is not supported in define-by-run")
+    y_leaves = [_flatten(y)[0] for y in ys]
+    treedef = _flatten(ys[0])[1]
+    stacked = [bind("stack", *[as_tensor(b, yl[j]) for yl in y_leaves], axis=0) for j in range(len(y_leaves[0]))]
+    return carry, jax.tree_util.tree_unflatten(treedef, stacked)
+
+
+def _index(t, i):
+    s = bind("slice", t, start=(i,) + (0,) * (t.ndim - 1), limit=(i + 1,) + t.shape[1:], strides=(1,) * t.ndim)
+    return bind("reshape", s, shape=t.shape[1:])
+
+
+# -- fori_loop --------------------------------------------------------------------------------
+
+
+def fori_loop(lower, upper, body_fun, init_val):
+    """``for i in range(lower, upper): val = body_fun(i, val)`` (``lax.fori_loop``).
+
+    With Python int bounds it becomes a `scan` (reverse-differentiable); with traced
+    bounds, a `while_loop`.
+    """
+    if _is_static_int(lower) and _is_static_int(upper):
+        lower, upper = int(lower), int(upper)
+        with _running() as (b, unwrap):
+            if b.eager:
+                val = init_val
+                for i in range(lower, upper):
+                    val = body_fun(i, val)
+                return unwrap(val)
+            if upper <= lower:
+                return init_val
+
+            def step(carry, _):
+                i, val = carry
+                return (i + 1, body_fun(i, val)), None
+
+            i0 = as_tensor(b, np.int32(lower))
+            (_, val), _ = scan(step, (i0, init_val), None, length=upper - lower)
+            return val
+
+    def cond_fun(carry):
+        i, hi, _ = carry
+        return i < hi
+
+    def body(carry):
+        i, hi, val = carry
+        return i + 1, hi, body_fun(i, val)
+
+    _, _, val = while_loop(cond_fun, body, (lower, upper, init_val))
+    return val
+
+
+def _is_static_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
