@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import IRError
-from . import dot, parser, printer, serialize, verifier
+from . import dot, parser, printer, render, serialize, verifier
 from .tree import TreeSpec, default_in_tree, default_out_tree
 from .types import TensorType
 
@@ -131,17 +131,33 @@ class Graph:
 
     @classmethod
     def parse(cls, text: str, constants: dict | None = None) -> "Graph":
-        return parser.parse_graph(text, cls, constants)
+        """Read a graph from its text form (``str(graph)``); ``constants`` supplies the
+        arrays of constants the text elides (see `tracegraph.ir.parser.text_constants`).
+
+        Example::
+
+            g2 = tg.Graph.parse(str(g))
+        """
+        return parser.parse_graph(text, parser.IRClasses(cls, Node, Value), constants)
 
     def to_json(self, indent: int | None = None) -> str:
+        """The JSON form (docs/ir.md): versioned, constants as base64 bytes."""
         return serialize.to_json(self, indent=indent)
 
     @classmethod
     def from_json(cls, text: str | bytes, arrays: dict | None = None) -> "Graph":
-        return serialize.from_json(text, cls, arrays)
+        """Load and validate the JSON form; raises `tg.IRError` for anything malformed.
+        ``arrays`` supplies constants the JSON refers to by name (``{"array": name}``)."""
+        return serialize.from_json(text, parser.IRClasses(cls, Node, Value), arrays)
 
     def to_dot(self) -> str:
+        """Graphviz DOT text: one node per op, clusters per scope and per subgraph."""
         return dot.to_dot(self)
+
+    def render(self, path, format: str | None = None) -> str:
+        """Draw the graph to ``path`` (``.svg``/``.png``/``.pdf``) with Graphviz ``dot``;
+        raises `tg.Error` naming the package to install when ``dot`` is missing."""
+        return render.render(self, path, format)
 
     def verify(self) -> "Graph":
         """Check SSA, order, ops, attributes and types; raise `tg.IRError` if wrong."""

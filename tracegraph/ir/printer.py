@@ -128,7 +128,22 @@ def _with_comment(stmt, comment):
 def format_comment(location, scope) -> str:
     if not location and not scope:
         return ""
-    return f"{location or '?'}  {scope}".rstrip()
+    if not location:
+        loc = "?"
+    elif location == "?":
+        loc = '"?"'  # a location literally called "?", not "no location"
+    else:
+        loc = _comment_part(location)
+    return f"{loc}  {_comment_part(scope) if scope else ''}".rstrip()
+
+
+_BARE = re.compile(r'[^\s"]+\Z')
+
+
+def _comment_part(text: str) -> str:
+    # A location or scope with spaces or quotes prints as a JSON string, so that the
+    # parser can read the comment back unambiguously.
+    return text if _BARE.match(text) else json.dumps(text)
 
 
 def _is_graph(v):

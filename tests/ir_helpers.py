@@ -1,0 +1,145 @@
+"""Shared helpers of the IR tests (printer, parser, serialization, verifier): the op
+sample graphs, result comparison, and a few test-only ops (control-flow-like subgraph
+attributes, every attribute kind, several outputs) registered only while a test runs."""
+
+import contextlib
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tracegraph as tg
+from tracegraph.frontend.builder import bind
+from tracegraph.ir import Attr, OpDef, all_ops, lookup, registry
+
+from conftest import x64_if_needed
+
+
+# -- every op sample as a graph -------------------------------------------------------------
+def sample_cases():
+    for name in sorted(all_ops()):
+        op = lookup(name)
+        if op.samples is None:
+            continue
+        for i, s in enumerate(op.samples()):
+            yield pytest.param(name, i, id=f"{name}-{s.name or i}")
+
+
+def op_function(name, attrs):
+    def f(*xs):
+        return bind(name, *xs, **attrs)
+
+    f.__name__ = name
+    return f
+
+
+@contextlib.contextmanager
+def sample_graph(name, index):
+    """(graph, args) of one op sample, inside jax_enable_x64 if the sample needs it."""
+    sample = lookup(name).samples()[index]
+    with x64_if_needed(sample.args):
+        # built again under x64: samples may hold subgraphs traced when they are made
+        sample = lookup(name).samples()[index]
+        yield tg.trace(op_function(name, sample.attrs), *sample.args), sample.args
+
+
+def as_numpy(x):
+    a = np.asarray(x)
+    if a.dtype == jnp.bfloat16:
+        a = a.astype(np.float32)
+    return a
+
+
+def assert_same_results(got, want):
+    """Exactly equal (NaN == NaN): both sides ran the same op implementations."""
+    got = got if isinstance(got, (tuple, list)) else [got]
+    want = want if isinstance(want, (tuple, list)) else [want]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        g, w = as_numpy(g), as_numpy(w)
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+
+
+# -- test-only ops --------------------------------------------------------------------------
+def _same(x, **_):
+    return x
+
+
+def _call_shape(*types, body):
+    return tuple(body.out_types)
+
+
+def _call_impl(*xs, body):
+    return tuple(tg.Interpreter(body).run(*xs))
+
+
+def _switch_shape(*types, branches, index):
+    if not 0 <= index < len(branches):
+        raise tg.ShapeError(f"branch index {index} out of range")
+    return tuple(branches[index].out_types)
+
+
+def _switch_impl(*xs, branches, index):
+    return tuple(tg.Interpreter(branches[index]).run(*xs))
+
+
+TEST_OPS = [
+    # a call of a subgraph (like the body of a control-flow op)
+    OpDef("test.call", _call_shape, _call_impl, {"body": Attr("graph")}, arity=None,
+          multi_output=True),
+    # a choice among subgraphs, with an inline attribute next to the block
+    OpDef("test.switch", _switch_shape, _switch_impl,
+          {"index": Attr("int"), "branches": Attr("graphs")}, arity=None, multi_output=True),
+    # every attribute kind, on an identity op
+    OpDef("test.attrs", _same, lambda x, **_: x, {
+        "i": Attr("int", 0), "f": Attr("float", 0.0), "b": Attr("bool", False),
+        "s": Attr("str", ""), "dt": Attr("dtype", np.dtype(np.float32)),
+        "sc": Attr("scalar", 0), "ints": Attr("ints", ()), "pairs": Attr("int_pairs", ()),
+        "oi": Attr("opt_int", None), "ois": Attr("opt_ints", None),
+        "of": Attr("opt_float", None), "osc": Attr("opt_scalar", None),
+        "odt": Attr("opt_dtype", None),
+    }),
+    # two outputs
+    OpDef("test.split", lambda x: (x, x), lambda x: (x, -x), multi_output=True),
+]
+
+
+@pytest.fixture
+def test_ops(monkeypatch):
+    """Registers the test-only ops for the duration of one test."""
+    for op in TEST_OPS:
+        monkeypatch.setitem(registry._OPS, op.name, op)
+    return {op.name: op for op in TEST_OPS}
+
+
+def nested_graph():
+    """A graph whose nodes carry subgraphs: `test.call` (a `graph` attribute, itself
+    holding a nested `test.call`) and `test.switch` (a `graphs` attribute)."""
+
+    def inner(y):
+        return tg.tanh(y) * 3.0
+
+    def body(x, w):
+        with tg.scope("body"):
+            (h,) = bind("test.call", x, body=tg.trace(inner, tg.spec((3,))))
+            return h + w * 0.5
+
+    def neg(x, w):
+        return -x + w
+
+    def big(x, w):  # holds constants too large to print inline
+        v = np.linspace(0, 1, 70, dtype=np.float32)
+        m = np.arange(210, dtype=np.float32).reshape(70, 3) / 100
+        return x * bind("matmul", v, m) + w
+
+    def f(x, w):
+        (a,) = bind("test.call", x, w, body=tg.trace(body, tg.spec((3,)), tg.spec((3,))))
+        (b,) = bind(
+            "test.switch", a, w, index=1,
+            branches=(tg.trace(neg, tg.spec((3,)), tg.spec((3,))),
+                      tg.trace(big, tg.spec((3,)), tg.spec((3,)))),
+        )
+        return b
+
+    return tg.trace(f, tg.spec((3,)), tg.spec((3,)))
