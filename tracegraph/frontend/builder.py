@@ -180,7 +180,8 @@ def as_tensor(b: Builder, x) -> Tensor:
         return x if x._builder is b else b.capture(x)
     if isinstance(x, (bool, int, float, complex)) and not isinstance(x, np.generic):
         dt = _python_scalar_dtype(x)
-        return b.add_constant(np.asarray(x, dtype=dt), weak=True)
+        # JAX treats Python int/float/complex as weakly typed, but never bool
+        return b.add_constant(np.asarray(x, dtype=dt), weak=not isinstance(x, bool))
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         if isinstance(x, jax.core.Tracer):
             if b.eager:

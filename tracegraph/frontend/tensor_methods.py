@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from . import fn_math
+from . import fn_linalg, fn_math, fn_reduce, fn_shape
 from .tensor import Tensor
 
 
@@ -42,9 +42,12 @@ _OPERATORS = {
     "__xor__": fn_math.logical_xor,
     "__rxor__": _swap(fn_math.logical_xor),
     "__invert__": fn_math.logical_not,
+    "__matmul__": fn_linalg.matmul,
+    "__rmatmul__": _swap(fn_linalg.matmul),
 }
 
 _METHODS = {
+    "dot": fn_linalg.dot,
     "astype": fn_math.astype,
     "clip": fn_math.clip,
     "exp": fn_math.exp,
@@ -53,7 +56,31 @@ _METHODS = {
     "tanh": fn_math.tanh,
     "abs": fn_math.abs,
     # -- shape, reductions, indexing: see below (filled per op group) --
+    "sum": fn_reduce.sum,
+    "mean": fn_reduce.mean,
+    "max": fn_reduce.max,
+    "min": fn_reduce.min,
+    "prod": fn_reduce.prod,
+    "argmax": fn_reduce.argmax,
+    "argmin": fn_reduce.argmin,
+    "logsumexp": fn_reduce.logsumexp,
+    "reshape": lambda self, *shape: fn_shape.reshape(self, _varargs(shape)),
+    "transpose": lambda self, *axes: fn_shape.transpose(self, _varargs(axes) if axes else None),
+    "flatten": fn_shape.flatten,
+    "ravel": fn_shape.ravel,
+    "squeeze": fn_shape.squeeze,
+    "swapaxes": fn_shape.swapaxes,
+    "take": fn_shape.take,
+    "__getitem__": fn_shape.getitem,
+    "__iter__": fn_shape.iterate,
+    "T": property(lambda self: self if self.ndim < 2 else fn_shape.transpose(self)),
+    "mT": property(lambda self: fn_shape.swapaxes(self, -1, -2)),
 }
+
+
+def _varargs(args):
+    # x.reshape(2, 3) and x.reshape((2, 3)) both work, as on numpy arrays.
+    return args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
 def install():

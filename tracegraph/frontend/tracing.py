@@ -64,7 +64,7 @@ def leaf_type(x, path: str = "") -> TensorType:
     if isinstance(x, Tensor):
         return x._value.type
     if isinstance(x, bool):
-        return TensorType((), np.bool_, True)
+        return TensorType((), np.bool_, False)  # bool is never weak in JAX
     if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
         dt = np.asarray(x).dtype
         return TensorType((), jax.dtypes.canonicalize_dtype(dt), True)
@@ -105,6 +105,8 @@ def _path_name(path, pos_names) -> str:
             parts.append(str(k.idx))
         elif isinstance(k, jax.tree_util.GetAttrKey):
             parts.append(k.name)
+        elif isinstance(k, jax.tree_util.FlattenedIndexKey):
+            parts.append(str(k.key))
         else:
             parts.append(re.sub(r"\W", "", str(k)) or "x")
     return ".".join(parts) or "x"

@@ -1,0 +1,86 @@
+"""The tg.* reductions: numpy names over the reduction ops.
+
+``axis`` is None (all axes), an int or a tuple of ints, negative allowed; the IR records
+the axes normalized (non-negative, sorted) when they are valid.
+
+Example::
+
+    tg.sum(x, axis=-1, keepdims=True)   # op sum {axes=(1,), keepdims=true}
+"""
+
+from __future__ import annotations
+
+import operator
+
+from .builder import bind
+from .fn_shape import ndim_of
+
+
+def normalize_axis_arg(axis, ndim: int):
+    """``axis`` as the ops take it: None, or a tuple of axes, non-negative and sorted
+    where valid (an invalid axis is passed on unchanged, for the shape rule to report)."""
+    if axis is None:
+        return None
+    axes = tuple(operator.index(a) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    if all(-ndim <= a < ndim for a in axes):
+        normed = tuple(a % ndim for a in axes)
+        if len(set(normed)) == len(normed):
+            return tuple(sorted(normed))
+    return axes
+
+
+def _reduction(op, doc):
+    def f(x, axis=None, keepdims=False):
+        return bind(op, x, axes=normalize_axis_arg(axis, ndim_of(x)), keepdims=keepdims)
+
+    f.__name__ = op
+    f.__qualname__ = op
+    f.__doc__ = doc
+    return f
+
+
+sum = _reduction(  # noqa: A001 - numpy's name
+    "sum",
+    """Sum over ``axis`` (None: all). Bool and small ints give the default int, as in
+    jax.numpy. Example: ``tg.sum(x, axis=0)``.""",
+)
+mean = _reduction(
+    "mean",
+    """Mean over ``axis`` (None: all); ints and bools give floats. Example:
+    ``tg.mean(x, axis=(0, 1), keepdims=True)``.""",
+)
+max = _reduction(  # noqa: A001 - numpy's name
+    "max", """Maximum over ``axis`` (None: all). Example: ``tg.max(x, axis=-1)``."""
+)
+min = _reduction(  # noqa: A001 - numpy's name
+    "min", """Minimum over ``axis`` (None: all). Example: ``tg.min(x)``."""
+)
+prod = _reduction("prod", """Product over ``axis`` (None: all). Example: ``tg.prod(x, 1)``.""")
+logsumexp = _reduction(
+    "logsumexp",
+    """``log(sum(exp(x), axis))``, computed stably. Example: ``tg.logsumexp(logits, -1)``.""",
+)
+amax = max
+amin = min
+
+
+def _arg_reduction(op):
+    def f(x, axis=None, keepdims=False):
+        if axis is not None:
+            axis = operator.index(axis)
+            n = ndim_of(x)
+            if -n <= axis < n:
+                axis %= n
+        return bind(op, x, axis=axis, keepdims=keepdims)
+
+    f.__name__ = op
+    f.__qualname__ = op
+    f.__doc__ = (
+        f"Index of the first {op[3:]}imum along ``axis`` (None: of the flattened array), "
+        f"as the default int dtype. Example: ``tg.{op}(logits, axis=-1)``."
+    )
+    return f
+
+
+argmax = _arg_reduction("argmax")
+argmin = _arg_reduction("argmin")

@@ -1,0 +1,569 @@
+"""Shape ops: reshape, transpose, broadcast_to, expand_dims, squeeze, concatenate, stack,
+static slicing (``slice`` with lax.slice semantics, ``rev`` for negative steps), gathers
+(``take``, ``take_along_axis``) and ``pad``.
+
+All of them keep the dtype and the weak flag of their operand (concatenate and stack
+promote their operands as jax.numpy does). The gathers follow ``x[idx]`` in jax.numpy:
+negative indices wrap once, then out-of-bounds indices clamp to the edge.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..errors import IRError
+from ..ir.types import checked_num_elements
+from .core import (
+    Attr,
+    Sample,
+    ShapeError,
+    TensorType,
+    broadcast_shapes,
+    defop,
+    normalize_axes,
+    normalize_axis,
+    promote,
+)
+from .samples import arr
+
+_SOME = ("f32", "f64", "f16", "bf16", "i32", "i64", "u8", "bool")
+
+
+def check_shape(shape) -> tuple[int, ...]:
+    """A static result shape from an attribute: ints >= 0, a sane element count."""
+    try:
+        checked_num_elements(shape)
+    except IRError as e:
+        raise ShapeError(str(e)) from None
+    return tuple(shape)
+
+
+# -- reshape --------------------------------------------------------------------------
+
+
+def _reshape_rule(x: TensorType, *, shape):
+    shape = check_shape(shape)
+    if checked_num_elements(shape) != x.size:
+        raise ShapeError(
+            f"cannot reshape {list(x.shape)} ({x.size} elements) to {list(shape)} "
+            f"({checked_num_elements(shape)} elements)"
+        )
+    return x.with_(shape=shape)
+
+
+reshape = defop(
+    "reshape",
+    shape=_reshape_rule,
+    impl=lambda x, *, shape: lax.reshape(x, shape),  # jnp.reshape passes numpy arrays through
+    attrs={"shape": Attr("ints")},
+    samples=lambda: (
+        [Sample((arr((2, 3, 4), dt),), {"shape": (6, 4)}, name=f"{dt}") for dt in _SOME]
+        + [
+            Sample((arr((), "f32"),), {"shape": (1, 1)}, name="scalar-up"),
+            Sample((arr((1, 1)),), {"shape": ()}, name="to-scalar"),
+            Sample((arr((0, 3)),), {"shape": (3, 0, 2)}, name="empty"),
+            Sample((arr((2, 6)),), {"shape": (2, 3, 2)}, name="split-dim"),
+        ]
+    ),
+    reference=lambda x, shape: np.reshape(np.asarray(x), shape),
+    doc="Row-major reshape to ``shape`` (no -1 here: the front end resolves it).",
+)
+
+
+# -- transpose --------------------------------------------------------------------------
+
+
+def _transpose_rule(x: TensorType, *, perm):
+    if sorted(perm) != list(range(x.ndim)):
+        raise ShapeError(f"perm {tuple(perm)} is not a permutation of the {x.ndim} axes")
+    return x.with_(shape=tuple(x.shape[p] for p in perm))
+
+
+transpose = defop(
+    "transpose",
+    shape=_transpose_rule,
+    impl=lambda x, *, perm: jnp.transpose(x, perm),
+    attrs={"perm": Attr("ints")},
+    samples=lambda: (
+        [Sample((arr((2, 3, 4), dt),), {"perm": (2, 0, 1)}, name=f"{dt}") for dt in _SOME]
+        + [
+            Sample((arr((), "f32"),), {"perm": ()}, name="scalar"),
+            Sample((arr((0, 3)),), {"perm": (1, 0)}, name="empty"),
+            Sample((arr((2, 3)),), {"perm": (0, 1)}, name="identity"),
+        ]
+    ),
+    reference=lambda x, perm: np.transpose(np.asarray(x), perm),
+)
+
+
+# -- broadcast_to --------------------------------------------------------------------------
+
+
+def _broadcast_to_rule(x: TensorType, *, shape):
+    shape = check_shape(shape)
+    ok = x.ndim <= len(shape) and all(
+        d in (1, s) for d, s in zip(reversed(x.shape), reversed(shape))
+    )
+    if not ok:
+        raise ShapeError(f"cannot broadcast {list(x.shape)} to {list(shape)}")
+    return x.with_(shape=shape)
+
+
+broadcast_to = defop(
+    "broadcast_to",
+    shape=_broadcast_to_rule,
+    impl=lambda x, *, shape: jnp.broadcast_to(x, shape),
+    attrs={"shape": Attr("ints")},
+    samples=lambda: (
+        [Sample((arr((3, 1), dt),), {"shape": (2, 3, 4)}, name=f"{dt}") for dt in _SOME]
+        + [
+            Sample((arr((), "f32"),), {"shape": (2, 2)}, name="scalar"),
+            Sample((arr((), "f32"),), {"shape": ()}, name="scalar-to-scalar"),
+            Sample((arr((1, 3)),), {"shape": (0, 3)}, name="to-empty"),
+            Sample((arr((2, 3)),), {"shape": (2, 3)}, name="same"),
+        ]
+    ),
+    reference=lambda x, shape: np.broadcast_to(np.asarray(x), shape),
+)
+
+
+# -- expand_dims / squeeze ------------------------------------------------------------------
+
+
+def _expand_dims_rule(x: TensorType, *, axes):
+    out_ndim = x.ndim + len(axes)
+    ax = normalize_axes(axes, out_ndim)
+    dims = iter(x.shape)
+    return x.with_(shape=tuple(1 if i in ax else next(dims) for i in range(out_ndim)))
+
+
+def _expand_dims_reference(x, axes):
+    shape = _expand_dims_rule(TensorType(x.shape, x.dtype), axes=axes).shape
+    return np.reshape(np.asarray(x), shape)
+
+
+expand_dims = defop(
+    "expand_dims",
+    shape=_expand_dims_rule,
+    impl=lambda x, *, axes: jnp.expand_dims(x, tuple(axes)),
+    attrs={"axes": Attr("ints")},
+    samples=lambda: (
+        [
+            Sample((arr((2, 3), dt),), {"axes": (0, -1)}, name=f"{dt}")
+            for dt in ("f32", "bf16", "i32", "bool")
+        ]
+        + [
+            Sample((arr((), "f32"),), {"axes": (0,)}, name="scalar"),
+            Sample((arr((2, 3)),), {"axes": (1, 3)}, name="inner"),
+            Sample((arr((0,)),), {"axes": (1,)}, name="empty"),
+            Sample((arr((2,)),), {"axes": ()}, name="none"),
+        ]
+    ),
+    reference=_expand_dims_reference,
+)
+
+
+def _squeeze_axes(x: TensorType, axes):
+    if axes is None:
+        return tuple(i for i, d in enumerate(x.shape) if d == 1)
+    ax = normalize_axes(axes, x.ndim)
+    for a in ax:
+        if x.shape[a] != 1:
+            raise ShapeError(
+                f"cannot squeeze axis {a} of size {x.shape[a]} (shape {list(x.shape)})"
+            )
+    return ax
+
+
+def _squeeze_rule(x: TensorType, *, axes):
+    ax = _squeeze_axes(x, axes)
+    return x.with_(shape=tuple(d for i, d in enumerate(x.shape) if i not in ax))
+
+
+squeeze = defop(
+    "squeeze",
+    shape=_squeeze_rule,
+    impl=lambda x, *, axes: jnp.squeeze(x, None if axes is None else tuple(axes)),
+    attrs={"axes": Attr("opt_ints", None)},
+    samples=lambda: (
+        [
+            Sample((arr((1, 3, 1), dt),), {"axes": (0, -1)}, name=f"{dt}")
+            for dt in ("f32", "f16", "i32", "bool")
+        ]
+        + [
+            Sample((arr((1, 3, 1)),), {"axes": None}, name="all-unit"),
+            Sample((arr((1, 1)),), {"axes": (0, 1)}, name="to-scalar"),
+            Sample((arr(()),), {"axes": ()}, name="scalar"),
+            Sample((arr((0, 1)),), {"axes": (1,)}, name="empty"),
+        ]
+    ),
+    reference=lambda x, axes=None: np.squeeze(np.asarray(x), None if axes is None else tuple(axes)),
+    doc="Drop unit axes (``axes=None``: every axis of size 1).",
+)
+
+
+# -- concatenate / stack --------------------------------------------------------------------
+
+
+def _concatenate_rule(*xs: TensorType, axis):
+    first = xs[0]
+    if first.ndim == 0:
+        raise ShapeError("zero-dimensional arrays cannot be concatenated")
+    a = normalize_axis(axis, first.ndim)
+    for t in xs[1:]:
+        if t.ndim != first.ndim or any(
+            d != e for i, (d, e) in enumerate(zip(t.shape, first.shape)) if i != a
+        ):
+            raise ShapeError(
+                f"cannot concatenate along axis {axis}: shapes "
+                + ", ".join(str(list(u.shape)) for u in xs)
+                + " differ off that axis"
+            )
+    dt, weak = promote(*xs)
+    shape = list(first.shape)
+    shape[a] = sum(t.shape[a] for t in xs)
+    return TensorType(shape, dt, weak)
+
+
+concatenate = defop(
+    "concatenate",
+    shape=_concatenate_rule,
+    impl=lambda *xs, axis: jnp.concatenate(xs, axis=axis),
+    attrs={"axis": Attr("int", 0)},
+    arity=None,
+    min_arity=1,
+    samples=lambda: (
+        [
+            Sample((arr((2, 3), dt), arr((1, 3), dt, tag="b")), {"axis": 0}, name=f"{dt}")
+            for dt in _SOME
+        ]
+        + [
+            Sample(
+                (arr((2, 3)), arr((2, 1), tag="b"), arr((2, 0), tag="c")),
+                {"axis": -1},
+                name="three-neg",
+            ),
+            Sample((arr((2, 3)),), {"axis": 1}, name="one"),
+            Sample((arr((2, 3)), arr((2, 2), "bf16")), {"axis": 1}, name="promote"),
+            Sample((arr((0, 3)), arr((0, 3), tag="b")), {"axis": 0}, name="empty"),
+        ]
+    ),
+    reference=lambda *xs, axis=0: jnp.asarray(
+        np.concatenate([np.asarray(x) for x in xs], axis=axis), dtype=jnp.result_type(*xs)
+    ),
+)
+
+
+def _stack_rule(*xs: TensorType, axis):
+    first = xs[0]
+    for t in xs[1:]:
+        if t.shape != first.shape:
+            raise ShapeError(
+                "stack needs operands of one shape, got "
+                + ", ".join(str(list(u.shape)) for u in xs)
+            )
+    a = normalize_axis(axis, first.ndim + 1)
+    dt, weak = promote(*xs)
+    shape = list(first.shape)
+    shape.insert(a, len(xs))
+    return TensorType(shape, dt, weak)
+
+
+stack = defop(
+    "stack",
+    shape=_stack_rule,
+    impl=lambda *xs, axis: jnp.stack(xs, axis=axis),
+    attrs={"axis": Attr("int", 0)},
+    arity=None,
+    min_arity=1,
+    samples=lambda: (
+        [
+            Sample((arr((2, 3), dt), arr((2, 3), dt, tag="b")), {"axis": 0}, name=f"{dt}")
+            for dt in ("f32", "f64", "bf16", "i32", "bool")
+        ]
+        + [
+            Sample(
+                (arr((2, 3)), arr((2, 3), tag="b"), arr((2, 3), tag="c")), {"axis": -1}, name="last"
+            ),
+            Sample((arr((2, 3)), arr((2, 3), tag="b")), {"axis": 1}, name="middle"),
+            Sample((arr(()), arr((), tag="b")), {"axis": 0}, name="scalars"),
+            Sample((arr((0, 2)),), {"axis": 1}, name="empty"),
+            Sample((arr((3,), "i32"), arr((3,), "f16")), {"axis": 0}, name="promote"),
+        ]
+    ),
+    reference=lambda *xs, axis=0: jnp.asarray(
+        np.stack([np.asarray(x) for x in xs], axis=axis), dtype=jnp.result_type(*xs)
+    ),
+)
+
+
+# -- slice / rev ------------------------------------------------------------------------------
+
+
+def _slice_rule(x: TensorType, *, start, limit, strides):
+    n = x.ndim
+    strides = (1,) * n if strides is None else strides
+    if not (len(start) == len(limit) == len(strides) == n):
+        raise ShapeError(
+            f"slice of a rank-{n} array needs {n} start, limit and stride values, got "
+            f"{tuple(start)}, {tuple(limit)}, {tuple(strides)}"
+        )
+    shape = []
+    for d, s, e, st in zip(x.shape, start, limit, strides):
+        if not 0 <= s <= e <= d or st < 1:
+            raise ShapeError(
+                f"slice start={tuple(start)}, limit={tuple(limit)}, strides={tuple(strides)} "
+                f"does not fit shape {list(x.shape)} (need 0 <= start <= limit <= dim, stride >= 1)"
+            )
+        shape.append(-(-(e - s) // st))
+    return x.with_(shape=shape)
+
+
+def _slice_reference(x, start, limit, strides=None):
+    strides = (1,) * len(start) if strides is None else strides
+    return np.asarray(x)[tuple(slice(s, e, st) for s, e, st in zip(start, limit, strides))]
+
+
+slice_ = defop(
+    "slice",
+    shape=_slice_rule,
+    impl=lambda x, *, start, limit, strides: lax.slice(x, start, limit, strides),
+    attrs={"start": Attr("ints"), "limit": Attr("ints"), "strides": Attr("opt_ints", None)},
+    samples=lambda: (
+        [
+            Sample(
+                (arr((4, 6), dt),), {"start": (1, 0), "limit": (3, 6), "strides": (1, 2)}, name=dt
+            )
+            for dt in _SOME
+        ]
+        + [
+            Sample(
+                (arr((5, 7)),),
+                {"start": (0, 1), "limit": (5, 7), "strides": (3, 4)},
+                name="strided",
+            ),
+            Sample(
+                (arr((5,)),), {"start": (2,), "limit": (2,), "strides": (1,)}, name="empty-result"
+            ),
+            Sample(
+                (arr((0, 3)),),
+                {"start": (0, 1), "limit": (0, 3), "strides": None},
+                name="empty-input",
+            ),
+            Sample((arr(()),), {"start": (), "limit": (), "strides": ()}, name="scalar"),
+        ]
+    ),
+    reference=_slice_reference,
+    doc="lax.slice: ``start <= limit <= dim`` per axis, positive ``strides`` (None: 1s).",
+)
+
+
+def _rev_rule(x: TensorType, *, axes):
+    normalize_axes(axes, x.ndim)
+    return x
+
+
+rev = defop(
+    "rev",
+    shape=_rev_rule,
+    impl=lambda x, *, axes: lax.rev(x, normalize_axes(axes, np.ndim(x))),
+    attrs={"axes": Attr("ints")},
+    samples=lambda: (
+        [Sample((arr((3, 4), dt),), {"axes": (1,)}, name=dt) for dt in _SOME]
+        + [
+            Sample((arr((2, 3, 4)),), {"axes": (0, -1)}, name="two"),
+            Sample((arr(()),), {"axes": ()}, name="scalar"),
+            Sample((arr((0, 3)),), {"axes": (0,)}, name="empty"),
+        ]
+    ),
+    reference=lambda x, axes: np.flip(np.asarray(x), tuple(axes)),
+    doc="Reverse the order of elements along ``axes`` (negative-step slices).",
+)
+
+
+# -- gathers ----------------------------------------------------------------------------------
+
+
+def _require_int_indices(op, indices: TensorType):
+    if indices.dtype.kind not in "iu":
+        raise ShapeError(f"{op} indices must be integers, got {indices}")
+
+
+def _take_rule(x: TensorType, indices: TensorType, *, axis):
+    _require_int_indices("take", indices)
+    if x.ndim == 0:
+        raise ShapeError("take needs an array of rank >= 1, got a scalar")
+    a = normalize_axis(axis, x.ndim)
+    if x.shape[a] == 0 and indices.size > 0:
+        raise ShapeError(f"index is out of bounds for axis {a} with size 0")
+    return x.with_(shape=x.shape[:a] + indices.shape + x.shape[a + 1 :])
+
+
+def _take_impl(x, indices, *, axis):
+    # jnp indexing, not jnp.take: its mode="clip" does not wrap negative indices first.
+    a = axis % np.ndim(x)
+    return jnp.asarray(x)[(slice(None),) * a + (indices,)]
+
+
+def _take_reference(x, indices, axis):
+    a = normalize_axis(axis, x.ndim)
+    n = x.shape[a]
+    idx = np.asarray(indices).astype(np.int64)
+    idx = np.clip(np.where(idx < 0, idx + n, idx), 0, max(n - 1, 0))
+    return jnp.asarray(np.take(np.asarray(x), idx, axis=a), dtype=x.dtype)
+
+
+def _index_array(shape, n, tag=""):
+    return arr(shape, "i32", -n, n - 1, tag)
+
+
+take = defop(
+    "take",
+    shape=_take_rule,
+    impl=_take_impl,
+    attrs={"axis": Attr("int", 0)},
+    arity=2,
+    samples=lambda: (
+        [Sample((arr((4, 3), dt), _index_array((5,), 4)), {"axis": 0}, name=dt) for dt in _SOME]
+        + [
+            Sample((arr((2, 5, 3)), _index_array((2, 2), 5)), {"axis": 1}, name="2d-indices"),
+            Sample(
+                (arr((2, 5)), np.array([7, -1, -6, 0], np.int32)), {"axis": -1}, name="clamp-wrap"
+            ),
+            Sample((arr((4,)), np.array(2, np.int32)), {"axis": 0}, name="scalar-index"),
+            Sample((arr((4, 3)), np.array([1, 3], np.uint8)), {"axis": 0}, name="u8-index"),
+            Sample((arr((4, 3)), np.array([1, -2], np.int64)), {"axis": 0}, name="i64-index"),
+            Sample((arr((4, 3)), np.zeros((0,), np.int32)), {"axis": 1}, name="no-indices"),
+            Sample((arr((0, 3)), np.zeros((0,), np.int32)), {"axis": 0}, name="empty-axis"),
+        ]
+    ),
+    reference=_take_reference,
+    doc="Gather along ``axis`` by integer ``indices`` (shape: x's with that axis replaced "
+    "by the indices' shape). Negative indices wrap, out-of-bounds ones clamp.",
+)
+
+
+def _take_along_axis_rule(x: TensorType, indices: TensorType, *, axis):
+    _require_int_indices("take_along_axis", indices)
+    if x.ndim == 0 or indices.ndim != x.ndim:
+        raise ShapeError(
+            f"take_along_axis needs indices of the array's rank {x.ndim} (>= 1), got {indices}"
+        )
+    a = normalize_axis(axis, x.ndim)
+    if x.shape[a] == 0 and indices.shape[a] > 0:
+        raise ShapeError(f"index is out of bounds for axis {a} with size 0")
+    others = broadcast_shapes(
+        x.shape[:a] + x.shape[a + 1 :], indices.shape[:a] + indices.shape[a + 1 :]
+    )
+    return x.with_(shape=others[:a] + (indices.shape[a],) + others[a:])
+
+
+def _take_along_axis_reference(x, indices, axis):
+    a = normalize_axis(axis, x.ndim)
+    n = x.shape[a]
+    idx = np.asarray(indices).astype(np.int64)
+    idx = np.clip(np.where(idx < 0, idx + n, idx), 0, max(n - 1, 0))
+    out = np.take_along_axis(np.asarray(x), idx, axis=a)  # numpy broadcasts the other axes
+    return jnp.asarray(out, dtype=x.dtype)
+
+
+take_along_axis = defop(
+    "take_along_axis",
+    shape=_take_along_axis_rule,
+    impl=lambda x, indices, *, axis: jnp.take_along_axis(x, indices, axis=axis, mode="clip"),
+    attrs={"axis": Attr("int")},
+    arity=2,
+    samples=lambda: (
+        [Sample((arr((3, 4), dt), _index_array((3, 2), 4)), {"axis": 1}, name=dt) for dt in _SOME]
+        + [
+            Sample((arr((3, 4)), _index_array((5, 4), 3)), {"axis": 0}, name="axis0"),
+            Sample((arr((3, 1)), _index_array((3, 5), 3)), {"axis": 0}, name="broadcast"),
+            Sample(
+                (arr((3, 4)), np.array([[9], [-1], [-9]], np.int32)),
+                {"axis": -1},
+                name="clamp-wrap",
+            ),
+            Sample((arr((5,)), np.array([4, 0, 2], np.uint8)), {"axis": 0}, name="1d-u8"),
+            Sample((arr((0, 4)), np.zeros((0, 2), np.int32)), {"axis": 1}, name="empty"),
+        ]
+    ),
+    reference=_take_along_axis_reference,
+    doc="numpy take_along_axis: pick along ``axis`` by indices of the same rank (other "
+    "axes broadcast). Negative indices wrap, out-of-bounds ones clamp.",
+)
+
+
+# -- pad ------------------------------------------------------------------------------------------
+
+PAD_MODES = ("constant", "edge", "reflect")
+
+
+def _pad_rule(x: TensorType, *, pads, value, mode):
+    if mode not in PAD_MODES:
+        raise ShapeError(f"pad mode {mode!r} is not one of {', '.join(PAD_MODES)}")
+    if len(pads) != x.ndim or any(len(p) != 2 for p in pads):
+        raise ShapeError(f"pad of a rank-{x.ndim} array needs {x.ndim} (lo, hi) pairs, got {pads}")
+    shape = []
+    for d, (lo, hi) in zip(x.shape, pads):
+        if lo < 0 or hi < 0:
+            raise ShapeError(f"pad widths must be >= 0, got {pads}")
+        if mode != "constant" and d == 0 and lo + hi > 0:
+            raise ShapeError(
+                f"cannot apply {mode!r} padding to an empty axis (shape {list(x.shape)})"
+            )
+        shape.append(d + lo + hi)
+    return x.with_(shape=check_shape(shape))
+
+
+def _pad_impl(x, *, pads, value, mode):
+    pads = np.asarray(pads, dtype=np.int64).reshape(np.ndim(x), 2)  # (0, 2) for a scalar
+    if mode == "constant":
+        return jnp.pad(x, pads, mode="constant", constant_values=value)
+    return jnp.pad(x, pads, mode=mode)
+
+
+def _pad_reference(x, pads, value=0, mode="constant"):
+    a = np.asarray(x)
+    if a.ndim == 0:
+        return x  # np.pad refuses 0-d arrays; padding nothing is the identity
+    pads = np.asarray(pads, dtype=np.int64).reshape(-1, 2)
+    if mode == "constant":
+        out = np.pad(a, pads, mode="constant", constant_values=np.asarray(value).astype(a.dtype))
+    else:
+        out = np.pad(a, pads, mode=mode)
+    return jnp.asarray(out, dtype=x.dtype)
+
+
+pad = defop(
+    "pad",
+    shape=_pad_rule,
+    impl=_pad_impl,
+    attrs={"pads": Attr("int_pairs"), "value": Attr("scalar", 0), "mode": Attr("str", "constant")},
+    samples=lambda: (
+        [
+            Sample((arr((2, 3), dt),), {"pads": ((1, 0), (2, 1)), "value": 1}, name=dt)
+            for dt in _SOME
+        ]
+        + [
+            Sample((arr((2, 3)),), {"pads": ((0, 0), (1, 1)), "value": -0.5}, name="float-value"),
+            Sample((arr((3,), "i32"),), {"pads": ((2, 2),), "value": 2.7}, name="int-truncates"),
+            Sample((arr((2, 3)),), {"pads": ((1, 2), (0, 3)), "mode": "edge"}, name="edge"),
+            Sample((arr((2, 3)),), {"pads": ((1, 1), (2, 2)), "mode": "reflect"}, name="reflect"),
+            Sample((arr((3,)),), {"pads": ((5, 4),), "mode": "reflect"}, name="reflect-wide"),
+            Sample(
+                (arr((1, 3), "i32"),),
+                {"pads": ((2, 1), (0, 0)), "mode": "reflect"},
+                name="reflect-unit",
+            ),
+            Sample((arr((3,), "bf16"),), {"pads": ((1, 1),), "mode": "edge"}, name="edge-bf16"),
+            Sample((arr((0, 2)),), {"pads": ((1, 1), (0, 1))}, name="empty-constant"),
+            Sample((arr((0, 2)),), {"pads": ((0, 0), (1, 1)), "mode": "edge"}, name="empty-edge"),
+            Sample((arr(()),), {"pads": ()}, name="scalar"),
+        ]
+    ),
+    reference=_pad_reference,
+    doc="numpy pad with static (lo, hi) widths per axis; modes constant (``value``, cast "
+    "to x's dtype), edge and reflect.",
+)
