@@ -144,6 +144,10 @@ class Sample:
     attrs: dict = dataclasses.field(default_factory=dict)
     name: str = ""
     grad: bool = True  # include in gradient checks (some samples sit on kinks)
+    # compare the VJP with jax.vjp of the implementation (False where JAX's gradient is
+    # not the derivative of its forward, e.g. clamped out-of-bounds gathers, whose
+    # gradients JAX drops); finite differences check it either way
+    jax_vjp: bool = True
 
 
 @dataclasses.dataclass

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .core import Attr, Sample, ShapeError, TensorType, defop
+from .core import NOT_DIFFERENTIABLE, Attr, Sample, ShapeError, TensorType, defop
 from .shape import check_shape
 
 
@@ -52,6 +52,7 @@ def _full_impl(*, shape, value, dtype, weak):
 
 full = defop(
     "full",
+    vjp=NOT_DIFFERENTIABLE,  # no array inputs
     shape=_full_rule,
     impl=_full_impl,
     attrs={
@@ -106,6 +107,7 @@ def _arange_rule(*, start, stop, step, dtype):
 
 arange = defop(
     "arange",
+    vjp=NOT_DIFFERENTIABLE,  # no array inputs
     shape=_arange_rule,
     impl=lambda *, start, stop, step, dtype: jnp.arange(
         start, stop, step, dtype=canonical_dtype(dtype)
@@ -144,6 +146,7 @@ def _eye_rule(*, n, m, k, dtype):
 
 eye = defop(
     "eye",
+    vjp=NOT_DIFFERENTIABLE,  # no array inputs
     shape=_eye_rule,
     impl=lambda *, n, m, k, dtype: jnp.eye(n, m, k=k, dtype=canonical_dtype(dtype)),
     attrs={

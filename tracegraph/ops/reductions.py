@@ -20,6 +20,7 @@ from .core import (
     TensorType,
     default_int,
     defop,
+    emit,
     normalize_axes,
     normalize_axis,
     to_inexact,
@@ -99,7 +100,7 @@ def _reduce_samples(dtypes, low=-2.0, high=2.0, empty=True):
     ]
     if empty:
         out += [
-            Sample((arr((0, 3), "f32", low, high),), {"axes": (0,)}, name="empty-reduced"),
+            Sample((arr((0, 3), "f32", low, high),), {"axes": (0,)}, name="empty-reduced", grad=False),
             Sample((arr((0, 3), "i32", low, high),), {}, name="empty-all-int"),
         ]
     return out
@@ -113,12 +114,70 @@ def _axes(axes):
     return None if axes is None else tuple(axes)
 
 
+# -- VJP rules ----------------------------------------------------------------------
+
+
+def _restore(ct, x, axes, keepdims):
+    """Broadcast a reduced cotangent back to the operand's shape."""
+    ax = normalize_axes(axes, len(x.shape))
+    if not keepdims and ax:
+        ct = emit("expand_dims", ct, axes=ax)
+    return emit("broadcast_to", ct, shape=x.shape) if tuple(ct.shape) != tuple(x.shape) else ct
+
+
+def _count(x, axes):
+    ax = normalize_axes(axes, len(x.shape))
+    n = 1
+    for a in ax:
+        n *= x.shape[a]
+    return n
+
+
+def _sum_vjp(ct, x, *, out, axes, keepdims):
+    return [_restore(ct, x, axes, keepdims)]
+
+
+def _mean_vjp(ct, x, *, out, axes, keepdims):
+    return [_restore(ct, x, axes, keepdims) / max(_count(x, axes), 1)]
+
+
+def _chooser_vjp(ct, x, *, out, axes, keepdims):
+    # As JAX: the cotangent is shared equally among the elements equal to the extremum.
+    hit = emit("eq", x, _restore(out, x, axes, keepdims))
+    mask = emit("astype", hit, dtype=ct.dtype)
+    count = emit("sum", mask, axes=axes, keepdims=True)
+    share = _restore(ct, x, axes, keepdims) / emit("broadcast_to", count, shape=x.shape)
+    return [share * mask]
+
+
+def _prod_vjp(ct, x, *, out, axes, keepdims):
+    # d prod / d x_i = product of the others. Exact with zeros: one zero in a group gets
+    # the product of the non-zeros, everything else 0; two or more zeros give 0 throughout.
+    is_zero = emit("eq", x, 0)
+    safe = emit("where", is_zero, 1, x)
+    p_nz = emit("prod", safe, axes=axes, keepdims=True)
+    zeros = emit("sum", emit("astype", is_zero, dtype="int32"), axes=axes, keepdims=True)
+    p_nz, zeros = (emit("broadcast_to", t, shape=x.shape) for t in (p_nz, zeros))
+    others = emit(
+        "where",
+        zeros == 0,
+        p_nz / safe,
+        emit("where", emit("logical_and", zeros == 1, is_zero), p_nz, 0),
+    )
+    return [_restore(ct, x, axes, keepdims) * others]
+
+
+def _logsumexp_vjp(ct, x, *, out, axes, keepdims):
+    return [_restore(ct, x, axes, keepdims) * emit("exp", x - _restore(out, x, axes, keepdims))]
+
+
 # -- ops ----------------------------------------------------------------------------
 
 sum_ = defop(
     "sum",
     shape=_reduce_rule(_accumulating_dtype),
     impl=lambda x, *, axes, keepdims: jnp.sum(x, axis=_axes(axes), keepdims=keepdims),
+    vjp=_sum_vjp,
     attrs=_REDUCE_ATTRS,
     samples=lambda: _reduce_samples(_ALL),
     reference=lambda x, axes=None, keepdims=False: jnp.sum(
@@ -132,6 +191,7 @@ prod = defop(
     "prod",
     shape=_reduce_rule(_accumulating_dtype),
     impl=lambda x, *, axes, keepdims: jnp.prod(x, axis=_axes(axes), keepdims=keepdims),
+    vjp=_prod_vjp,
     attrs=_REDUCE_ATTRS,
     samples=lambda: _reduce_samples(_ALL, low=-1.5, high=1.5),
     reference=lambda x, axes=None, keepdims=False: jnp.prod(
@@ -156,6 +216,7 @@ mean = defop(
     "mean",
     shape=_reduce_rule(to_inexact),
     impl=lambda x, *, axes, keepdims: jnp.mean(x, axis=_axes(axes), keepdims=keepdims),
+    vjp=_mean_vjp,
     attrs=_REDUCE_ATTRS,
     samples=lambda: _reduce_samples(_ALL),
     reference=_mean_reference,
@@ -167,6 +228,7 @@ max_ = defop(
     "max",
     shape=_reduce_rule(np.dtype, needs_identity=True),
     impl=lambda x, *, axes, keepdims: jnp.max(x, axis=_axes(axes), keepdims=keepdims),
+    vjp=_chooser_vjp,
     attrs=_REDUCE_ATTRS,
     samples=lambda: _reduce_samples(_ALL, empty=False),
     reference=lambda x, axes=None, keepdims=False: (
@@ -181,6 +243,7 @@ min_ = defop(
     "min",
     shape=_reduce_rule(np.dtype, needs_identity=True),
     impl=lambda x, *, axes, keepdims: jnp.min(x, axis=_axes(axes), keepdims=keepdims),
+    vjp=_chooser_vjp,
     attrs=_REDUCE_ATTRS,
     samples=lambda: _reduce_samples(_ALL, empty=False),
     reference=lambda x, axes=None, keepdims=False: (
@@ -207,6 +270,7 @@ logsumexp = defop(
     "logsumexp",
     shape=_reduce_rule(to_inexact),
     impl=lambda x, *, axes, keepdims: jax.nn.logsumexp(x, axis=_axes(axes), keepdims=keepdims),
+    vjp=_logsumexp_vjp,
     attrs=_REDUCE_ATTRS,
     samples=lambda: _reduce_samples(("f32", "f64", "f16", "bf16", "i32", "bool"), empty=True),
     reference=_logsumexp_reference,
