@@ -226,7 +226,8 @@ def bind(op_name: str, *args, **attrs):
         out_types = op.infer([t._value.type for t in ins], attrs)
     except Error as e:
         operands = ", ".join(str(t._value.type) for t in ins)
-        cls = ShapeError if isinstance(e, ShapeError) else type(e)
+        # attribute and arity mistakes in user code are tracing errors, not malformed IR
+        cls = ShapeError if isinstance(e, ShapeError) else TracingError
         raise cls(f"{op_name}({operands}): {e} (at {user_location_long(2)})") from None
     outs = [Value(t) for t in out_types]
     if b.provenance is None:

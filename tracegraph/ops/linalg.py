@@ -1,0 +1,501 @@
+"""Contractions: matmul (numpy semantics), dot_general (lax semantics) and einsum.
+
+References are computed in float64 numpy (int64 for integers, bool arithmetic for bool)
+and cast to the result dtype, so they share no code path with the implementations.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from ..errors import Error
+from .core import (
+    Attr,
+    Sample,
+    ShapeError,
+    TensorType,
+    broadcast_shapes,
+    defop,
+    emit,
+    promote,
+    unbroadcast,
+)
+from .samples import FLOATS, arr
+
+# -- reference helpers ------------------------------------------------------------
+
+
+def _wide(*arrays):
+    """numpy copies in a wide dtype where products and sums are exact enough."""
+    dt = jnp.result_type(*arrays)
+    kind = np.dtype(dt).kind
+    wide = np.bool_ if kind == "b" else np.int64 if kind in "iu" else np.float64
+    return [np.asarray(a).astype(wide) for a in arrays], dt
+
+
+def _narrow(result, dt):
+    if np.dtype(dt).kind == "b":
+        result = result != 0
+    return jnp.asarray(np.asarray(result)).astype(dt)
+
+
+# -- matmul -------------------------------------------------------------------------
+
+
+def _matmul_rule(x: TensorType, y: TensorType) -> TensorType:
+    if x.ndim == 0 or y.ndim == 0:
+        raise ShapeError("matmul needs operands of rank >= 1 (use mul for scalars)")
+    xs = (1,) + x.shape if x.ndim == 1 else x.shape
+    ys = y.shape + (1,) if y.ndim == 1 else y.shape
+    if xs[-1] != ys[-2]:
+        raise ShapeError(
+            f"matmul contracts dimension {xs[-1]} of the left operand with dimension "
+            f"{ys[-2]} of the right one; they must be equal"
+        )
+    batch = broadcast_shapes(xs[:-2], ys[:-2])
+    out = batch + (xs[-2],) * (x.ndim > 1) + (ys[-1],) * (y.ndim > 1)
+    dt, weak = promote(x, y)
+    return TensorType(out, dt, weak)
+
+
+def _matmul_reference(x, y):
+    (a, b), dt = _wide(x, y)
+    if a.dtype == np.bool_:
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    return _narrow(np.matmul(a, b), dt)
+
+
+def _matmul_samples():
+    out = []
+    for dt in FLOATS:
+        out += [
+            Sample((arr((3, 4), dt), arr((4, 5), dt, tag="b")), name=f"{dt}-2d"),
+            Sample((arr((2, 1, 3, 4), dt), arr((5, 4, 2), dt, tag="b")), name=f"{dt}-bcast"),
+        ]
+    out += [
+        Sample((arr((4,)), arr((4,), tag="b")), name="1d-1d"),
+        Sample((arr((4,)), arr((2, 4, 3), tag="b")), name="1d-3d"),
+        Sample((arr((2, 3, 4)), arr((4,), tag="b")), name="3d-1d"),
+        Sample((arr((0, 3)), arr((3, 2), tag="b")), name="empty-rows"),
+        Sample((arr((2, 0)), arr((0, 3), tag="b")), name="empty-contraction"),
+        Sample((arr((2, 3), "i32", -3, 3), arr((3, 2), "i32", -3, 3, "b")), name="i32"),
+        Sample((arr((2, 3), "bool"), arr((3, 2), "bool", tag="b")), name="bool"),
+        Sample((arr((2, 3), "i8", -3, 3), arr((3,), "f16", tag="b")), name="mixed-i8-f16"),
+        Sample((arr((2, 3), "f32"), arr((3, 2), "bf16", tag="b")), name="mixed-f32-bf16"),
+    ]
+    return out
+
+
+def _swap_last(t):
+    perm = tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2)
+    return emit("transpose", t, perm=perm)
+
+
+def _matmul_vjp(ct, x, y, *, out):
+    # Work on the rank >= 2 forms (a 1-D x is a row, a 1-D y a column), then sum the
+    # batch axes that broadcasting added and drop the unit dims again.
+    xs = (1,) + x.shape if x.ndim == 1 else x.shape
+    ys = y.shape + (1,) if y.ndim == 1 else y.shape
+    batch = out.shape[: len(out.shape) - (x.ndim > 1) - (y.ndim > 1)]
+    ct2 = emit("reshape", ct, shape=batch + (xs[-2], ys[-1])) if x.ndim == 1 or y.ndim == 1 else ct
+    x2 = x if x.ndim > 1 else emit("reshape", x, shape=xs)
+    y2 = y if y.ndim > 1 else emit("reshape", y, shape=ys)
+    dx = unbroadcast(emit("matmul", ct2, _swap_last(y2)), xs)
+    dy = unbroadcast(emit("matmul", _swap_last(x2), ct2), ys)
+    if x.ndim == 1:
+        dx = emit("reshape", dx, shape=x.shape)
+    if y.ndim == 1:
+        dy = emit("reshape", dy, shape=y.shape)
+    return [dx, dy]
+
+
+matmul = defop(
+    "matmul",
+    shape=_matmul_rule,
+    impl=jnp.matmul,
+    arity=2,
+    vjp=_matmul_vjp,
+    samples=_matmul_samples,
+    reference=_matmul_reference,
+    tolerances={"f16": (5e-3, 5e-3), "bf16": (3e-2, 3e-2)},
+    doc="numpy matmul: 1-D operands are vectors, leading dimensions broadcast as a batch.",
+)
+
+
+# -- dot_general --------------------------------------------------------------------
+
+
+def _dims(pairs, what):
+    if len(pairs) != 2:
+        raise ShapeError(f"{what} must be a pair (lhs dims, rhs dims), got {pairs}")
+    lhs, rhs = pairs
+    if len(lhs) != len(rhs):
+        raise ShapeError(f"{what} pairs {len(lhs)} lhs dims with {len(rhs)} rhs dims")
+    return tuple(lhs), tuple(rhs)
+
+
+def _check_dims(dims, ndim, side):
+    for d in dims:
+        if not 0 <= d < ndim:
+            raise ShapeError(f"{side} dimension {d} is out of range for rank {ndim}")
+    if len(set(dims)) != len(dims):
+        raise ShapeError(f"{side} dimensions {dims} repeat")
+
+
+def _dot_general_rule(x: TensorType, y: TensorType, *, contracting, batch) -> TensorType:
+    lc, rc = _dims(contracting, "contracting")
+    lb, rb = _dims(batch, "batch")
+    _check_dims(lc + lb, x.ndim, "lhs")
+    _check_dims(rc + rb, y.ndim, "rhs")
+    for what, ld, rd in (("contracting", lc, rc), ("batch", lb, rb)):
+        for a, b in zip(ld, rd):
+            if x.shape[a] != y.shape[b]:
+                raise ShapeError(
+                    f"{what} dimension {a} of lhs (size {x.shape[a]}) and {b} of rhs "
+                    f"(size {y.shape[b]}) differ"
+                )
+    lfree = [x.shape[i] for i in range(x.ndim) if i not in lc + lb]
+    rfree = [y.shape[i] for i in range(y.ndim) if i not in rc + rb]
+    dt, _ = promote(x, y)
+    # lax keeps a weak type only when both operands are weak and no conversion happened.
+    weak = x.weak and y.weak and x.dtype == y.dtype
+    return TensorType(tuple(x.shape[i] for i in lb) + tuple(lfree) + tuple(rfree), dt, weak)
+
+
+def _dot_general_impl(x, y, *, contracting, batch):
+    dt = jnp.result_type(x, y)
+    x = x if x.dtype == dt else lax.convert_element_type(x, dt)
+    y = y if y.dtype == dt else lax.convert_element_type(y, dt)
+    return lax.dot_general(x, y, (contracting, batch))
+
+
+def _dot_general_reference(x, y, *, contracting, batch):
+    # np.einsum with subscripts built from the dimension numbers.
+    (a, b), dt = _wide(x, y)
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    ls = [next(letters) for _ in range(a.ndim)]
+    rs = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(*contracting):
+        rs[j] = ls[i]
+    for i, j in zip(*batch):
+        rs[j] = ls[i]
+    lb, rb = batch
+    out = [ls[i] for i in lb]
+    out += [ls[i] for i in range(a.ndim) if i not in contracting[0] + lb]
+    out += [rs[i] for i in range(b.ndim) if i not in contracting[1] + rb]
+    if a.dtype == np.bool_:
+        a, b = a.astype(np.int64), b.astype(np.int64)
+    return _narrow(np.einsum(f"{''.join(ls)},{''.join(rs)}->{''.join(out)}", a, b), dt)
+
+
+def _dg(contracting, batch=((), ())):
+    return {"contracting": contracting, "batch": batch}
+
+
+def _dot_general_samples():
+    out = []
+    for dt in FLOATS:
+        out.append(
+            Sample((arr((3, 4), dt), arr((4, 5), dt, tag="b")), _dg(((1,), (0,))), f"{dt}-mm")
+        )
+    out += [
+        Sample((arr((2, 3, 4)), arr((2, 4, 5), tag="b")), _dg(((2,), (1,)), ((0,), (0,))), "bmm"),
+        Sample(
+            (arr((4, 3, 2)), arr((5, 2, 4), tag="b")), _dg(((0,), (2,)), ((2,), (1,))), "batch-last"
+        ),
+        Sample((arr((3, 4)), arr((5, 4), tag="b")), _dg(((1,), (1,))), "x-wT"),
+        Sample((arr((2, 3, 4)), arr((4, 3), tag="b")), _dg(((1, 2), (1, 0))), "two-contracting"),
+        Sample((arr((3,)), arr((4,), tag="b")), _dg(((), ())), "outer"),
+        Sample((arr((0, 4)), arr((4, 2), tag="b")), _dg(((1,), (0,))), "empty"),
+        Sample(
+            (arr((3, 4), "i32", -3, 3), arr((4, 2), "i32", -3, 3, "b")), _dg(((1,), (0,))), "i32"
+        ),
+        Sample((arr((3, 4), "f32"), arr((4, 2), "bf16", tag="b")), _dg(((1,), (0,))), "mixed"),
+    ]
+    return out
+
+
+def _ranges_like(*lists):
+    start = 0
+    for xs in lists:
+        yield tuple(range(start, start + len(xs)))
+        start += len(xs)
+
+
+def _dot_general_transpose_lhs(ct, x, y, contracting, batch, swap_ans=False):
+    # A port of jax.lax's _dot_general_transpose_lhs: contract the cotangent with y over
+    # y's free dims (and batch), then transpose the result back to x's layout.
+    (xc, yc), (xb, yb) = contracting, batch
+    x_kept = [i for i in range(x.ndim) if i not in xc + xb]
+    y_kept = [i for i in range(y.ndim) if i not in yc + yb]
+    if swap_ans:
+        ans_batch, ans_y, _ = _ranges_like(xb, y_kept, x_kept)
+    else:
+        ans_batch, _, ans_y = _ranges_like(xb, x_kept, y_kept)
+    d = emit(
+        "dot_general", ct, y, contracting=(ans_y, tuple(y_kept)), batch=(ans_batch, tuple(yb))
+    )
+    xc_sorted_by_y = [xc[i] for i in np.argsort(yc)]
+    out_axes = tuple(int(i) for i in np.argsort(list(xb) + x_kept + xc_sorted_by_y))
+    return d if out_axes == tuple(range(x.ndim)) else emit("transpose", d, perm=out_axes)
+
+
+def _dot_general_vjp(ct, x, y, *, out, contracting, batch):
+    (xc, yc), (xb, yb) = contracting, batch
+    return [
+        _dot_general_transpose_lhs(ct, x, y, contracting, batch),
+        _dot_general_transpose_lhs(ct, y, x, (yc, xc), (yb, xb), swap_ans=True),
+    ]
+
+
+dot_general = defop(
+    "dot_general",
+    shape=_dot_general_rule,
+    impl=_dot_general_impl,
+    vjp=_dot_general_vjp,
+    attrs={"contracting": Attr("int_pairs"), "batch": Attr("int_pairs", ((), ()))},
+    arity=2,
+    samples=_dot_general_samples,
+    reference=_dot_general_reference,
+    tolerances={"f16": (5e-3, 5e-3), "bf16": (3e-2, 3e-2)},
+    doc="lax.dot_general: output is batch dims, then lhs free dims, then rhs free dims. "
+    "Operands are promoted to a common dtype first (as jax.numpy does).",
+)
+
+
+# -- einsum -------------------------------------------------------------------------
+
+
+def _parse_einsum(spec: str, ndims):
+    """Split an einsum spec into per-operand label lists and the output labels.
+    ``...`` is kept as the single label ``.``; the result always has an output."""
+    spec = spec.replace(" ", "")
+    if "->" in spec:
+        lhs, out = spec.split("->", 1)
+        if "->" in out:
+            raise ShapeError(f"einsum spec {spec!r} has more than one '->'")
+    else:
+        lhs, out = spec, None
+    terms = lhs.split(",")
+    if len(terms) != len(ndims):
+        raise ShapeError(f"einsum spec {spec!r} names {len(terms)} operands, got {len(ndims)}")
+
+    def labels(term, where):
+        if term.count("...") > 1 or term.replace("...", "").count(".") > 0:
+            raise ShapeError(f"einsum {where} {term!r}: '...' may appear once")
+        term = term.replace("...", ".")
+        for c in term:
+            if c != "." and not c.isalpha():
+                raise ShapeError(f"einsum {where} {term!r}: bad label {c!r}")
+        return list(term)
+
+    ins = [labels(t, "operand") for t in terms]
+    if out is None:
+        counts: dict[str, int] = {}
+        for t in ins:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        has_ellipsis = any("." in t for t in ins)
+        outs = (["."] if has_ellipsis else []) + sorted(
+            c for c, n in counts.items() if n == 1 and c != "."
+        )
+    else:
+        outs = labels(out, "output")
+        seen = {c for t in ins for c in t}
+        for c in outs:
+            if c not in seen:
+                raise ShapeError(f"einsum output label {c!r} is not in any operand")
+        if len(set(outs)) != len(outs):
+            raise ShapeError(f"einsum output {out!r} repeats a label")
+    return ins, outs
+
+
+def _einsum_rule(*types: TensorType, spec: str) -> TensorType:
+    ins, outs = _parse_einsum(spec, [t.ndim for t in types])
+    sizes: dict[str, int] = {}
+    ellipses = []
+    for k, (t, labels) in enumerate(zip(types, ins)):
+        n_named = len(labels) - ("." in labels)
+        if ("." in labels and t.ndim < n_named) or ("." not in labels and t.ndim != n_named):
+            raise ShapeError(
+                f"einsum operand {k} has rank {t.ndim} but its labels "
+                f"{''.join(labels).replace('.', '...')!r} need {n_named}"
+            )
+        dims = list(t.shape)
+        if "." in labels:
+            at = labels.index(".")
+            n_ell = t.ndim - n_named
+            ellipses.append(tuple(dims[at : at + n_ell]))
+            dims = dims[:at] + [None] + dims[at + n_ell :]
+        for c, d in zip(labels, dims):
+            if c == ".":
+                continue
+            if sizes.setdefault(c, d) != d:
+                raise ShapeError(f"einsum label {c!r} has sizes {sizes[c]} and {d}")
+    ell = broadcast_shapes(*ellipses) if ellipses else ()
+    if ell and "." not in outs:
+        raise ShapeError(f"einsum spec {spec!r}: the output must keep '...' (dims {list(ell)})")
+    shape: tuple[int, ...] = ()
+    for c in outs:
+        shape += ell if c == "." else (sizes[c],)
+    dt, weak = promote(*types)
+    return TensorType(shape, dt, weak)
+
+
+def _einsum_impl(*xs, spec):
+    return jnp.einsum(spec, *xs)
+
+
+def _einsum_reference(*xs, spec):
+    arrays, dt = _wide(*xs)
+    if arrays[0].dtype == np.bool_:
+        arrays = [a.astype(np.int64) for a in arrays]
+    return _narrow(np.einsum(spec, *arrays), dt)
+
+
+def _einsum_samples():
+    out = [
+        Sample((arr((3, 4), dt), arr((4, 5), dt, tag="b")), {"spec": "ij,jk->ik"}, f"{dt}-mm")
+        for dt in FLOATS
+    ]
+    out += [
+        Sample((arr((2, 3, 4)), arr((2, 4, 5), tag="b")), {"spec": "bij,bjk->bik"}, "bmm"),
+        Sample((arr((3, 4)), arr((4, 5), tag="b")), {"spec": "ij,jk"}, "implicit"),
+        Sample((arr((3, 3)),), {"spec": "ii->i"}, "diagonal"),
+        Sample((arr((3, 3)),), {"spec": "ii"}, "trace"),
+        Sample((arr((2, 3)),), {"spec": "ij->ji"}, "transpose"),
+        Sample((arr((2, 3)),), {"spec": "ij->"}, "sum-all"),
+        Sample((arr((4,)), arr((5,), tag="b")), {"spec": "i,j->ij"}, "outer"),
+        Sample(
+            (arr((2, 1, 3, 4)), arr((5, 4, 2), tag="b")),
+            {"spec": "...ij,...jk->...ik"},
+            "ellipsis-bcast",
+        ),
+        Sample((arr((2, 3, 4)),), {"spec": "...j->j..."}, "ellipsis-move"),
+        Sample(
+            (arr((2, 3)), arr((3, 4), tag="b"), arr((4,), tag="c")), {"spec": "ij,jk,k->i"}, "three"
+        ),
+        Sample((arr((0, 3)), arr((3, 2), tag="b")), {"spec": "ij,jk->ik"}, "empty"),
+        Sample(
+            (arr((2, 3), "i32", -3, 3), arr((3,), "i32", -3, 3, "b")), {"spec": "ij,j->i"}, "i32"
+        ),
+        Sample((arr((2, 3), "i8", -3, 3), arr((3,), "f16", tag="b")), {"spec": "ij,j->i"}, "mixed"),
+        # Gradient edge cases: summed-only labels, diagonals next to other operands,
+        # batched diagonals, size-1 ellipsis dims broadcasting against each other.
+        Sample((arr((2, 3, 4)),), {"spec": "bij->bi"}, "summed-only"),
+        Sample((arr((3, 3)), arr((3,), tag="b")), {"spec": "ii,i->i"}, "diag-times-vector"),
+        Sample((arr((3, 3, 2)),), {"spec": "iij->j"}, "partial-trace"),
+        Sample((arr((2, 3, 3)),), {"spec": "...ii->...i"}, "batched-diagonal"),
+        Sample((arr((2, 2, 2)),), {"spec": "iii->i"}, "triple-diagonal"),
+        Sample((arr((2, 3)), arr((2, 3), tag="b")), {"spec": "ij,ij->"}, "frobenius"),
+        Sample(
+            (arr((1, 3, 4)), arr((2, 1, 4), tag="b")), {"spec": "...k,...k->..."}, "ellipsis-both-1"
+        ),
+        Sample((arr((2, 5, 3)), arr((3,), tag="b")), {"spec": "...i,i->..."}, "ellipsis-one-side"),
+        Sample((arr((4, 2)), arr((2, 3), tag="b")), {"spec": "iJ,JK->Ki"}, "upper-case"),
+    ]
+    return out
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+class _Labels:
+    """Hands out einsum letters that the spec does not use."""
+
+    def __init__(self, used):
+        self.free = iter(c for c in _LETTERS if c not in used)
+
+    def fresh(self):
+        c = next(self.free, None)
+        if c is None:
+            raise Error("einsum gradient: the spec uses too many labels (at most 52 letters)")
+        return c
+
+
+def _explicit_einsum(spec, shapes):
+    """Per-operand label lists and output labels with '...' spelled out as letters.
+
+    Ellipsis dims broadcast from the right; a size-1 ellipsis dim that meets a larger one
+    gets a label of its own, so that gradients sum over the broadcast."""
+    ins, outs = _parse_einsum(spec, [len(s) for s in shapes])
+    labels = _Labels({c for t in ins + [outs] for c in t})
+    ells = []
+    for shape, t in zip(shapes, ins):
+        if "." in t:
+            at = t.index(".")
+            ells.append(tuple(shape[at : at + len(shape) - len(t) + 1]))
+        else:
+            ells.append(None)
+    present = [e for e in ells if e is not None]
+    full = broadcast_shapes(*present) if present else ()
+    shared = [labels.fresh() for _ in full]
+    new_ins = []
+    for t, e in zip(ins, ells):
+        if e is None:
+            new_ins.append(t)
+            continue
+        mine = []
+        for i, d in enumerate(e):
+            k = len(full) - len(e) + i
+            mine.append(labels.fresh() if d == 1 and full[k] != 1 else shared[k])
+        at = t.index(".")
+        new_ins.append(t[:at] + mine + t[at + 1 :])
+    new_out = []
+    for c in outs:
+        new_out += shared if c == "." else [c]
+    return new_ins, new_out, labels
+
+
+def _einsum_operand_ct(k, ct, xs, ins, outs, labels):
+    """The cotangent of operand k: an einsum of the output cotangent and the other operands
+    that produces operand k's labels. Repeated labels of operand k (a diagonal) multiply
+    by an identity; labels only operand k has (summed in the forward) are broadcast back."""
+    x, mine = xs[k], ins[k]
+    terms = [outs] + [ins[j] for j in range(len(xs)) if j != k]
+    args = [ct] + [xs[j] for j in range(len(xs)) if j != k]
+    available = {c for t in terms for c in t}
+    target, seen = [], {}
+    for c, d in zip(mine, x.shape):
+        if c in seen:
+            extra = labels.fresh()
+            terms.append([seen[c], extra])
+            args.append(emit("eye", n=d, dtype=ct.dtype))
+            available |= {seen[c], extra}
+            target.append(extra)
+        else:
+            seen[c] = c
+            target.append(c)
+    kept = [c for c in target if c in available]
+    if len(terms) == 1 and terms[0] == kept:
+        g = ct
+    else:
+        spec = ",".join("".join(t) for t in terms) + "->" + "".join(kept)
+        g = emit("einsum", *args, spec=spec)
+    missing = tuple(i for i, c in enumerate(target) if c not in available)
+    if missing:
+        g = emit("expand_dims", g, axes=missing)
+        g = emit("broadcast_to", g, shape=x.shape)
+    return g
+
+
+def _einsum_vjp(ct, *xs, out, spec):
+    ins, outs, labels = _explicit_einsum(spec, [x.shape for x in xs])
+    return [_einsum_operand_ct(k, ct, xs, ins, outs, labels) for k in range(len(xs))]
+
+
+einsum = defop(
+    "einsum",
+    shape=_einsum_rule,
+    impl=_einsum_impl,
+    vjp=_einsum_vjp,
+    attrs={"spec": Attr("str")},
+    arity=None,
+    min_arity=1,
+    samples=_einsum_samples,
+    reference=_einsum_reference,
+    tolerances={"f16": (5e-3, 5e-3), "bf16": (3e-2, 3e-2)},
+    doc="jnp.einsum with a static spec; '...' broadcasts, named dimensions must agree.",
+)
