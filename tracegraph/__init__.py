@@ -17,6 +17,7 @@ from . import backends as _backends  # noqa: F401  (registers the runners)
 from .errors import Error, IRError, ShapeError, TracingError
 from .frontend import tensor_methods as _tensor_methods  # noqa: F401
 from .frontend.builder import scope
+from .frontend.control_flow import cond, fori_loop, scan, while_loop
 from .frontend.eager import EagerFunction, eager
 from .frontend.fn_math import (
     abs, add, astype, ceil, clip, cos, divide, equal, erf, exp, floor, floor_divide, gelu,
@@ -25,13 +26,32 @@ from .frontend.fn_math import (
     reciprocal, relu, remainder, round, rsqrt, select, sigmoid, sign, sin, sqrt, square,
     subtract, tanh, true_divide, where,
 )
+from .frontend.fn_linalg import dot, dot_general, einsum, matmul, stop_gradient, tensordot
+from .frontend.fn_creation import (
+    arange, eye, full, full_like, identity, ones, ones_like, zeros, zeros_like,
+)
+from .frontend.fn_reduce import amax, amin, argmax, argmin, logsumexp, max, mean, min, prod, sum
+from .frontend.fn_shape import (
+    broadcast_to, concatenate, expand_dims, flatten, moveaxis, pad, ravel, reshape, split,
+    squeeze, stack, swapaxes, take, take_along_axis, transpose,
+)
 from .frontend.tensor import Tensor
 from .frontend.tracing import spec, trace_function
-from .backends.interpreter import Interpreter, NaNError
+from .backends.interpreter import Hook, Interpreter, NaNError, Profile, Watch, profile
 from .ir import Graph, Node, TensorType, Value
+from .ir.files import load, save
 from .jit import JitFunction, RetraceWarning, jit
+from .transforms.autodiff import grad, value_and_grad, vjp
+from .interop import from_jax, to_jax
+from . import transforms
+from . import nn, random
+from . import checkpoint, data
+from . import optim
+from . import train
+from .nn.functional import log_softmax, one_hot, softmax
 
 __version__ = "0.1.0"
+newaxis = None
 
 
 def trace(fn, *args, **kwargs) -> Graph:

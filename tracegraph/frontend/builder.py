@@ -40,7 +40,9 @@ class Builder:
         self.inputs: list[Value] = []
         self.constants: list[Value] = []
         self.nodes: list[Node] = []
-        self.scopes: list[str] = []
+        # a nested builder (a control-flow body, a function being differentiated) starts
+        # in the scope it was opened in, so its nodes keep their module path
+        self.scopes: list[str] = list(parent.scopes) if parent is not None else []
         # outer Value -> (inner input Value, outer Tensor) for closures (control flow)
         self.captures: dict[int, tuple[Value, Tensor]] = {}
         self._const_cache: dict = {}

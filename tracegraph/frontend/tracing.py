@@ -148,8 +148,8 @@ def _trace(fn, args, kwargs, *, eager, name, input_data=None, parent=None):
         data = None
         if eager:
             data = input_data[i] if input_data is not None else x
-            if not (isinstance(data, numbers.Number) and not isinstance(data, np.generic)):
-                data = jax.numpy.asarray(data, dtype=t.dtype)  # Python scalars stay weak
+            if not t.weak:  # weak values (Python scalars, weak arrays) must stay weak
+                data = jax.numpy.asarray(data, dtype=t.dtype)
         tensors.append(builder.add_input(t, name=nm, data=data))
     targs, tkwargs = jax.tree_util.tree_unflatten(treedef, tensors)
     with building(builder):

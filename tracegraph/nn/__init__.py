@@ -1,6 +1,54 @@
-"""Layer 7: the model library. ``tg.nn.functional`` holds the stateless functions
-(activations, losses, convolution, pooling, dropout, normalization)."""
+"""Layer 7: the model library.
 
-from . import functional
+`Module` (an immutable pytree of parameters) and the layers built on it; the stateless
+functions (activations, losses, convolution, pooling, dropout, normalization) are in
+``tg.nn.functional``, the initializers in ``tg.nn.init``.
 
-__all__ = ["functional"]
+Example::
+
+    key = tg.random.key(0)
+    k1, k2 = tg.random.split(key)
+    model = tg.nn.Sequential([tg.nn.Linear(784, 128, key=k1), tg.relu,
+                              tg.nn.Linear(128, 10, key=k2)])
+    logits = tg.jit(lambda m, x: m(x))(model, x)
+"""
+
+from . import functional, init
+from ._activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from ._attention import MultiHeadAttention
+from ._conv import AvgPool2d, Conv2d, MaxPool2d
+from ._dropout import Dropout
+from ._linear import Embedding, Flatten, Identity, Linear
+from ._norm import LayerNorm
+from ._recurrent import GRU, LSTM
+from ._sequential import Sequential
+from ._summary import summary
+from .module import Module, tree_at
+
+__all__ = [
+    "GELU",
+    "GRU",
+    "LSTM",
+    "AvgPool2d",
+    "Conv2d",
+    "Dropout",
+    "Embedding",
+    "Flatten",
+    "Identity",
+    "LayerNorm",
+    "Linear",
+    "LogSoftmax",
+    "MaxPool2d",
+    "Module",
+    "MultiHeadAttention",
+    "ReLU",
+    "Sequential",
+    "SiLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+    "functional",
+    "init",
+    "summary",
+    "tree_at",
+]

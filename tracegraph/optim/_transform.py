@@ -1,0 +1,82 @@
+"""`GradientTransformation`: an optax transformation whose ``init`` and ``update`` run
+through `tg.from_jax`, so inside tracegraph code they are explicit IR."""
+
+from __future__ import annotations
+
+import optax
+
+from ..interop import JaxFunction, from_jax
+
+
+class GradientTransformation:
+    """An optax ``GradientTransformation`` usable in tracegraph code.
+
+    ``init(params)`` and ``update(grads, state, params=None) -> (updates, state)`` have
+    optax's meaning. Inside tg.jit / tg.trace / tg.eager they are captured through
+    `tg.from_jax`: the printed train step shows the optimizer's arithmetic (moments,
+    ``sqrt``, bias correction) as ordinary nodes in scope ``from_jax/<name>.update``. On
+    concrete arrays outside any trace they simply call optax.
+
+    Example::
+
+        opt = tg.optim.adam(1e-3)
+        state = opt.init(params)
+        updates, state = opt.update(grads, state, params)
+        params = tg.optim.apply_updates(params, updates)
+    """
+
+    __slots__ = ("tx", "name", "_init", "_update")
+
+    def __init__(self, tx: optax.GradientTransformation, name: str = "optimizer"):
+        if isinstance(tx, GradientTransformation):
+            tx = tx.tx
+        if not (hasattr(tx, "init") and hasattr(tx, "update")):
+            raise TypeError(f"expected an optax GradientTransformation, got {type(tx).__name__}")
+        self.tx = tx
+        self.name = name
+        self._init = from_jax(tx.init, name=f"{name}.init")
+        self._update = from_jax(tx.update, name=f"{name}.update")
+
+    def init(self, params):
+        """The optimizer state for ``params`` (a pytree of arrays or tensors)."""
+        return self._init(params)
+
+    def update(self, grads, state, params=None):
+        """``(updates, new_state)`` for gradients ``grads``; add the updates to the
+        parameters with `apply_updates`."""
+        return self._update(grads, state, params)
+
+    def __repr__(self):
+        return f"tg.optim.{self.name}"
+
+
+def wrap(tx, name: str | None = None) -> GradientTransformation:
+    """Any optax ``GradientTransformation`` (or a `GradientTransformation`) as a
+    tracegraph optimizer: ``tg.optim.wrap(optax.lion(1e-4))``."""
+    if isinstance(tx, GradientTransformation) and name is None:
+        return tx
+    return GradientTransformation(tx, name or type(tx).__name__)
+
+
+def chain(*transforms) -> GradientTransformation:
+    """Apply transformations in order (``optax.chain``); each may be a tracegraph or an
+    optax transformation: ``chain(clip_by_global_norm(1.0), adam(1e-3))``."""
+    txs = [t.tx if isinstance(t, GradientTransformation) else t for t in transforms]
+    names = [
+        t.name if isinstance(t, GradientTransformation) else type(t).__name__ for t in transforms
+    ]
+    return GradientTransformation(optax.chain(*txs), name="chain(" + ",".join(names) + ")")
+
+
+_apply_updates = from_jax(optax.apply_updates, name="apply_updates")
+
+
+def apply_updates(params, updates):
+    """``params + updates`` leaf by leaf, keeping each parameter's dtype
+    (``optax.apply_updates``); IR nodes inside tracegraph code."""
+    return _apply_updates(params, updates)
+
+
+def as_schedule(fn, name: str) -> JaxFunction:
+    """A learning-rate schedule (``count -> value``) that works on tensors too."""
+    return from_jax(fn, name=name)
