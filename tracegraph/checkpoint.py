@@ -29,13 +29,13 @@ import json
 import numbers
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 
 import jax
 import ml_dtypes
 import numpy as np
 
+from ._atomic import write_atomically
 from .errors import Error
 
 __all__ = ["CheckpointError", "CheckpointInfo", "CheckpointManager", "info", "load", "save"]
@@ -109,7 +109,7 @@ def save(path, tree, *, step: int | None = None, metadata=None) -> None:
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"save: metadata must be JSON-serializable ({e})") from None
     archive = {META_ENTRY: np.frombuffer(text.encode("utf-8"), np.uint8), **entries}
-    _write_atomically(os.fspath(path), archive)
+    write_atomically(os.fspath(path), lambda f: _write_archive(f, archive))
 
 
 def _encode(node, path: tuple, entries: dict, leaves: list):
@@ -179,41 +179,6 @@ def _store_leaf(leaf, path, entries, leaves) -> int:
 
 def _write_archive(f, archive: dict) -> None:
     np.savez(f, allow_pickle=False, **archive)
-
-
-def _write_atomically(path: str, archive: dict) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_archive(f, archive)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); keep an existing target's mode, else 0644.
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    # Makes the rename itself durable (POSIX); not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ Example::
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
+from .._atomic import write_atomically
 from ..errors import IRError
 from . import serialize
 from .graph import Graph, Node, Value
@@ -53,43 +53,7 @@ def save(graph: Graph, path) -> None:
 
     text = serialize.dumps(serialize.document(graph, store))
     arrays[GRAPH_ENTRY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _write_atomically(os.fspath(path), arrays)
-
-
-def _write_atomically(path: str, arrays: dict):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, allow_pickle=False, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the mode an existing file had,
-        # or the usual 0644.
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str):
-    # Make the rename itself durable (POSIX); not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    write_atomically(os.fspath(path), lambda f: np.savez(f, allow_pickle=False, **arrays))
 
 
 def load(path) -> Graph:
