@@ -14,7 +14,7 @@ from jax import lax
 import tracegraph as tg
 import tracegraph.nn.functional as F
 from tracegraph.frontend.builder import bind
-from tracegraph.ops.nn import conv_general_attrs
+from tracegraph.ops.conv import conv_general_attrs
 
 from op_matrix import MODES, run_mode
 
