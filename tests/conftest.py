@@ -2,7 +2,6 @@ import contextlib
 
 import jax
 import numpy as np
-import pytest
 
 from tracegraph.ir.types import DTYPE_NAMES
 

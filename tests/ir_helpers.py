@@ -10,19 +10,16 @@ import pytest
 
 import tracegraph as tg
 from tracegraph.frontend.builder import bind
-from tracegraph.ir import Attr, OpDef, all_ops, lookup, registry
+from tracegraph.ir import Attr, OpDef, lookup, registry
 
+import op_matrix
 from conftest import x64_if_needed
 
 
 # -- every op sample as a graph -------------------------------------------------------------
 def sample_cases():
-    for name in sorted(all_ops()):
-        op = lookup(name)
-        if op.samples is None:
-            continue
-        for i, s in enumerate(op.samples()):
-            yield pytest.param(name, i, id=f"{name}-{s.name or i}")
+    """Every op sample; the first of each op by default, the rest with -m slow."""
+    return op_matrix.sample_cases(default_per_op=1)
 
 
 def op_function(name, attrs):

@@ -2,9 +2,11 @@
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import tracegraph as tg
 from tracegraph.frontend.builder import bind
+from tracegraph.ir import all_ops, lookup
 from tracegraph.ir.types import dtype_name
 
 MODES = ("jit", "interpret", "eager")
@@ -22,6 +24,25 @@ DEFAULT_TOL = {
 def tolerance(op, dtype):
     name = dtype_name(dtype)
     return op.tolerances.get(name, DEFAULT_TOL.get(name, (0, 0)))
+
+
+def sample_cases(default_per_op=None, keep=None):
+    """pytest params ``(op name, sample index)`` for every op record's samples.
+
+    The first ``default_per_op`` samples of each op (that ``keep(op, sample)`` accepts)
+    run by default; the rest are marked ``slow`` (the exhaustive matrix: ``-m slow``)."""
+    for name in sorted(all_ops()):
+        op = lookup(name)
+        if op.samples is None:
+            continue
+        kept = 0
+        for i, s in enumerate(op.samples()):
+            if keep is not None and not keep(op, s):
+                continue
+            slow = default_per_op is not None and kept >= default_per_op
+            kept += 1
+            marks = (pytest.mark.slow,) if slow else ()
+            yield pytest.param(name, i, id=f"{name}-{s.name or i}", marks=marks)
 
 
 def op_function(name, attrs):

@@ -7,21 +7,13 @@ import pytest
 from tracegraph.ir import all_ops, lookup
 
 from conftest import x64_if_needed
-from op_matrix import MODES, assert_close, op_function, run_mode
+from op_matrix import MODES, assert_close, op_function, run_mode, sample_cases
 
 import tracegraph  # noqa: F401  (registers the ops)
 
 
-def _cases():
-    for name in sorted(all_ops()):
-        op = lookup(name)
-        if op.samples is None:
-            continue
-        for i, s in enumerate(op.samples()):
-            yield pytest.param(name, i, id=f"{name}-{s.name or i}")
-
-
-CASES = list(_cases())
+# every op in every mode by default; the remaining samples run with -m slow
+CASES = list(sample_cases(default_per_op=3))
 
 
 def test_every_op_has_samples_and_reference():

@@ -14,7 +14,7 @@ from tracegraph.ir import NOT_DIFFERENTIABLE, all_ops, lookup
 from tracegraph.ir.types import is_inexact
 
 from conftest import x64_if_needed
-from op_matrix import MODES, as_list, assert_close, run_mode
+from op_matrix import MODES, as_list, assert_close, run_mode, sample_cases
 
 
 def _differentiable_positions(sample):
@@ -31,21 +31,21 @@ def _all_floats_f64(sample):
     )
 
 
-def _grad_cases(fd=False):  # noqa: C901
-    for name in sorted(all_ops()):
-        op = lookup(name)
-        if op.vjp is NOT_DIFFERENTIABLE or op.samples is None:
-            continue
-        for i, s in enumerate(op.samples()):
-            if not s.grad or not _differentiable_positions(s):
-                continue
-            if not fd and not s.jax_vjp:
-                continue
-            if fd and not any(np.asarray(a).dtype in (np.float32, np.float64) for a in s.args):
-                continue
-            if fd and _has_subgraphs(s) and not _all_floats_f64(s):
-                continue  # subgraphs are typed: only their f64 samples can run in f64
-            yield pytest.param(name, i, id=f"{name}-{s.name or i}")
+def _grad_cases(fd=False):
+    """Differentiable samples: two per op by default (one for finite differences), the
+    rest with -m slow."""
+
+    def keep(op, s):
+        if op.vjp is NOT_DIFFERENTIABLE or not s.grad or not _differentiable_positions(s):
+            return False
+        if not fd:
+            return s.jax_vjp
+        if not any(np.asarray(a).dtype in (np.float32, np.float64) for a in s.args):
+            return False
+        # subgraphs are typed: only their f64 samples can run in f64
+        return not _has_subgraphs(s) or _all_floats_f64(s)
+
+    return sample_cases(default_per_op=1 if fd else 2, keep=keep)
 
 
 def _split(op, sample, args):
