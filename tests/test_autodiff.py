@@ -177,9 +177,9 @@ def test_backward_nodes_carry_forward_lines_and_scopes():
     back = [n for n in g.nodes if n.scope.startswith("grad/")]
     assert back, str(g)
     mm = [n for n in back if n.scope == "grad/fc1/matmul"]
-    assert mm and all(n.location == f"test_autodiff.py:{first + 3}" for n in mm)
+    assert mm and all(n.location == f"test_autodiff.py:{first + 2}" for n in mm)
     tanh_back = [n for n in back if n.scope == "grad/tanh"]
-    assert tanh_back and tanh_back[0].location == f"test_autodiff.py:{first + 4}"
+    assert tanh_back and tanh_back[0].location == f"test_autodiff.py:{first + 3}"
     assert "grad/fc1/matmul" in str(g)
 
 
