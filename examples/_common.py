@@ -1,0 +1,220 @@
+"""What every example shares: the command line, device selection, the train step's IR
+dump, the jit / interpret / eager comparison table, and the timing report.
+
+Each example builds a model, a loss and an optimizer, then hands them to `train`, which
+runs `tg.train.fit` (with its tqdm progress bar) in the mode given by ``--mode``, after
+``--dump-ir`` and ``--compare`` if they were asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import itertools
+import os
+import time
+
+import jax
+import numpy as np
+
+import tracegraph as tg
+
+MODES = ("jit", "interpret", "eager")
+
+
+def parser(description: str, *, steps=None, epochs=None, batch_size=32, lr=1e-3,
+           seed=0, compare_steps=5) -> argparse.ArgumentParser:
+    """The flags every example takes, with that example's defaults."""
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--mode", choices=MODES, default="jit",
+                   help="jit: define-then-run (tg.jit, XLA); interpret: the same IR run node "
+                        "by node; eager: define-by-run (tg.eager)")
+    p.add_argument("--steps", type=int, default=steps,
+                   help="stop after this many training steps (default: run --epochs)")
+    p.add_argument("--epochs", type=int, default=epochs, help="passes over the training data")
+    p.add_argument("--batch-size", type=int, default=batch_size)
+    p.add_argument("--lr", type=float, default=lr, help="learning rate")
+    p.add_argument("--seed", type=int, default=seed, help="seed of every random choice")
+    p.add_argument("--device", choices=("cpu", "gpu", "tpu"), default=None,
+                   help="run on this kind of device (default: JAX's default device)")
+    p.add_argument("--dump-ir", metavar="DIR", default=None,
+                   help="write the train step's IR (text, JSON, Graphviz DOT, after each "
+                        "pass), its StableHLO and optimized HLO to DIR")
+    p.add_argument("--compare", action="store_true",
+                   help="first run a few steps in each of jit, interpret and eager mode from "
+                        "the same parameters and batches, and print a table")
+    p.add_argument("--compare-steps", type=int, default=compare_steps,
+                   help="steps per mode for --compare (the first one, which traces and "
+                        "compiles, is left out of the median)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def select_device(kind: str | None):
+    """The first device of ``kind`` ('cpu', 'gpu', 'tpu'), or None for JAX's default.
+    A kind this machine lacks is a `tg.Error` saying which devices there are."""
+    if kind is None:
+        return None
+    try:
+        return jax.devices(kind)[0]
+    except RuntimeError:
+        have = sorted({d.platform for d in jax.devices()})
+        raise tg.Error(
+            f"--device {kind}: this machine has no {kind.upper()} that JAX can use "
+            f"(devices: {', '.join(have)}); for a GPU install jax[cuda12], for a TPU jax[tpu]"
+        ) from None
+
+
+def on_device(kind: str | None):
+    """A context in which new arrays and computations go to the ``kind`` device."""
+    dev = select_device(kind)
+    if dev is None:
+        return contextlib.nullcontext()
+    print(f"device: {dev}")
+    return jax.default_device(dev)
+
+
+def dump_step_ir(step, state, batch, directory: str) -> list[str]:
+    """Compile ``step(state, batch)`` with ``tg.jit(dump=directory)`` (the traced IR, the
+    IR after each pass, JSON, DOT, StableHLO, optimized HLO), and also write the traced IR
+    as ``train_step.txt``, ``train_step.json`` and ``train_step.dot`` at the top of
+    ``directory``. Returns the files written."""
+    os.makedirs(directory, exist_ok=True)
+    jitted = tg.jit(step, dump=directory)
+    jax.block_until_ready(jitted(state, batch))
+    graph = jitted.trace(state, batch)
+    for ext, text in (("txt", str(graph)), ("json", graph.to_json()), ("dot", graph.to_dot())):
+        with open(os.path.join(directory, f"train_step.{ext}"), "w") as f:
+            f.write(text)
+    files = sorted(os.path.relpath(os.path.join(d, n), directory)
+                   for d, _, names in os.walk(directory) for n in names)
+    print(f"train step IR ({len(graph.nodes)} nodes) dumped to {directory}/: "
+          + ", ".join(files))
+    return files
+
+
+def compare_modes(model, batches, *, loss, optimizer, steps: int = 5, has_aux=False) -> list:
+    """Train ``steps`` steps from the same ``model`` and the same batches in each mode, and
+    print a table: the first step (tracing, compiling), the median of the other steps,
+    the loss after the last step, and the time per step relative to jit. Returns the rows
+    ``(mode, first_s, median_s, first_loss, final_loss)``."""
+    batches = list(itertools.islice(iter(batches), steps))
+    rows = []
+    for mode in MODES:
+        _, hist = tg.train.fit(model, batches, loss=loss, optimizer=optimizer, steps=steps,
+                               mode=mode, has_aux=has_aux, progress=False)
+        rows.append((mode, hist.step_times[0], hist.time_per_step, hist.losses[0],
+                     hist.losses[-1]))
+    print(format_compare(rows, len(batches)))
+    return rows
+
+
+def format_compare(rows, steps: int) -> str:
+    base = rows[0][2]
+    lines = [
+        f"mode comparison: {steps} steps from the same parameters and batches",
+        f"{'mode':<10} {'first step':>11} {'time/step':>11} {'vs jit':>8} "
+        f"{'loss, step 1':>13} {f'after {steps}':>10}",
+    ]
+    for mode, first, med, loss0, last in rows:
+        lines.append(f"{mode:<10} {_ms(first):>11} {_ms(med):>11} {med / base:>7.1f}x "
+                     f"{loss0:>13.6f} {last:>10.6f}")
+    lines.append("(time/step: median, leaving out the first step, which traces and compiles; "
+                 "jit = define-then-run, interpret = the same IR node by node, "
+                 "eager = define-by-run)")
+    return "\n".join(lines)
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms"
+
+
+def train(args, model, data, *, loss, optimizer, has_aux=False, compare_data=None):
+    """``--dump-ir`` and ``--compare`` if asked, then `tg.train.fit` in ``args.mode``.
+    Prints the time per step. Returns ``(TrainState, History)``."""
+    if args.dump_ir or args.compare:
+        sample = list(itertools.islice(iter(compare_data or data), args.compare_steps))
+    if args.dump_ir:
+        state0 = tg.train.TrainState(model, optimizer.init(model), 0)
+        dump_step_ir(tg.train.make_step(loss, optimizer, has_aux=has_aux), state0, sample[0],
+                     args.dump_ir)
+    if args.compare:
+        compare_modes(model, sample, loss=loss, optimizer=optimizer,
+                      steps=args.compare_steps, has_aux=has_aux)
+    state, hist = tg.train.fit(model, data, loss=loss, optimizer=optimizer, epochs=1,
+                               steps=args.steps, mode=args.mode, has_aux=has_aux,
+                               progress=not args.no_progress)
+    print(f"trained {len(hist.losses)} steps in {hist.seconds:.1f} s [{args.mode}]: "
+          f"{hist.time_per_step * 1e3:.2f} ms per step (median, first step "
+          f"{hist.step_times[0] * 1e3:.0f} ms), {hist.examples_per_second:,.0f} examples/s; "
+          f"loss {hist.losses[0]:.4f} -> {hist.losses[-1]:.4f}")
+    return state, hist
+
+
+def train_batches(arrays, args):
+    """Shuffled training batches (a new order each epoch, fixed by ``--seed``): ``--epochs``
+    passes, or endless when only ``--steps`` is given (`train` stops after ``--steps``)."""
+    epochs = None if args.steps is not None and args.epochs is None else (args.epochs or 1)
+    return tg.data.batches(arrays, args.batch_size, seed=args.seed, drop_last=True,
+                           epochs=epochs)
+
+
+def accuracy_fn(model, batch):
+    """``{"accuracy": ...}`` of a classifier on a batch ``{"x", "y"}`` (for evaluate)."""
+    pred = tg.argmax(model(batch["x"]), axis=-1)
+    return {"accuracy": tg.mean((pred == batch["y"]).astype("f32"))}
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def as_numpy(x):
+    return np.asarray(jax.device_get(x))
+
+
+def add_text_flags(p, *, seq_len=64, sample_length=300, temperature=0.8, prompt="The "):
+    p.add_argument("--seq-len", type=int, default=seq_len, help="characters per training window")
+    p.add_argument("--max-chars", type=int, default=None,
+                   help="use only the start of the corpus (quick runs)")
+    p.add_argument("--sample-length", type=int, default=sample_length,
+                   help="characters to generate after training")
+    p.add_argument("--temperature", type=float, default=temperature,
+                   help="sampling temperature (0: greedy)")
+    p.add_argument("--prompt", default=prompt, help="text the sample starts from")
+    return p
+
+
+def bits_per_char(model, windows, loss_fn, *, batch_size=256, mode="jit") -> float:
+    """Mean cross-entropy of ``model`` over ``windows`` = ``(x, y)``, in bits per
+    character."""
+    x, y = windows
+    nats = tg.train.evaluate(loss_fn, model, tg.data.batches({"x": x, "y": y}, batch_size),
+                             mode=mode)["value"]
+    return nats / float(np.log(2.0))
+
+
+def sample_text(model, corpus, *, prompt: str, length: int, seq_len: int,
+                temperature: float, key) -> str:
+    """Generate ``length`` characters after ``prompt``, one at a time: the model (causal)
+    sees the last ``seq_len`` characters, right-padded to a fixed shape so one compiled
+    `tg.jit` function serves every step; the next character is sampled from the logits
+    at the last real position with an explicit key per step (``temperature`` 0: argmax).
+    """
+    logits_of = tg.jit(lambda m, ids: m(ids))
+    ids = [int(i) for i in corpus.encode(prompt)] or [0]
+    for _ in range(length):
+        window = ids[-seq_len:]
+        buf = np.zeros((1, seq_len), np.int32)
+        buf[0, : len(window)] = window
+        logits = as_numpy(logits_of(model, buf))[0, len(window) - 1]
+        if temperature <= 0:
+            nxt = int(logits.argmax())
+        else:
+            key, sub = tg.random.split(key)
+            nxt = int(jax.random.categorical(sub, logits / temperature))
+        ids.append(nxt)
+    return corpus.decode(np.asarray(ids, np.int32))
