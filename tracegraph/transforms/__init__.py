@@ -1,1 +1,16 @@
-"""Layer 4: Graph -> Graph transforms (autodiff, passes)."""
+"""Layer 4: Graph -> Graph transforms: autodiff (`autodiff`) and the optimization passes
+(`simplify`, `fold`, `cse`, `dce`) with the `PassManager` that runs them (docs/passes.md)."""
+
+from .cse import cse
+from .dce import dce
+from .fold import fold
+from .pass_manager import (
+    DEFAULT_PIPELINE, PASSES, PassManager, PassRecord, PipelineResult, format_records,
+    register_pass, run_passes,
+)
+from .simplify import simplify
+
+__all__ = [
+    "cse", "dce", "fold", "simplify", "DEFAULT_PIPELINE", "PASSES", "PassManager", "PassRecord",
+    "PipelineResult", "format_records", "register_pass", "run_passes",
+]
