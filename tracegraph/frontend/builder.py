@@ -68,7 +68,8 @@ class Builder:
     def add_constant(self, array, weak: bool = False) -> Tensor:
         arr = array if hasattr(array, "dtype") and hasattr(array, "shape") else np.asarray(array)
         if weak:
-            key = (arr.dtype, arr.item())
+            # keyed on the bytes: 0.0 == -0.0 (and NaN != NaN) as Python values
+            key = (arr.dtype, np.asarray(arr).tobytes())
             hit = self._const_cache.get(key)
             if hit is not None:
                 return hit
