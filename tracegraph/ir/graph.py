@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import jax
 import numpy as np
 
 from ..errors import IRError
@@ -216,8 +217,9 @@ def _flatten(spec: TreeSpec, obj, out: list, path: str):
         for key, child in zip(spec.keys, spec.children):
             _flatten(child, obj[key], out, f"{path}[{key!r}]")
     else:
-        if hasattr(obj, "tree_flatten") and k == "custom":
-            obj = obj.tree_flatten()[0]
+        if k == "custom" and not isinstance(obj, (tuple, list)):
+            # a registered pytree node (a tg.nn.Module, a namedtuple ...): its children
+            obj = jax.tree_util.tree_flatten(obj, is_leaf=lambda c, top=obj: c is not top)[0]
         if not isinstance(obj, (tuple, list)) or len(obj) != len(spec.children):
             raise IRError(f"{path}: expected a sequence of {len(spec.children)}, got {obj!r:.80}")
         for i, (child, item) in enumerate(zip(spec.children, obj)):
