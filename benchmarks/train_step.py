@@ -108,7 +108,7 @@ def torch_step_timer(sizes, x, y, repeat, number):
         for _ in range(number):
             loss = step()
         times.append((time.perf_counter() - t0) / number)
-    return statistics.median(times) * 1e6, float(loss)
+    return statistics.median(times) * 1e6, float(loss.detach())
 
 
 def main(argv=None):
