@@ -18,6 +18,7 @@ import jax
 import numpy as np
 
 import tracegraph as tg
+from tracegraph.nn import functional as F
 
 MODES = ("jit", "interpret", "eager")
 
@@ -186,6 +187,34 @@ def add_text_flags(p, *, seq_len=64, sample_length=300, temperature=0.8, prompt=
                    help="sampling temperature (0: greedy)")
     p.add_argument("--prompt", default=prompt, help="text the sample starts from")
     return p
+
+
+def next_char_loss(model, batch):
+    """Cross-entropy of next-character logits ``model(x)`` against ``y``."""
+    return F.cross_entropy(model(batch["x"]), batch["y"])
+
+
+def run_text_model(args, corpus, model, optimizer, *, summary: bool = False) -> dict:
+    """What both language-model examples do after building their model: train on the
+    corpus' windows, report validation bits per character (and optionally the model's IR
+    summary), generate a sample, and return the metrics."""
+    x, y = corpus.windows("train", args.seq_len)
+    state, hist = train(args, model, train_batches({"x": x, "y": y}, args),
+                        loss=next_char_loss, optimizer=optimizer)
+    bpc = bits_per_char(state.model, corpus.windows("validation", args.seq_len), next_char_loss,
+                        mode=args.mode)
+    print(f"validation: {bpc:.3f} bits per character "
+          f"(unigram entropy {corpus.unigram_entropy:.3f})")
+    if summary:
+        print("IR summary of the model (nodes per module scope, parameters):")
+        tg.nn.summary(state.model, tg.spec((args.batch_size, args.seq_len), "i32"))
+    text = sample_text(state.model, corpus, prompt=args.prompt, length=args.sample_length,
+                       seq_len=args.seq_len, temperature=args.temperature,
+                       key=tg.random.key(args.seed + 1))
+    print(f"sample (temperature {args.temperature}):\n{text}")
+    return {"bpc": bpc, "unigram_entropy": corpus.unigram_entropy, "sample": text,
+            "final_loss": hist.losses[-1], "time_per_step": hist.time_per_step,
+            "losses": hist.losses}
 
 
 def bits_per_char(model, windows, loss_fn, *, batch_size=256, mode="jit") -> float:

@@ -11,10 +11,8 @@ validation loss in bits per character — to compare with the corpus' unigram en
 from __future__ import annotations
 
 import tracegraph as tg
-from tracegraph.nn import functional as F
 
-from _common import (add_text_flags, bits_per_char, on_device, parser, sample_text, train,
-                     train_batches)
+from _common import add_text_flags, on_device, parser, run_text_model
 
 
 class CharLSTM(tg.nn.Module):
@@ -29,9 +27,6 @@ class CharLSTM(tg.nn.Module):
         return self.head(hs)
 
 
-def loss_fn(model, batch):
-    return F.cross_entropy(model(batch["x"]), batch["y"])
-
 
 def main(argv=None):
     p = parser(__doc__.splitlines()[0], steps=1500, batch_size=32, lr=3e-3)
@@ -41,25 +36,12 @@ def main(argv=None):
     with on_device(args.device):
         corpus = tg.data.load_pydoc_corpus(max_chars=args.max_chars)
         print(corpus)
-        x, y = corpus.windows("train", args.seq_len)
         model = CharLSTM(corpus.vocab_size, args.embed_dim, args.hidden,
                          key=tg.random.key(args.seed))
         steps = args.steps
         schedule = tg.optim.cosine_decay_schedule(args.lr, steps, alpha=0.1) if steps else args.lr
         optimizer = tg.optim.chain(tg.optim.clip_by_global_norm(1.0), tg.optim.adam(schedule))
-        state, hist = train(args, model, train_batches({"x": x, "y": y}, args),
-                            loss=loss_fn, optimizer=optimizer)
-        bpc = bits_per_char(state.model, corpus.windows("validation", args.seq_len), loss_fn,
-                            mode=args.mode)
-        print(f"validation: {bpc:.3f} bits per character "
-              f"(unigram entropy {corpus.unigram_entropy:.3f})")
-        text = sample_text(state.model, corpus, prompt=args.prompt, length=args.sample_length,
-                           seq_len=args.seq_len, temperature=args.temperature,
-                           key=tg.random.key(args.seed + 1))
-        print(f"sample (temperature {args.temperature}):\n{text}")
-        return {"bpc": bpc, "unigram_entropy": corpus.unigram_entropy, "sample": text,
-                "final_loss": hist.losses[-1], "time_per_step": hist.time_per_step,
-                "losses": hist.losses}
+        return run_text_model(args, corpus, model, optimizer)
 
 
 if __name__ == "__main__":
