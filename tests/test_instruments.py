@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from tracegraph.ir import render
+from tracegraph.ir import graphviz
 
 
 def mlp(x, w1, w2):
@@ -210,7 +210,7 @@ def test_render_without_dot_names_the_package(tmp_path, monkeypatch):
 def test_render_refuses_unknown_formats(tmp_path):
     g = tg.trace(lambda x: x * 2.0, tg.spec((3,)))
     with pytest.raises(tg.Error, match="format 'gif'"):
-        render.render(g, tmp_path / "g.gif")
+        graphviz.render(g, tmp_path / "g.gif")
 
 
 # -- retrace log -----------------------------------------------------------------------------

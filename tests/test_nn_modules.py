@@ -1,8 +1,10 @@
 """tg.nn modules: every layer against a Flax linen or jax.numpy reference with the same
 parameters (forward in jit, interpreter and define-by-run; gradients against jax.grad),
-and Module as a pytree: leaves, names, scopes, checkpoints, immutability, init."""
+and Module as a pytree: leaves, names, scopes (per thread), explicit static fields,
+checkpoints, immutability, init."""
 
 import math
+import threading
 
 import flax.linen as fnn
 import jax
@@ -14,6 +16,7 @@ from jax import lax
 from op_matrix import MODES, run_mode
 
 import tracegraph as tg
+from tracegraph.nn._module import _scope
 
 nn = tg.nn
 F = tg.nn.functional
@@ -888,6 +891,149 @@ class Forgetful(nn.Module):
 def test_missing_field_is_an_error():
     with pytest.raises(TypeError, match="weight"):
         Forgetful()
+
+
+# -- tg.nn.field: explicit static / child fields ----------------------------------------------
+
+
+class Scaled(nn.Module):
+    """A static array (a constant of the graph) and a float forced to be a parameter."""
+
+    weight: jax.Array
+    table: jax.Array = nn.field(static=True)
+    scale: float = nn.field(static=False, default=2.0)
+
+    def forward(self, x):
+        return (x @ self.weight) * self.table * self.scale
+
+
+def scaled():
+    return Scaled(jnp.ones((3, 2)), np.arange(1, 3, dtype=np.float32))
+
+
+def test_field_static_overrides_flatten_and_unflatten():
+    m = scaled()
+    leaves, treedef = jax.tree_util.tree_flatten(m)
+    assert [n for n, _ in m.named_parameters()] == ["weight", "scale"]
+    assert leaves[1] == 2.0 and len(leaves) == 2  # the float is a leaf, the array is not
+    again = jax.tree_util.tree_unflatten(treedef, leaves)
+    assert type(again) is Scaled and again.table is m.table and again.scale == 2.0
+    assert jax.tree_util.tree_structure(again) == treedef
+    # the classification survives tree_map and replace of other fields
+    halves = jax.tree_util.tree_map(lambda x: x / 2, m)
+    assert halves.table is m.table and halves.scale == 1.0
+    assert jax.tree_util.tree_structure(m.replace(scale=5.0)) == treedef
+    # a static array compares by identity: another array is another tree definition
+    other = m.replace(table=np.arange(1, 3, dtype=np.float32))
+    assert jax.tree_util.tree_structure(other) != treedef
+    assert "table=f32[2]" in repr(m) and "scale=2.0" in repr(m)
+
+
+def test_field_static_array_is_a_graph_constant_and_retraces():
+    m = scaled()
+    x = rand(4, 3)
+    f = tg.jit(call)
+    want = (x @ np.ones((3, 2))) * np.array([1.0, 2.0]) * 2.0
+    assert_close(f(m, x), want.astype(np.float32))
+    g = f.trace(m, x, optimized=False)
+    assert [v.name for v in g.inputs] == ["model.weight", "model.scale", "args1"]
+    assert any(np.array_equal(np.asarray(c.data), [1.0, 2.0]) for c in g.constants)
+    assert g.inputs[1].type.weak  # a Python float: a weakly typed scalar input
+    f(m.replace(scale=3.0), x)  # a parameter changed: no retrace
+    assert f.trace_count == 1
+    new = m.replace(table=np.full(2, 10.0, np.float32))  # a static field changed: retrace
+    assert_close(f(new, x), (x @ np.ones((3, 2))) * 20.0)
+    assert f.trace_count == 2
+    f(new, x)
+    assert f.trace_count == 2
+    grad = tg.grad(lambda m, x: (m(x) ** 2).sum())(m, x)
+    assert type(grad) is Scaled and grad.table is m.table
+    np.testing.assert_allclose(grad.scale, 2 * (np.asarray(want) ** 2).sum() / 2.0, rtol=1e-5)
+
+
+class Buffers(nn.Module):
+    """`tg.nn.field` in a class that writes its own __init__."""
+
+    weight: jax.Array
+    mask: jax.Array = nn.field(static=True)
+    history: list = nn.field(default_factory=list)
+    eps: float = nn.field(static=False, default=1e-3)
+
+    def __init__(self, n):
+        self.weight = jnp.ones(n)
+        self.mask = np.tril(np.ones((n, n), np.float32))
+
+    def forward(self, x):
+        return x @ (self.mask * self.weight) + self.eps
+
+
+def test_field_with_a_custom_init():
+    m = Buffers(3)
+    assert m.history == [] and Buffers(3).history is not m.history  # a fresh default
+    assert m.eps == 1e-3 and "mask" not in Buffers.__dict__
+    assert [n for n, _ in m.named_parameters()] == ["weight", "eps"]
+    g = tg.trace(lambda m, x: m(x), m, rand(2, 3))
+    assert [v.name for v in g.inputs] == ["m.weight", "m.eps", "x"]
+
+
+def test_field_errors():
+    with pytest.raises(TypeError, match="annotation"):
+        class Unannotated(nn.Module):
+            w = nn.field(static=True)
+
+            def __init__(self):
+                self.w = 1
+    with pytest.raises(TypeError, match="True, False or None"):
+        nn.field(static="yes")
+
+
+# -- module scopes are per thread -----------------------------------------------------------
+
+
+def test_module_scopes_are_per_thread():
+    """Thread B traces a call of a module object while thread A is inside that same
+    object's call: both graphs carry the module's scope (with one process-wide stack of
+    open module scopes, B took A's open scope for its own and skipped it). The model is
+    closed over, not an argument: arguments are unflattened into a new object per trace."""
+    a_inside, b_done = threading.Event(), threading.Event()
+
+    class Probe(nn.Module):
+        def __init__(self):
+            self.w = np.ones(2, np.float32)
+
+        def forward(self, x):
+            if threading.current_thread().name == "A":
+                a_inside.set()
+                assert b_done.wait(10)
+            return x * self.w
+
+    class Root(nn.Module):
+        def __init__(self):
+            self.probe = Probe()
+
+        def forward(self, x):
+            return self.probe(x) + 1.0
+
+    model, x = Root(), rand(2)
+    graphs = {}
+
+    def run(name):
+        if name == "B":
+            assert a_inside.wait(10)
+        try:
+            graphs[name] = tg.trace(lambda x: model(x), x)
+        finally:
+            if name == "B":
+                b_done.set()
+
+    threads = [threading.Thread(target=run, args=(name,), name=name) for name in "AB"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    for name in "AB":
+        assert [(n.op, n.scope) for n in graphs[name].nodes] == [("mul", "probe"), ("add", "")]
+    assert _scope.open_modules() == ()
 
 
 def test_repr_shows_the_tree(encoder):

@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from ..errors import IRError
-from . import dot, parser, printer, render, serialize, verifier
+from . import graphviz, parser, printer, serialize, verifier
 from .tree import TreeSpec, default_in_tree, default_out_tree
 from .types import TensorType
 
@@ -153,12 +153,12 @@ class Graph:
 
     def to_dot(self) -> str:
         """Graphviz DOT text: one node per op, clusters per scope and per subgraph."""
-        return dot.to_dot(self)
+        return graphviz.to_dot(self)
 
     def render(self, path, format: str | None = None) -> str:
         """Draw the graph to ``path`` (``.svg``/``.png``/``.pdf``) with Graphviz ``dot``;
         raises `tg.Error` naming the package to install when ``dot`` is missing."""
-        return render.render(self, path, format)
+        return graphviz.render(self, path, format)
 
     def verify(self) -> "Graph":
         """Check SSA, order, ops, attributes and types; raise `tg.IRError` if wrong."""

@@ -1,6 +1,7 @@
 """Layer 7: the model library.
 
-`Module` (an immutable pytree of parameters) and the layers built on it; the stateless
+`Module` (an immutable pytree of parameters; `field(static=...)` overrides how a field
+is classified, see ``_module/README.md``) and the layers built on it; the stateless
 functions (activations, losses, convolution, pooling, dropout, normalization) are in
 ``tg.nn.functional``, the initializers in ``tg.nn.init``.
 
@@ -23,7 +24,7 @@ from ._norm import LayerNorm
 from ._recurrent import GRU, LSTM
 from ._sequential import Sequential
 from ._summary import summary
-from .module import Module, tree_at
+from ._module import Module, field, tree_at
 
 __all__ = [
     "GELU",
@@ -47,6 +48,7 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "field",
     "functional",
     "init",
     "summary",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..frontend import fn_math
 from . import functional as F
-from .module import Module
+from ._module import Module
 
 
 class ReLU(Module):

@@ -15,7 +15,7 @@ from ..frontend.fn_shape import reshape, shape_of, swapaxes
 from . import functional as F
 from . import init
 from ._linear import Linear
-from .module import Module
+from ._module import Module
 
 
 class MultiHeadAttention(Module):

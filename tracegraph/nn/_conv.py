@@ -8,7 +8,7 @@ import jax.numpy as jnp
 
 from . import functional as F
 from . import init
-from .module import Module
+from ._module import Module
 
 
 def _pair(v, what):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from . import functional as F
-from .module import Module
+from ._module import Module
 
 
 class Dropout(Module):

@@ -12,7 +12,7 @@ from ..frontend.fn_math import add
 from ..frontend.fn_shape import reshape, shape_of, transpose
 from . import functional as F
 from . import init
-from .module import Module
+from ._module import Module
 
 
 class Linear(Module):

@@ -10,7 +10,7 @@ from ..errors import ShapeError
 from ..frontend.fn_shape import shape_of
 from . import functional as F
 from . import init
-from .module import Module
+from ._module import Module
 
 
 class LayerNorm(Module):

@@ -26,7 +26,7 @@ from ..frontend.fn_shape import (
     transpose,
 )
 from . import init
-from .module import Module
+from ._module import Module
 
 
 def _sequence(x, batch_first, who):

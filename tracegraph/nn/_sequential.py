@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 
-from ..frontend.builder import scope
+from ..core import scope
 from ..frontend.fn_random import split
-from .module import Module
+from ._module import Module
 
 
 @functools.cache

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from ..frontend.tracing import trace_function
-from .module import Module
+from ._module import Module
 
 
 def _count_scopes(graph, counts, outer=""):

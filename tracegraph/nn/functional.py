@@ -23,9 +23,9 @@ import numpy as np
 
 from ..errors import ShapeError, TracingError, user_location_long
 from ..frontend import fn_math
-from ..frontend.builder import bind
+from ..core import bind
 from ..frontend.fn_linalg import stop_gradient
-from ..frontend.tensor import Tensor
+from ..core import Tensor
 from ..ir.types import is_float
 
 __all__ = [

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import TracingError
-from ..frontend.tensor import Tensor
+from ..core import Tensor
 from ..ir.types import DTYPE_NAMES
 
 __all__ = [
@@ -187,12 +187,13 @@ def as_key(key, who: str):
             f"{who} needs a PRNG key to initialize its parameters: key=tg.random.key(0)"
         )
     if isinstance(key, Tensor):
-        if key._data is None:
+        value = key._trace.known_value(key)
+        if value is None:
             raise TracingError(
                 f"{who}: build modules outside tg.jit/tg.trace (their parameters are made "
                 "from a concrete key) and pass the module into the traced function"
             )
-        key = key._data
+        key = value
     dt = getattr(key, "dtype", None)
     if dt is not None and jax.dtypes.issubdtype(dt, jax.dtypes.prng_key):
         return key

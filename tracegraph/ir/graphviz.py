@@ -1,4 +1,5 @@
-"""Graphviz DOT export: ``g.to_dot()``, rendered with ``dot -Tsvg g.dot -o g.svg``.
+"""Graphviz pictures of a graph: the DOT text (``g.to_dot()``) and, through the Graphviz
+``dot`` program, an image (``g.render("g.svg")``).
 
 One box per node, labelled with its op, its attributes and its output type(s); an ellipse
 per graph input; a note per constant (with its value when it is small); a ``return`` box.
@@ -6,17 +7,38 @@ Edges carry the type of the value they move. Nodes of a module scope sit in a cl
 named after it (``encoder.layer0`` nests inside ``encoder``); the subgraphs of a
 control-flow node (``cond``, ``while_loop``, ``scan``) are drawn as dashed clusters whose
 ``return`` feeds the node.
+
+`render` pipes that text to Graphviz; the format comes from the file suffix (``.svg``,
+``.png``, ``.pdf``) or ``format=``. Graphviz is a system program, not a Python package:
+when ``dot`` is missing the error says how to install it (the Debian and Ubuntu package is
+``graphviz``).
+
+Example::
+
+    open("g.dot", "w").write(g.to_dot())   # or: dot -Tsvg g.dot -o g.svg
+    g.render("mlp.svg")
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 
-from ..errors import IRError
+from ..errors import Error, IRError
 from . import printer
 
 _LABEL_ATTRS_CHARS = 60
 _CONST_SHOWN = 4  # constants with at most this many elements show their value
+
+FORMATS = ("svg", "png", "pdf")
+INSTALL_HINT = (
+    "the Graphviz `dot` program is not installed (or not on PATH); install it with "
+    "`apt-get install graphviz` (Debian/Ubuntu package `graphviz`; `brew install graphviz` "
+    "on macOS), or write the DOT text with g.to_dot() and render it elsewhere"
+)
 
 
 def to_dot(graph) -> str:
@@ -169,3 +191,45 @@ def _node_label(node, name) -> str:
 def _tooltip(node) -> str:
     comment = printer.format_comment(node.location, node.scope)
     return f", tooltip={quote(comment)}" if comment else ""
+
+
+# -- rendering with the dot program --------------------------------------------------------
+
+
+def find_dot(program: str = "dot") -> str:
+    """The path of Graphviz's ``dot``; raises `tg.Error` naming the package if missing."""
+    path = shutil.which(program)
+    if path is None:
+        raise Error(INSTALL_HINT)
+    return path
+
+
+def render(graph, path, format: str | None = None, *, program: str = "dot", timeout: float = 120) -> str:
+    """Draw ``graph`` into ``path`` (SVG, PNG or PDF); returns the path.
+
+    Raises `tg.Error` when ``dot`` is missing (naming the package to install), when the
+    format is unknown, or when ``dot`` fails (with its message).
+
+    Example::
+
+        render(g, "mlp.svg")   # the same as g.render("mlp.svg")
+    """
+    path = os.fspath(path)
+    fmt = (format or os.path.splitext(path)[1].lstrip(".") or "svg").lower()
+    if fmt not in FORMATS:
+        raise Error(f"cannot render to format {fmt!r}; use one of {', '.join(FORMATS)}")
+    exe = find_dot(program)
+    text = to_dot(graph)
+    try:
+        proc = subprocess.run(
+            [exe, f"-T{fmt}", "-o", path],
+            input=text.encode("utf-8"),
+            capture_output=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        raise Error(f"Graphviz dot took more than {timeout:.0f} s to draw graph {graph.name}") from None
+    if proc.returncode != 0:
+        msg = proc.stderr.decode("utf-8", "replace").strip()
+        raise Error(f"Graphviz dot failed to draw graph {graph.name} (exit {proc.returncode}): {msg}")
+    return path

@@ -1,0 +1,435 @@
+"""`Module`: the base class of tracegraph's layers, an immutable dataclass-style pytree.
+
+A Module holds its parameters as attributes. Subclasses register themselves with
+``jax.tree_util`` (keys included; see `_flatten`), so every pytree tool sees the
+parameters as leaves named by attribute: ``jax.tree_util.tree_leaves(model)`` lists them,
+``tree_map`` makes a new model, `tg.jit` names the graph inputs ``model.fc1.weight``, optax
+optimizers take the model as their params, and `tg.checkpoint` pairs leaves by those names.
+
+Which attributes are parameters (pytree children) and which are hyper-parameters (static
+data in the tree definition) is decided once, at the end of ``__init__``, from the values
+(see `_field` and this package's README): arrays and Modules are children, plain Python
+data is static, unless a field is declared ``tg.nn.field(static=True)`` or
+``static=False``. A change of a static value is a change of the tree definition, so
+`tg.jit` retraces for it.
+
+Modules are frozen once ``__init__`` returns: use `Module.replace` (or `tree_at`) to get a
+changed copy, as in JAX and Equinox.
+
+Each child module knows its name in its parent (its attribute name; a list or dict
+element is ``attr.index`` or ``attr.key``; the elements of `Sequential` are just ``0``,
+``1``, ...), and calling it runs ``forward`` in that scope (see `_scope`). The root module
+has no name. The name is static data, so it survives flattening and tracing.
+
+Example::
+
+    class MLP(tg.nn.Module):
+        def __init__(self, sizes, *, key):
+            keys = tg.random.split(key, len(sizes) - 1)
+            self.layers = [tg.nn.Linear(m, n, key=k)
+                           for m, n, k in zip(sizes[:-1], sizes[1:], keys)]
+
+        def forward(self, x):
+            for layer in self.layers[:-1]:
+                x = tg.relu(layer(x))
+            return self.layers[-1](x)
+
+    model = MLP([784, 128, 10], key=tg.random.key(0))
+    logits = tg.jit(lambda model, x: model(x))(model, x)    # scopes layers.0, layers.1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import math
+import typing
+
+import jax
+import numpy as np
+
+from ...core import Tensor
+from ...ir.types import dtype_name
+from . import _flatten
+from ._field import INIT, META, NAME, SPEC, classify, field_names, is_array, static_of
+from ._scope import module_scope
+
+# -- declared fields --------------------------------------------------------------------------
+
+
+class _Declared(typing.NamedTuple):
+    """What a class says about one annotated field."""
+
+    has_default: bool  # a class attribute holds its default
+    factory: typing.Callable | None  # or this makes it (``field(default_factory=...)``)
+    static: bool | None  # ``field(static=...)``; None: classified by value
+
+
+def _own_declarations(cls) -> dict[str, _Declared]:
+    """The fields annotated in ``cls`` itself (not its bases), read before
+    ``dataclasses`` replaces the `tg.nn.field` objects by their defaults."""
+    annotations = inspect.get_annotations(cls)
+    for name, value in cls.__dict__.items():
+        if isinstance(value, dataclasses.Field) and name not in annotations:
+            raise TypeError(f"{cls.__name__}.{name} = tg.nn.field(...) needs a type annotation")
+    out = {}
+    for name, ann in annotations.items():
+        if name.startswith(META) or "ClassVar" in str(ann):
+            continue
+        value = cls.__dict__.get(name, dataclasses.MISSING)
+        if isinstance(value, dataclasses.Field):
+            factory = value.default_factory
+            out[name] = _Declared(
+                value.default is not dataclasses.MISSING,
+                None if factory is dataclasses.MISSING else factory,
+                static_of(value),
+            )
+        else:
+            has_default = value is not dataclasses.MISSING or hasattr(cls, name)
+            out[name] = _Declared(has_default, None, None)
+    return out
+
+
+@functools.cache
+def _declared_fields(cls) -> dict[str, _Declared]:
+    """Annotated instance fields over the class's Module bases, base classes first."""
+    out = {}
+    for base in reversed(cls.__mro__):
+        out.update(base.__dict__.get("_tg_declared", {}))
+    return out
+
+
+def _check_fields(obj):
+    """Fill the annotated fields ``__init__`` left unset from their defaults."""
+    d = obj.__dict__
+    for name, decl in _declared_fields(type(obj)).items():
+        if name in d:
+            continue
+        if decl.factory is not None:
+            d[name] = decl.factory()
+        elif decl.has_default:
+            d[name] = getattr(type(obj), name)
+        else:
+            raise TypeError(f"{type(obj).__name__}.__init__ did not set the field {name!r}")
+
+
+def _has_custom_init(cls) -> bool:
+    for base in cls.__mro__:
+        if base is Module:
+            return False
+        init = base.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_tg_generated", False):
+            return True
+    return False
+
+
+def _unwrap_field_defaults(cls):
+    """A class with its own ``__init__`` gets no dataclass processing: replace its
+    `tg.nn.field` class attributes by their defaults, as ``dataclasses`` would."""
+    for name, value in list(cls.__dict__.items()):
+        if isinstance(value, dataclasses.Field):
+            if value.default is dataclasses.MISSING:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, value.default)
+
+
+# -- naming children and classifying fields --------------------------------------------------
+
+
+def _is_module(x) -> bool:
+    return isinstance(x, Module)
+
+
+def _renamed(module, name):
+    if module.__dict__.get(NAME) == name:
+        return module
+    new = object.__new__(type(module))
+    new.__dict__.update(module.__dict__)
+    new.__dict__[NAME] = name
+    return new
+
+
+def _name_children(value, prefix):
+    """``value`` with every Module in it (through lists, tuples, dicts) renamed by its
+    position: ``prefix``, ``prefix.0``, ``prefix.key``..."""
+    if isinstance(value, Module):
+        return _renamed(value, prefix)
+    if type(value) in (list, tuple):
+        return type(value)(_name_children(x, _join(prefix, str(i))) for i, x in enumerate(value))
+    if type(value) is dict:
+        return {k: _name_children(x, _join(prefix, str(k))) for k, x in value.items()}
+    return value
+
+
+def _join(a, b):
+    return f"{a}.{b}" if a else b
+
+
+def _finish(module, keep=None):
+    """Name the child modules, split the fields into children and static data, freeze.
+
+    ``keep``: field -> spec to reuse (fields `replace` left alone)."""
+    d = module.__dict__
+    cls = type(module)
+    declared = _declared_fields(cls)
+    specs = []
+    for field in field_names(module):
+        prefix = "" if field in cls._tg_index_fields else field
+        d[field] = _name_children(d[field], prefix)
+        spec = keep.get(field) if keep else None
+        if spec is None:
+            decl = declared.get(field)
+            spec = classify(d[field], _is_module, decl.static if decl else None)
+        specs.append((field, spec))
+    d[SPEC] = _flatten.Layout(specs, cls._tg_index_fields)
+    d.pop(INIT, None)
+
+
+class _ModuleMeta(type):
+    def __call__(cls, *args, **kwargs):
+        obj = cls.__new__(cls)
+        obj.__dict__[NAME] = None
+        obj.__dict__[INIT] = True
+        obj.__init__(*args, **kwargs)
+        _check_fields(obj)
+        _finish(obj)
+        return obj
+
+
+def _scoped_call(call):
+    @functools.wraps(call)
+    def __call__(self, *args, **kwargs):
+        with module_scope(id(self), self.__dict__.get(NAME)):
+            return call(self, *args, **kwargs)
+
+    __call__._tg_scoped = True
+    return __call__
+
+
+# -- the base class -------------------------------------------------------------------------
+
+
+class Module(metaclass=_ModuleMeta):
+    """Base class of layers and models: an immutable pytree of parameters.
+
+    Subclass it, set parameters and sub-modules as attributes in ``__init__`` (or declare
+    annotated fields and let a dataclass ``__init__`` be generated), and write
+    ``forward`` (or ``__call__``). Calling a module runs ``forward`` in the module's
+    scope. A field's role (parameter or static) follows its value unless it is declared
+    with `tg.nn.field` (``static=True`` / ``static=False``).
+
+    Example::
+
+        class Affine(tg.nn.Module):
+            weight: jax.Array
+            bias: jax.Array
+            activation: object = tg.relu      # static: functions are not parameters
+
+            def forward(self, x):
+                return self.activation(x @ self.weight + self.bias)
+
+        m = Affine(jnp.ones((3, 2)), jnp.zeros(2))
+        jax.tree_util.tree_leaves(m)          # [weight, bias]
+    """
+
+    # Fields holding a list/tuple whose elements are named 0, 1, ... directly (their
+    # scopes and key paths leave the field's own name out), as Sequential's layers.
+    _tg_index_fields: typing.ClassVar[frozenset] = frozenset()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        own_call = cls.__dict__.get("__call__")
+        if own_call is not None and not getattr(own_call, "_tg_scoped", False):
+            cls.__call__ = _scoped_call(own_call)  # a user-written __call__ runs in scope too
+        cls._tg_declared = _own_declarations(cls)
+        if _has_custom_init(cls):
+            _unwrap_field_defaults(cls)
+        elif _declared_fields(cls):
+            # Equinox-style: annotated fields and no __init__ give a dataclass __init__.
+            dataclasses.dataclass(cls, init=True, repr=False, eq=False)
+            if "__init__" in cls.__dict__:
+                cls.__init__._tg_generated = True
+        _flatten.register(cls)
+
+    # -- calling ----------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        with module_scope(id(self), self.__dict__.get(NAME)):
+            return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} defines neither forward nor __call__")
+
+    # -- immutability --------------------------------------------------------------------
+    def __setattr__(self, name, value):
+        if not self.__dict__.get(INIT):
+            raise AttributeError(
+                f"cannot set {type(self).__name__}.{name}: modules are immutable after "
+                f"__init__; use module.replace({name}=...) or tg.nn.tree_at(...)"
+            )
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        if not self.__dict__.get(INIT):
+            raise AttributeError(
+                f"cannot delete {type(self).__name__}.{name}: modules are immutable"
+            )
+        object.__delattr__(self, name)
+
+    def replace(self, **changes) -> Module:
+        """A copy with some fields replaced: ``lin.replace(bias=None)``. Child modules
+        are named and fields classified (parameter or static) as in ``__init__``; the
+        fields left alone keep their classification."""
+        fields = field_names(self)
+        unknown = sorted(set(changes) - set(fields))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field(s) {unknown}; fields: {fields}")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        keep = {f: s for f, s in self.__dict__[SPEC].specs if f not in changes}
+        _finish(new, keep)
+        return new
+
+    # -- names ------------------------------------------------------------------------
+    @property
+    def scope_name(self) -> str | None:
+        """This module's name in its parent (``fc1``, ``layers.0``), which its call opens
+        as a scope; None for a root."""
+        return self.__dict__.get(NAME)
+
+    # -- parameters -------------------------------------------------------------------
+    def parameters(self) -> list:
+        """The parameter arrays (the pytree leaves), in flattening order."""
+        return jax.tree_util.tree_leaves(self)
+
+    def named_parameters(self) -> list[tuple[str, object]]:
+        """``[("fc1.weight", array), ...]``: each leaf with its dotted path (the names
+        `tg.jit` gives graph inputs, after the argument's own name)."""
+        return [(path_name(p), x) for p, x in jax.tree_util.tree_flatten_with_path(self)[0]]
+
+    def num_parameters(self) -> int:
+        """The number of scalars in all parameters."""
+        return sum(math.prod(np.shape(x)) for x in self.parameters())
+
+    def children(self) -> list[Module]:
+        """The direct sub-modules, in field order (through lists, tuples and dicts)."""
+        return [sub for field in field_names(self) for sub in modules_in(self.__dict__[field])]
+
+    def named_modules(self, prefix: str = "") -> list[tuple[str, Module]]:
+        """``[("", self), ("fc1", fc1), ("layers.0", ...), ...]``: this module and its
+        descendants with their scope paths, parents first."""
+        out = [(prefix, self)]
+        for sub in self.children():
+            out.extend(sub.named_modules(_join(prefix, sub.scope_name or "")))
+        return out
+
+    # -- train / eval -----------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """A copy with every ``training`` flag (Dropout, MultiHeadAttention) set to
+        ``mode`` (PyTorch's ``model.train()``, but returning a new model)."""
+        return _set_training(self, bool(mode))
+
+    def eval(self) -> Module:
+        """``self.train(False)``: a copy whose dropout layers are the identity."""
+        return _set_training(self, False)
+
+    # -- printing ---------------------------------------------------------------------
+    def __repr__(self):
+        return _repr(self, 0)
+
+
+def path_name(path) -> str:
+    """A jax key path as a dotted name: ``fc1.weight``, ``layers.0.bias``."""
+    parts = []
+    for k in path:
+        if isinstance(k, jax.tree_util.GetAttrKey):
+            parts.append(k.name)
+        elif isinstance(k, jax.tree_util.SequenceKey):
+            parts.append(str(k.idx))
+        elif isinstance(k, jax.tree_util.DictKey):
+            parts.append(str(k.key))
+        else:
+            parts.append(str(k))
+    return ".".join(parts)
+
+
+# -- walking the module tree ------------------------------------------------------------------
+
+
+def modules_in(value):
+    """The Modules in a field's value (itself, or through lists, tuples and dicts)."""
+    if isinstance(value, Module):
+        yield value
+    elif type(value) in (list, tuple):
+        for x in value:
+            yield from modules_in(x)
+    elif type(value) is dict:
+        for x in value.values():
+            yield from modules_in(x)
+
+
+def _has_modules(value) -> bool:
+    return next(modules_in(value), None) is not None
+
+
+def _map_modules(value, fn):
+    if isinstance(value, Module):
+        return fn(value)
+    if type(value) in (list, tuple):
+        return type(value)(_map_modules(x, fn) for x in value)
+    if type(value) is dict:
+        return {k: _map_modules(x, fn) for k, x in value.items()}
+    return value
+
+
+def _set_training(module, mode):
+    changes = {}
+    for field in field_names(module):
+        v = module.__dict__[field]
+        if field == "training" and isinstance(v, bool):
+            changes[field] = mode
+        elif _has_modules(v):
+            changes[field] = _map_modules(v, lambda m: _set_training(m, mode))
+    return module.replace(**changes) if changes else module
+
+
+# -- repr -----------------------------------------------------------------------------------
+
+
+def _short(x) -> str:
+    if isinstance(x, Tensor):
+        return str(x.type)
+    if is_array(x):
+        try:
+            dt = dtype_name(np.dtype(x.dtype))
+        except (KeyError, TypeError):
+            dt = str(x.dtype)
+        return f"{dt}[{','.join(str(d) for d in np.shape(x))}]"
+    if callable(x) and hasattr(x, "__name__") and not isinstance(x, type):
+        return x.__name__
+    return repr(x)
+
+
+def _repr(value, indent) -> str:
+    pad = "  " * (indent + 1)
+    if isinstance(value, Module):
+        parts = [(f, value.__dict__[f]) for f in field_names(value)]
+        flat = [f"{f}={_repr(v, indent + 1)}" for f, v in parts]
+        one_line = f"{type(value).__name__}({', '.join(flat)})"
+        if not any(_has_modules(v) for _, v in parts) and len(one_line) + 2 * indent <= 96:
+            return one_line
+        body = ",\n".join(pad + s for s in flat)
+        return f"{type(value).__name__}(\n{body}\n{'  ' * indent})"
+    if type(value) in (list, tuple) and any(_has_modules(x) for x in value):
+        open_, close = ("[", "]") if type(value) is list else ("(", ")")
+        body = ",\n".join(pad + _repr(x, indent + 1) for x in value)
+        return f"{open_}\n{body}\n{'  ' * indent}{close}"
+    if type(value) is dict and any(_has_modules(x) for x in value.values()):
+        body = ",\n".join(f"{pad}{k!r}: {_repr(x, indent + 1)}" for k, x in value.items())
+        return f"{{\n{body}\n{'  ' * indent}}}"
+    if type(value) in (list, tuple):
+        inner = ", ".join(_repr(x, indent) for x in value)
+        return f"[{inner}]" if type(value) is list else f"({inner}{',' if len(value) == 1 else ''})"
+    return _short(value)
