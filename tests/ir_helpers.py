@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from tracegraph.frontend.builder import bind
+from tracegraph.core import bind
 from tracegraph.ir import Attr, OpDef, lookup, registry
 
 import op_matrix
@@ -59,11 +59,27 @@ def assert_same_results(got, want):
 
 
 # -- test-only ops --------------------------------------------------------------------------
+def _fields(out_types):
+    """The four type rules of an op whose output types ``out_types(*types, **attrs)`` gives
+    whole (a tuple of them for a multi-output op), as `OpDef` keywords."""
+
+    def rule(field):
+        def get(*types, **attrs):
+            out = out_types(*types, **attrs)
+            if isinstance(out, tuple):
+                return tuple(getattr(t, field) for t in out)
+            return getattr(out, field)
+
+        return get
+
+    return {f + "_rule": rule(f) for f in ("shape", "dtype", "weak", "sharding")}
+
+
 def _same(x, **_):
     return x
 
 
-def _call_shape(*types, body):
+def _call_types(*types, body):
     return tuple(body.out_types)
 
 
@@ -71,7 +87,7 @@ def _call_impl(*xs, body):
     return tuple(tg.Interpreter(body).run(*xs))
 
 
-def _switch_shape(*types, branches, index):
+def _switch_types(*types, branches, index):
     if not 0 <= index < len(branches):
         raise tg.ShapeError(f"branch index {index} out of range")
     return tuple(branches[index].out_types)
@@ -83,22 +99,24 @@ def _switch_impl(*xs, branches, index):
 
 TEST_OPS = [
     # a call of a subgraph (like the body of a control-flow op)
-    OpDef("test.call", _call_shape, _call_impl, {"body": Attr("graph")}, arity=None,
-          multi_output=True),
+    OpDef("test.call", impl=_call_impl, attrs={"body": Attr("graph")}, arity=None,
+          multi_output=True, **_fields(_call_types)),
     # a choice among subgraphs, with an inline attribute next to the block
-    OpDef("test.switch", _switch_shape, _switch_impl,
-          {"index": Attr("int"), "branches": Attr("graphs")}, arity=None, multi_output=True),
+    OpDef("test.switch", impl=_switch_impl,
+          attrs={"index": Attr("int"), "branches": Attr("graphs")}, arity=None,
+          multi_output=True, **_fields(_switch_types)),
     # every attribute kind, on an identity op
-    OpDef("test.attrs", _same, lambda x, **_: x, {
+    OpDef("test.attrs", impl=lambda x, **_: x, attrs={
         "i": Attr("int", 0), "f": Attr("float", 0.0), "b": Attr("bool", False),
         "s": Attr("str", ""), "dt": Attr("dtype", np.dtype(np.float32)),
         "sc": Attr("scalar", 0), "ints": Attr("ints", ()), "pairs": Attr("int_pairs", ()),
         "oi": Attr("opt_int", None), "ois": Attr("opt_ints", None),
         "of": Attr("opt_float", None), "osc": Attr("opt_scalar", None),
         "odt": Attr("opt_dtype", None),
-    }),
+    }, **_fields(_same)),
     # two outputs
-    OpDef("test.split", lambda x: (x, x), lambda x: (x, -x), multi_output=True),
+    OpDef("test.split", impl=lambda x: (x, -x), multi_output=True,
+          **_fields(lambda x: (x, x))),
 ]
 
 

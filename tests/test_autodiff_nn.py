@@ -13,7 +13,7 @@ from jax import lax
 
 import tracegraph as tg
 import tracegraph.nn.functional as F
-from tracegraph.frontend.builder import bind
+from tracegraph.core import bind
 from tracegraph.ops.conv import conv_general_attrs
 
 from op_matrix import MODES, run_mode

@@ -85,3 +85,16 @@ def test_plain_arrays_outside_any_trace():
     out = tg.exp(np.float32(0.0)) + 0
     assert float(out) == 1.0
     assert isinstance(tg.add(jnp.ones(2), 1.0), type(jnp.ones(2)))
+
+
+def test_a_saved_graph_called_inside_a_trace_is_inlined():
+    g = tg.trace(lambda x: tg.sin(x) * 2.0, tg.spec((3,)))
+    x = np.linspace(0, 1, 3).astype(np.float32)
+    want = np.sin(x) * 2 + 1
+    f = tg.jit(lambda x: g(x) + 1.0)
+    np.testing.assert_allclose(f(x), want, rtol=1e-6)
+    assert [n.op for n in f.trace(x, optimized=False).nodes] == ["sin", "mul", "add"]
+    run = tg.eager(lambda x: g(x) + 1.0)
+    np.testing.assert_allclose(run(x), want, rtol=1e-6)
+    assert [n.op for n in run.last_graph.nodes] == ["sin", "mul", "add"]
+    np.testing.assert_allclose(tg.grad(lambda x: tg.sum(g(x)))(x), 2 * np.cos(x), rtol=1e-6)

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from tracegraph.frontend.builder import bind
-from tracegraph.frontend.tracing import trace_types
+from tracegraph.core import bind
+from tracegraph.core import trace_graph
 from tracegraph.ir import TensorType, lookup
 from tracegraph.transforms import (
     DEFAULT_PIPELINE, PassManager, cse, dce, fold, format_records, run_passes, simplify,
@@ -209,8 +209,8 @@ def test_cse_never_merges_random_ops():
 
 def test_cse_compares_subgraphs_by_identity():
     t = TensorType((3,), "float32")
-    body = trace_types(lambda a: tg.sin(a) * 2.0, [t], "body")
-    same = trace_types(lambda a: tg.sin(a) * 2.0, [t], "body")  # equal, not identical
+    body = trace_graph(lambda a: tg.sin(a) * 2.0, [t], "body")
+    same = trace_graph(lambda a: tg.sin(a) * 2.0, [t], "body")  # equal, not identical
 
     def f(x, p):
         (a,) = bind("cond", p, x, true_branch=body, false_branch=body)

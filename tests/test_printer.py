@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from tracegraph.frontend.builder import bind
+from tracegraph.core import bind
 from tracegraph.ir import Graph, Node, TensorType, Value
 
 from ir_helpers import nested_graph, test_ops  # noqa: F401  (test_ops: a fixture)

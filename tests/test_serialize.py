@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from tracegraph.frontend.builder import bind
+from tracegraph.core import bind
 from tracegraph.ir import serialize
 
 from ir_helpers import (  # noqa: F401  (test_ops: a fixture)

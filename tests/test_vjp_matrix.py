@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from tracegraph.frontend.builder import bind
+from tracegraph.core import bind
 from tracegraph.ir import NOT_DIFFERENTIABLE, all_ops, lookup
 from tracegraph.ir.types import is_inexact
 

@@ -16,7 +16,7 @@ from . import ops as _ops  # noqa: F401  (registers every op)
 from . import backends as _backends  # noqa: F401  (registers the runners)
 from .errors import Error, IRError, ShapeError, TracingError
 from .frontend import tensor_methods as _tensor_methods  # noqa: F401
-from .frontend.builder import scope
+from .core import Tensor, scope
 from .frontend.control_flow import cond, fori_loop, scan, while_loop
 from .frontend.eager import EagerFunction, eager
 from .frontend.fn_math import (
@@ -35,13 +35,12 @@ from .frontend.fn_shape import (
     broadcast_to, concatenate, expand_dims, flatten, moveaxis, pad, ravel, reshape, split,
     squeeze, stack, swapaxes, take, take_along_axis, transpose,
 )
-from .frontend.tensor import Tensor
 from .frontend.tracing import spec, trace_function
 from .backends.interpreter import Hook, Interpreter, NaNError, Profile, Watch, profile
 from .ir import Graph, Node, TensorType, Value
 from .ir.files import load, save
 from .jit import JitFunction, RetraceWarning, jit
-from .transforms.autodiff import grad, value_and_grad, vjp
+from .autodiff import grad, value_and_grad, vjp
 from .interop import from_jax, to_jax
 from . import transforms
 from . import nn, random

@@ -161,7 +161,7 @@ def _output(args, text: str) -> None:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
 
-def _emit(args, graph, lowered) -> None:
+def _write_graph(args, graph, lowered) -> None:
     """Write ``graph`` in ``args.format``; ``lowered()`` gives the jax Lowered."""
     fmt = args.format
     if fmt == "text":
@@ -197,14 +197,14 @@ def cmd_dump(args: argparse.Namespace) -> int:
     )
     specs = list(args.arg or [])
     graph = jf.trace(*specs)
-    _emit(args, graph, lambda: jf.lower(*specs))
+    _write_graph(args, graph, lambda: jf.lower(*specs))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print a saved graph (verified) in one format."""
     graph = load_graph(args.file).verify()
-    _emit(args, graph, lambda: _jitted(graph).lower(*_flat_specs(graph)))
+    _write_graph(args, graph, lambda: _jitted(graph).lower(*_flat_specs(graph)))
     return 0
 
 

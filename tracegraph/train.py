@@ -37,7 +37,7 @@ from .errors import Error
 from .frontend.eager import eager
 from .jit import jit
 from .optim import apply_updates
-from .transforms.autodiff import value_and_grad
+from .autodiff import value_and_grad
 
 MODES = ("jit", "interpret", "eager")
 

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import jax
 
+from ..core import EVAL, at_bottom, call_graph, eval_graph
 from ..ir.graph import register_runner
-from ..ops.execute import evaluate
 from .program import coerce_inputs
+
+
+def evaluate(graph, flat_args) -> list:
+    """Evaluate ``graph`` on JAX values (arrays, or tracers while ``jax.jit`` traces) at
+    the bottom of the trace stack; returns the flat outputs."""
+    return eval_graph(graph, list(flat_args), trace=EVAL)
 
 
 def as_jax_function(graph):
@@ -34,6 +40,8 @@ def jitted(graph):
 
 
 def run_jit(graph, *args, **kwargs):
+    if not at_bottom():  # called inside a trace (tg.jit, tg.eager): inline the graph
+        return graph.unflatten_outputs(call_graph(graph, *graph.flatten_args(args, kwargs)))
     flat = coerce_inputs(graph, graph.flatten_args(args, kwargs))
     return graph.unflatten_outputs(list(jitted(graph)(*flat)))
 

@@ -1,10 +1,11 @@
 """Structured control flow for user code: `cond`, `while_loop`, `fori_loop`, `scan`,
 with JAX's signatures and pytree operands and carries.
 
-Under tracing (tg.jit, tg.trace) each function is traced into a subgraph held by one
-node; tensors a body uses from outside become explicit operands of that node. Under
-define-by-run (tg.eager) the chosen branch or the loop simply runs, op by op, and the
-tape records what ran. Called on plain arrays, they run define-by-run as well.
+Where the current trace knows the values (`Trace.known_value`: define-by-run, and plain
+arrays with no trace active) the chosen branch or the loop simply runs, op by op, and
+a define-by-run tape records what ran. Otherwise (tg.jit, tg.trace) each function is
+traced into a subgraph held by one node; tensors a body uses from outside become
+explicit operands of that node.
 
 Example::
 
@@ -14,17 +15,13 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from ..errors import ShapeError, TracingError, user_location_long
 from ..ir.graph import Graph, Value
 from ..ir.tree import default_out_tree
-from .builder import Builder, as_tensor, bind, building, current
-from .tensor import Tensor
+from ..core import GraphTrace, Tensor, bind, current_trace, using
 
 
 def _is_tensor(x):
@@ -35,32 +32,13 @@ def _flatten(tree):
     return jax.tree_util.tree_flatten(tree, is_leaf=_is_tensor)
 
 
-@contextlib.contextmanager
-def _running():
-    """The builder to record into, and an unwrap function for the results: the active
-    builder, or a temporary define-by-run one when called on plain arrays."""
-    b = current()
-    if b is not None:
-        yield b, (lambda tree: tree)
-        return
-    top = Builder("eager", eager=True)
-
-    def unwrap(tree):
-        return jax.tree_util.tree_map(
-            lambda x: jnp.asarray(x._data) if isinstance(x, Tensor) else x, tree, is_leaf=_is_tensor
-        )
-
-    with building(top):
-        yield top, unwrap
-
-
 class _Body:
-    """``fn`` traced into a child builder of ``parent`` on inputs of ``in_types``."""
+    """``fn`` traced into a child graph trace of ``parent`` on inputs of ``in_types``."""
 
-    def __init__(self, fn, in_types, parent: Builder, name: str):
-        b = Builder(name, eager=False, parent=parent)
-        ins = [b.add_input(t, name=f"in{i}") for i, t in enumerate(in_types)]
-        with building(b):
+    def __init__(self, fn, in_types, parent, name: str):
+        t = GraphTrace(name, parent=parent)
+        ins = [t.new_input(ty, name=f"in{i}") for i, ty in enumerate(in_types)]
+        with using(t):
             leaves, self.out_treedef = _flatten(fn(*ins))
             for i, x in enumerate(leaves):
                 if not (isinstance(x, (Tensor, bool, int, float, complex)) or hasattr(x, "dtype")):
@@ -68,8 +46,9 @@ class _Body:
                         f"{name} returned a {type(x).__name__} (output {i}); control-flow "
                         f"bodies return arrays"
                     )
-            self.outs = [as_tensor(b, x) for x in leaves]
-        self.builder = b
+            self.outs = [t.lift(x) for x in leaves]
+        self.trace = t
+        self.builder = t.builder
         self.num_explicit = len(in_types)
 
     @property
@@ -79,7 +58,7 @@ class _Body:
     def cast_outputs(self, types):
         """Outputs that differ from ``types`` only in weak typing take ``types`` (a
         Python scalar in one branch joins the other's dtype, as in JAX)."""
-        with building(self.builder):
+        with using(self.trace):
             for i, (t, want) in enumerate(zip(self.outs, types)):
                 if t.type != want and t.shape == want.shape and (t.type.weak or want.weak):
                     self.outs[i] = bind("astype", t, dtype=want.dtype)
@@ -124,8 +103,8 @@ def _carry_mismatch(what, treedef, init_types, out_types):
     )
 
 
-def _bool_pred(b, pred):
-    p = as_tensor(b, pred)
+def _bool_pred(trace, pred):
+    p = trace.lift(pred)
     if p.shape != ():
         raise ShapeError(f"cond predicate must be a scalar, got {p.type} (at {user_location_long(3)})")
     return p if p.dtype.kind == "b" else bind("ne", p, 0)
@@ -139,36 +118,39 @@ def cond(pred, true_fn, false_fn, *operands):
 
     Both branches must return the same pytree structure and types.
     """
-    with _running() as (b, unwrap):
-        if b.eager:
-            chosen = true_fn if bool(as_tensor(b, pred)) else false_fn
-            return unwrap(chosen(*operands))
-        p = _bool_pred(b, pred)
-        leaves, treedef = _flatten(tuple(operands))
-        ins = [as_tensor(b, x) for x in leaves]
-        types = [t.type for t in ins]
+    b = current_trace()
+    p = b.lift(pred)
+    if tuple(np.shape(p)) != ():
+        raise ShapeError(f"cond predicate must be a scalar, got {b.lift(p).type if isinstance(p, Tensor) else np.shape(p)} (at {user_location_long(2)})")
+    value = b.known_value(p)
+    if value is not None:
+        return (true_fn if bool(value) else false_fn)(*operands)
+    p = _bool_pred(b, p)
+    leaves, treedef = _flatten(tuple(operands))
+    ins = [b.lift(x) for x in leaves]
+    types = [t.type for t in ins]
 
-        def call(fn):
-            return lambda *xs: fn(*jax.tree_util.tree_unflatten(treedef, xs))
+    def call(fn):
+        return lambda *xs: fn(*jax.tree_util.tree_unflatten(treedef, xs))
 
-        t = _Body(call(true_fn), types, b, "true_branch")
-        f = _Body(call(false_fn), types, b, "false_branch")
-        if t.out_treedef != f.out_treedef:
-            raise TracingError(
-                f"cond branches return different structures: {t.out_treedef} vs "
-                f"{f.out_treedef} (at {user_location_long(2)})"
-            )
-        strong = [x.with_(weak=False) if x != y else x for x, y in zip(t.out_types, f.out_types)]
-        t.cast_outputs(strong)
-        f.cast_outputs(strong)
-        if t.out_types != f.out_types:
-            raise ShapeError(
-                f"cond branches return different types: true_fn {_types_str(t.out_types)}, "
-                f"false_fn {_types_str(f.out_types)} (at {user_location_long(2)})"
-            )
-        (gt, gf), consts = _close([t, f])
-        outs = bind("cond", p, *ins, *consts, true_branch=gt, false_branch=gf)
-        return jax.tree_util.tree_unflatten(t.out_treedef, list(outs))
+    t = _Body(call(true_fn), types, b, "true_branch")
+    f = _Body(call(false_fn), types, b, "false_branch")
+    if t.out_treedef != f.out_treedef:
+        raise TracingError(
+            f"cond branches return different structures: {t.out_treedef} vs "
+            f"{f.out_treedef} (at {user_location_long(2)})"
+        )
+    strong = [x.with_(weak=False) if x != y else x for x, y in zip(t.out_types, f.out_types)]
+    t.cast_outputs(strong)
+    f.cast_outputs(strong)
+    if t.out_types != f.out_types:
+        raise ShapeError(
+            f"cond branches return different types: true_fn {_types_str(t.out_types)}, "
+            f"false_fn {_types_str(f.out_types)} (at {user_location_long(2)})"
+        )
+    (gt, gf), consts = _close([t, f])
+    outs = bind("cond", p, *ins, *consts, true_branch=gt, false_branch=gf)
+    return jax.tree_util.tree_unflatten(t.out_treedef, list(outs))
 
 
 # -- while_loop -------------------------------------------------------------------------
@@ -177,7 +159,7 @@ def cond(pred, true_fn, false_fn, *operands):
 def _trace_loop(b, make_bodies, init_leaves, what):
     """Trace loop bodies on the carry's types; if the body changes only weak types,
     make those carries strong and trace again (as JAX does)."""
-    carry = [as_tensor(b, x) for x in init_leaves]
+    carry = [b.lift(x) for x in init_leaves]
     for _ in range(2):
         types = [t.type for t in carry]
         bodies = make_bodies(types)
@@ -205,40 +187,40 @@ def while_loop(cond_fun, body_fun, init_val):
     Not reverse-differentiable when traced (the trip count is dynamic); use `scan` or
     `fori_loop` with Python int bounds for gradients.
     """
-    with _running() as (b, unwrap):
-        if b.eager:
-            val = init_val
-            while bool(as_tensor(b, cond_fun(val))):
-                val = body_fun(val)
-            return unwrap(val)
-        leaves, treedef = _flatten(init_val)
+    b = current_trace()
+    if _values_known(b, init_val):
+        val = init_val
+        while bool(b.known_value(b.lift(cond_fun(val)))):
+            val = body_fun(val)
+        return val
+    leaves, treedef = _flatten(init_val)
 
-        def call(fn):
-            return lambda *xs: fn(jax.tree_util.tree_unflatten(treedef, xs))
+    def call(fn):
+        return lambda *xs: fn(jax.tree_util.tree_unflatten(treedef, xs))
 
-        def bodies(types):
-            c = _Body(call(cond_fun), types, b, "cond")
-            body = _Body(call(body_fun), types, b, "body")
-            if body.out_treedef != treedef:
-                raise TracingError(
-                    f"while_loop body returns {body.out_treedef}, the carry is {treedef} "
-                    f"(at {user_location_long(4)})"
-                )
-            return [c, body]
-
-        carry, bs = _trace_loop(b, bodies, leaves, "while_loop body")
-        if bs is None:
-            types = [as_tensor(b, x).type for x in leaves]
-            raise _carry_mismatch("while_loop body", treedef, types, bodies(types)[1].out_types)
-        c, body = bs
-        if len(c.outs) != 1 or c.outs[0].shape != () or c.outs[0].dtype.kind != "b":
-            raise ShapeError(
-                f"while_loop cond_fun must return a bool scalar, got {_types_str(c.out_types)} "
-                f"(at {user_location_long(2)})"
+    def bodies(types):
+        c = _Body(call(cond_fun), types, b, "cond")
+        body = _Body(call(body_fun), types, b, "body")
+        if body.out_treedef != treedef:
+            raise TracingError(
+                f"while_loop body returns {body.out_treedef}, the carry is {treedef} "
+                f"(at {user_location_long(4)})"
             )
-        (gc, gb), consts = _close([c, body])
-        outs = bind("while_loop", *carry, *consts, cond_graph=gc, body_graph=gb)
-        return jax.tree_util.tree_unflatten(treedef, list(outs))
+        return [c, body]
+
+    carry, bs = _trace_loop(b, bodies, leaves, "while_loop body")
+    if bs is None:
+        types = [b.lift(x).type for x in leaves]
+        raise _carry_mismatch("while_loop body", treedef, types, bodies(types)[1].out_types)
+    c, body = bs
+    if len(c.outs) != 1 or c.outs[0].shape != () or c.outs[0].dtype.kind != "b":
+        raise ShapeError(
+            f"while_loop cond_fun must return a bool scalar, got {_types_str(c.out_types)} "
+            f"(at {user_location_long(2)})"
+        )
+    (gc, gb), consts = _close([c, body])
+    outs = bind("while_loop", *carry, *consts, cond_graph=gc, body_graph=gb)
+    return jax.tree_util.tree_unflatten(treedef, list(outs))
 
 
 # -- scan ---------------------------------------------------------------------------------
@@ -247,61 +229,61 @@ def while_loop(cond_fun, body_fun, init_val):
 def scan(f, init, xs=None, length=None, reverse: bool = False):
     """``lax.scan``: ``carry, y = f(carry, x)`` over the leading axis of ``xs``; returns
     the final carry and the stacked ``y``s. ``xs`` may be None with ``length`` given."""
-    with _running() as (b, unwrap):
-        x_leaves, x_treedef = _flatten(xs)
-        x_ts = [as_tensor(b, x) for x in x_leaves]
-        lengths = {t.shape[0] for t in x_ts if t.shape}
-        if any(not t.shape for t in x_ts):
-            raise ShapeError(f"scan xs leaves need a leading axis (at {user_location_long(2)})")
-        if length is not None:
-            lengths.add(int(length))
-        if len(lengths) != 1:
-            raise ShapeError(
-                f"scan needs one length: xs leading axes and length give {sorted(lengths)} "
-                f"(at {user_location_long(2)})"
-            )
-        n = lengths.pop()
-        if b.eager:
-            return unwrap(_scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse))
-        c_leaves, c_treedef = _flatten(init)
-        nc = len(c_leaves)
-        slice_types = [t.type.with_(shape=t.shape[1:]) for t in x_ts]
-
-        def call(types):
-            def body(*a):
-                carry = jax.tree_util.tree_unflatten(c_treedef, a[:nc])
-                x = jax.tree_util.tree_unflatten(x_treedef, a[nc:])
-                res = f(carry, x)
-                if not (isinstance(res, (tuple, list)) and len(res) == 2):
-                    raise TracingError(
-                        f"scan body must return a pair (carry, y) (at {user_location_long(2)})"
-                    )
-                new_c, y = res
-                c_l, c_t = _flatten(new_c)
-                if c_t != c_treedef:
-                    raise TracingError(
-                        f"scan body returns carry {c_t}, the carry is {c_treedef} "
-                        f"(at {user_location_long(2)})"
-                    )
-                y_l, body.y_treedef = _flatten(y)
-                return (*c_l, *y_l)
-
-            s = _Body(body, types + slice_types, b, "body")
-            s.y_treedef = body.y_treedef
-            return [s]
-
-        carry, bs = _trace_loop(b, lambda types: call(types), c_leaves, "scan body")
-        if bs is None:
-            types = [as_tensor(b, x).type for x in c_leaves]
-            raise _carry_mismatch("scan body", c_treedef, types, call(types)[0].out_types[:nc])
-        (gb,), consts = _close(bs)
-        outs = bind(
-            "scan", *carry, *x_ts, *consts,
-            body=gb, length=n, reverse=bool(reverse), num_carry=nc, num_xs=len(x_ts),
+    b = current_trace()
+    x_leaves, x_treedef = _flatten(xs)
+    x_ts = [b.lift(x) for x in x_leaves]
+    lengths = {tuple(np.shape(t))[0] for t in x_ts if np.shape(t)}
+    if any(not np.shape(t) for t in x_ts):
+        raise ShapeError(f"scan xs leaves need a leading axis (at {user_location_long(2)})")
+    if length is not None:
+        lengths.add(int(length))
+    if len(lengths) != 1:
+        raise ShapeError(
+            f"scan needs one length: xs leading axes and length give {sorted(lengths)} "
+            f"(at {user_location_long(2)})"
         )
-        final = jax.tree_util.tree_unflatten(c_treedef, list(outs[:nc]))
-        ys = jax.tree_util.tree_unflatten(bs[0].y_treedef, list(outs[nc:]))
-        return final, ys
+    n = lengths.pop()
+    if _values_known(b, (init, x_ts)):
+        return _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse)
+    c_leaves, c_treedef = _flatten(init)
+    nc = len(c_leaves)
+    slice_types = [t.type.with_(shape=t.shape[1:]) for t in x_ts]
+
+    def call(types):
+        def body(*a):
+            carry = jax.tree_util.tree_unflatten(c_treedef, a[:nc])
+            x = jax.tree_util.tree_unflatten(x_treedef, a[nc:])
+            res = f(carry, x)
+            if not (isinstance(res, (tuple, list)) and len(res) == 2):
+                raise TracingError(
+                    f"scan body must return a pair (carry, y) (at {user_location_long(2)})"
+                )
+            new_c, y = res
+            c_l, c_t = _flatten(new_c)
+            if c_t != c_treedef:
+                raise TracingError(
+                    f"scan body returns carry {c_t}, the carry is {c_treedef} "
+                    f"(at {user_location_long(2)})"
+                )
+            y_l, body.y_treedef = _flatten(y)
+            return (*c_l, *y_l)
+
+        s = _Body(body, types + slice_types, b, "body")
+        s.y_treedef = body.y_treedef
+        return [s]
+
+    carry, bs = _trace_loop(b, lambda types: call(types), c_leaves, "scan body")
+    if bs is None:
+        types = [b.lift(x).type for x in c_leaves]
+        raise _carry_mismatch("scan body", c_treedef, types, call(types)[0].out_types[:nc])
+    (gb,), consts = _close(bs)
+    outs = bind(
+        "scan", *carry, *x_ts, *consts,
+        body=gb, length=n, reverse=bool(reverse), num_carry=nc, num_xs=len(x_ts),
+    )
+    final = jax.tree_util.tree_unflatten(c_treedef, list(outs[:nc]))
+    ys = jax.tree_util.tree_unflatten(bs[0].y_treedef, list(outs[nc:]))
+    return final, ys
 
 
 def _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse):
@@ -317,13 +299,15 @@ def _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse):
         raise ShapeError("scan of length 0 is not supported in define-by-run")
     y_leaves = [_flatten(y)[0] for y in ys]
     treedef = _flatten(ys[0])[1]
-    stacked = [bind("stack", *[as_tensor(b, yl[j]) for yl in y_leaves], axis=0) for j in range(len(y_leaves[0]))]
+    stacked = [bind("stack", *[yl[j] for yl in y_leaves], axis=0) for j in range(len(y_leaves[0]))]
     return carry, jax.tree_util.tree_unflatten(treedef, stacked)
 
 
 def _index(t, i):
-    s = bind("slice", t, start=(i,) + (0,) * (t.ndim - 1), limit=(i + 1,) + t.shape[1:], strides=(1,) * t.ndim)
-    return bind("reshape", s, shape=t.shape[1:])
+    shape = tuple(np.shape(t))
+    s = bind("slice", t, start=(i,) + (0,) * (len(shape) - 1), limit=(i + 1,) + shape[1:],
+             strides=(1,) * len(shape))
+    return bind("reshape", s, shape=shape[1:])
 
 
 # -- fori_loop --------------------------------------------------------------------------------
@@ -337,22 +321,22 @@ def fori_loop(lower, upper, body_fun, init_val):
     """
     if _is_static_int(lower) and _is_static_int(upper):
         lower, upper = int(lower), int(upper)
-        with _running() as (b, unwrap):
-            if b.eager:
-                val = init_val
-                for i in range(lower, upper):
-                    val = body_fun(i, val)
-                return unwrap(val)
-            if upper <= lower:
-                return init_val
-
-            def step(carry, _):
-                i, val = carry
-                return (i + 1, body_fun(i, val)), None
-
-            i0 = as_tensor(b, np.int32(lower))
-            (_, val), _ = scan(step, (i0, init_val), None, length=upper - lower)
+        b = current_trace()
+        if _values_known(b, init_val):
+            val = init_val
+            for i in range(lower, upper):
+                val = body_fun(i, val)
             return val
+        if upper <= lower:
+            return init_val
+
+        def step(carry, _):
+            i, val = carry
+            return (i + 1, body_fun(i, val)), None
+
+        i0 = b.lift(np.int32(lower))
+        (_, val), _ = scan(step, (i0, init_val), None, length=upper - lower)
+        return val
 
     def cond_fun(carry):
         i, hi, _ = carry
@@ -364,6 +348,12 @@ def fori_loop(lower, upper, body_fun, init_val):
 
     _, _, val = while_loop(cond_fun, body, (lower, upper, init_val))
     return val
+
+
+def _values_known(trace, tree) -> bool:
+    """Whether the current trace knows the values of ``tree``'s leaves (then loops run
+    in Python, op by op; otherwise they are traced into one node)."""
+    return all(trace.known_value(trace.lift(x)) is not None for x in _flatten(tree)[0])
 
 
 def _is_static_int(v) -> bool:

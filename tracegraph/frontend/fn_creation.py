@@ -19,11 +19,11 @@ import jax
 import numpy as np
 
 from ..ir.types import DTYPE_NAMES
-from ..ops.core import default_float
+from ..ops.defop import default_float
 from . import fn_math
-from .builder import bind
+from ..core import bind
 from .fn_shape import _shape_arg, broadcast_to, shape_of
-from .tensor import Tensor
+from ..core import Tensor
 
 
 def canonical_dtype(dtype, default=None) -> np.dtype:

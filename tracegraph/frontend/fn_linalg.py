@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError, user_location_long
-from .builder import bind
-from .tensor import Tensor
+from ..core import bind
+from ..core import Tensor
 
 
 def _ndim(x) -> int:

@@ -6,7 +6,7 @@ Arrays are positional, static parameters are keywords; Python scalars are weakly
 
 from __future__ import annotations
 
-from .builder import bind
+from ..core import bind
 
 
 def _unary(op):

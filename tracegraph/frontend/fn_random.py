@@ -20,8 +20,8 @@ import jax
 import numpy as np
 
 from ..errors import TracingError, user_location_long
-from .builder import as_tensor, bind, current
-from .tensor import Tensor
+from ..core import bind, current_trace
+from ..core import Tensor
 
 
 def _raw_key(key):
@@ -61,8 +61,7 @@ def key(seed):
                 raw = np.asarray(jax.random.PRNGKey(int(seed)))
         except (OverflowError, TypeError, ValueError) as e:
             raise TracingError(f"bad seed {seed!r}: {e} (at {user_location_long(2)})") from None
-        b = current()
-        return as_tensor(b, raw) if b is not None else jax.numpy.asarray(raw)
+        return current_trace().constant(raw)
     return bind("random_seed", seed)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 
-from .builder import bind
+from ..core import bind
 from .fn_shape import ndim_of
 
 

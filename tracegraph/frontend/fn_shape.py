@@ -29,8 +29,8 @@ import numpy as np
 
 from ..errors import ShapeError, TracingError, user_location_long
 from . import fn_math
-from .builder import bind
-from .tensor import Tensor
+from ..core import bind
+from ..core import Tensor
 
 # -- helpers shared by the front-end modules ------------------------------------------------
 
@@ -302,14 +302,15 @@ def _classify(k):
     if isinstance(k, Tensor):
         kind = k.dtype.kind
         if kind == "b":
-            if k._data is None:
+            mask = k._trace.known_value(k)
+            if mask is None:
                 raise TracingError(
                     f"boolean mask indexing x[mask] of a traced mask {k.type} at {_where()}: the "
                     "result's shape would depend on the mask's values, which are not known while "
                     "tracing. Use tg.where(mask, x, 0) to keep the shape (or a masked reduction), "
                     "or run define-by-run with tg.eager where masks are concrete."
                 )
-            return _mask(np.asarray(k._data))
+            return _mask(np.asarray(mask))
         if kind not in "iu":
             raise ShapeError(
                 f"index tensors must be integers or booleans, got {k.type} (at {_where()})"

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from . import fn_linalg, fn_math, fn_reduce, fn_shape
-from .tensor import Tensor
+from ..core import Tensor
 
 
 def _swap(f):

@@ -1,8 +1,9 @@
 """Tracing a Python function into a `Graph`, and the helpers around argument pytrees.
 
-`trace_function` is shared by `tg.trace`, `tg.jit` and `tg.eager`: it flattens the
-arguments, makes one graph input per array leaf (named after the argument and its path,
-e.g. ``%params.fc1.w``), runs the function with `Tensor`s, and records the result.
+`trace_with(trace, fn, args, kwargs)` is shared by `tg.trace`, `tg.jit` and `tg.eager`:
+it flattens the arguments, makes one graph input per array leaf (named after the
+argument and its path, e.g. ``%params.fc1.w``), runs the function under the given trace
+with `Tensor`s, and finishes the graph.
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import numpy as np
 
 from ..errors import TracingError
 from ..ir.graph import Graph
-from ..ir.tree import CUSTOM, DICT, LIST, NONE, TUPLE, TreeSpec, default_out_tree
+from ..ir.tree import CUSTOM, DICT, LIST, NONE, TUPLE, TreeSpec
 from ..ir.types import DTYPE_NAMES, TensorType
-from ..ops.core import install_hooks
-from .builder import Builder, as_tensor, building
-from .tensor import Tensor
+from ..core import GraphTrace, Tensor, function_name, type_of, using
 
 
 def spec(shape, dtype="f32") -> jax.ShapeDtypeStruct:
@@ -61,23 +60,13 @@ def is_array_leaf(x) -> bool:
 
 def leaf_type(x, path: str = "") -> TensorType:
     """The TensorType an argument leaf gives a graph input (jax's canonical dtype)."""
-    if isinstance(x, Tensor):
-        return x._value.type
-    if isinstance(x, bool):
-        return TensorType((), np.bool_, False)  # bool is never weak in JAX
-    if isinstance(x, numbers.Number) and not isinstance(x, np.generic):
-        dt = np.asarray(x).dtype
-        return TensorType((), jax.dtypes.canonicalize_dtype(dt), True)
-    if isinstance(x, jax.core.Tracer):
-        aval = x.aval
-        return TensorType(aval.shape, aval.dtype, getattr(aval, "weak_type", False))
-    if hasattr(x, "shape") and hasattr(x, "dtype"):
-        weak = bool(getattr(x, "weak_type", False))
-        return TensorType(tuple(x.shape), jax.dtypes.canonicalize_dtype(x.dtype), weak)
-    raise TracingError(
-        f"argument {path or '?'} is a {type(x).__name__}, not an array; pass arrays (or "
-        "tg.spec(shape, dtype)), or mark the argument static (static_argnums/static_argnames)"
-    )
+    try:
+        return type_of(x)
+    except TypeError:
+        raise TracingError(
+            f"argument {path or '?'} is a {type(x).__name__}, not an array; pass arrays (or "
+            "tg.spec(shape, dtype)), or mark the argument static (static_argnums/static_argnames)"
+        ) from None
 
 
 def arg_names(fn, nargs: int) -> list[str]:
@@ -123,36 +112,21 @@ def flatten_args(fn, args, kwargs):
     return leaves, names, treedef
 
 
-def function_name(fn) -> str:
-    name = getattr(fn, "__name__", None) or type(fn).__name__
-    return "lambda" if name == "<lambda>" else name
-
-
-def trace_function(fn, args, kwargs=None, *, eager=False, name=None, input_data=None) -> Graph:
-    """Run ``fn`` on Tensors standing for ``args``; return the recorded Graph.
-
-    With ``eager=True`` the builder executes every op on the concrete leaves
-    (``input_data``, default: the leaves themselves) and the returned graph's outputs
-    carry data; see `run_eagerly` for that path.
-    """
-    graph, _ = _trace(fn, args, kwargs or {}, eager=eager, name=name, input_data=input_data)
+def trace_function(fn, args, kwargs=None, *, name=None) -> Graph:
+    """Trace ``fn`` on Tensors standing for ``args``; return the recorded Graph."""
+    graph, _ = trace_with(GraphTrace(name or function_name(fn)), fn, args, kwargs or {})
     return graph
 
 
-def _trace(fn, args, kwargs, *, eager, name, input_data=None, parent=None):
-    leaves, names, treedef = flatten_args(fn, args, kwargs)
-    builder = Builder(name or function_name(fn), eager=eager, parent=parent)
-    tensors = []
-    for i, (x, nm) in enumerate(zip(leaves, names)):
-        t = leaf_type(x, nm)
-        data = None
-        if eager:
-            data = input_data[i] if input_data is not None else x
-            if not t.weak:  # weak values (Python scalars, weak arrays) must stay weak
-                data = jax.numpy.asarray(data, dtype=t.dtype)
-        tensors.append(builder.add_input(t, name=nm, data=data))
+def trace_with(trace, fn, args, kwargs=None):
+    """Run ``fn`` under ``trace`` (a fresh `GraphTrace` or define-by-run trace) on
+    Tensors standing for ``args``; returns (Graph, output Tensors). One graph input per
+    array leaf, named after its argument path (``%params.fc1.w``); define-by-run traces
+    get the leaves' values."""
+    leaves, names, treedef = flatten_args(fn, args, kwargs or {})
+    tensors = [trace.new_input(leaf_type(x, nm), name=nm, data=x) for x, nm in zip(leaves, names)]
     targs, tkwargs = jax.tree_util.tree_unflatten(treedef, tensors)
-    with building(builder):
+    with using(trace):
         result = fn(*targs, **tkwargs)
         out_leaves, out_treedef = jax.tree_util.tree_flatten(
             result, is_leaf=lambda x: isinstance(x, Tensor)
@@ -161,26 +135,9 @@ def _trace(fn, args, kwargs, *, eager, name, input_data=None, parent=None):
         for i, x in enumerate(out_leaves):
             if not is_array_leaf(x):
                 raise TracingError(
-                    f"{builder.name} returned a {type(x).__name__} at output {i}; traced "
+                    f"{trace.name} returned a {type(x).__name__} at output {i}; traced "
                     "functions return arrays (pytrees of tensors)"
                 )
-            outs.append(as_tensor(builder, x))
-    graph = builder.finish(outs, tree_spec_of(out_treedef), tree_spec_of(treedef))
+            outs.append(trace.lift(x))
+    graph = trace.finish(outs, tree_spec_of(out_treedef), tree_spec_of(treedef))
     return graph, outs
-
-
-def trace_types(fn, in_types, name: str = "subgraph", parent: Builder | None = None) -> Graph:
-    """Trace ``fn(*tensors)`` for flat input types into a graph with flat outputs.
-
-    With ``parent=None`` the graph is closed: using an outer tensor inside is an error.
-    """
-    b = Builder(name, eager=False, parent=parent)
-    ins = [b.add_input(t, name=f"a{i}") for i, t in enumerate(in_types)]
-    with building(b):
-        res = fn(*ins)
-        leaves, _ = jax.tree_util.tree_flatten(res, is_leaf=lambda x: isinstance(x, Tensor))
-        outs = [as_tensor(b, x) for x in leaves]
-    return b.finish(outs, default_out_tree(len(outs)))
-
-
-install_hooks(trace=trace_types)

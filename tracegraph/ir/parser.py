@@ -7,7 +7,7 @@ line-oriented: one definition per line, a subgraph block per control-flow node).
 
 Everything is checked while reading, and every error is a `tg.IRError` that names the
 line: unknown ops, wrong arities, bad attributes (through `OpDef.check_attrs`), undefined
-or redefined values, types that disagree with the op's shape rule; the verifier runs on
+or redefined values, types that disagree with the op's type rules; the verifier runs on
 the finished graph.
 
 The module also holds the checks shared with the JSON loader (`make_type`, `build_node`,
@@ -47,8 +47,10 @@ def check_text_size(text, what: str = "text"):
         raise IRError(f"{what} of {len(text)} characters exceeds the limit of {MAX_TEXT_CHARS}")
 
 
-def make_type(shape, dtype: str, weak: bool = False) -> TensorType:
-    """A `TensorType` from untrusted parts; raises IRError for anything malformed."""
+def make_type(shape, dtype: str, weak: bool = False, sharding=None) -> TensorType:
+    """A `TensorType` from untrusted parts; raises IRError for anything malformed.
+    ``sharding`` is None or a list/tuple of entries: None, an axis name, or a list/tuple
+    of axis names (`check_sharding` validates the rest)."""
     if not isinstance(dtype, str) or dtype not in DTYPE_NAMES:
         raise IRError(f"unknown dtype {dtype!r:.40}; known: {', '.join(DTYPE_NAMES)}")
     if not isinstance(shape, (list, tuple)):
@@ -58,7 +60,9 @@ def make_type(shape, dtype: str, weak: bool = False) -> TensorType:
     checked_num_elements(shape)  # ints only, non-negative, no overflow
     if not isinstance(weak, bool):
         raise IRError(f"weak flag must be a bool, got {weak!r:.40}")
-    return TensorType(shape, DTYPE_NAMES[dtype], weak)
+    if sharding is not None and not isinstance(sharding, (list, tuple)):
+        raise IRError(f"sharding must be a list of per-dimension entries, got {sharding!r:.60}")
+    return TensorType(shape, DTYPE_NAMES[dtype], weak, sharding)
 
 
 def describe_array(arr) -> str:
@@ -88,7 +92,7 @@ class IRClasses:
 def build_node(ir: IRClasses, op_name, inputs, attrs: dict, out_types, location=None, scope=""):
     """A Node from untrusted parts, checked against the op's record: the op exists, the
     arity fits, the attributes are valid (defaults filled in), and ``out_types`` are what
-    the op's shape rule gives. The attributes keep the order given, defaults last."""
+    the op's type rules give. The attributes keep the order given, defaults last."""
     op = registry.lookup(op_name)
     op.check_arity(len(inputs))
     checked = op.check_attrs(attrs)
@@ -377,10 +381,43 @@ class _Parser:
                     break
                 line.expect("punct", ",")
         weak = line.accept("punct", "~")
+        sharding = self.sharding(line) if line.accept("punct", "{") else None
         try:
-            return make_type(dims, dtype, weak)
+            return make_type(dims, dtype, weak, sharding)
         except IRError as e:
             raise line.error(str(e)) from None
+
+    def sharding(self, line: _Line) -> tuple:
+        """After a type's ``{``: ``"axis" | none | ("a", "b", ...)`` entries, then ``}``."""
+        entries = []
+        if line.accept("punct", "}"):
+            return ()
+        while True:
+            if len(entries) > MAX_RANK:
+                raise line.error(f"sharding has more entries than the rank limit {MAX_RANK}")
+            if line.accept("ident", "none"):
+                entries.append(None)
+            elif line.accept("punct", "("):
+                names = [self.axis_name(line)]
+                while line.accept("punct", ","):
+                    names.append(self.axis_name(line))
+                line.expect("punct", ")")
+                if len(names) < 2:
+                    raise line.error('a sharding entry of one mesh axis is written "axis", not ("axis")')
+                entries.append(tuple(names))
+            elif line.at("str"):
+                entries.append(self.axis_name(line))
+            else:
+                tok = line.peek()
+                got = repr(tok[1]) if tok[0] != "end" else "end of line"
+                raise line.error(f'expected a sharding entry ("axis", none or ("a", "b")), got {got}')
+            if line.accept("punct", "}"):
+                return tuple(entries)
+            line.expect("punct", ",")
+
+    @staticmethod
+    def axis_name(line: _Line) -> str:
+        return json.loads(line.expect("str"))
 
     # -- constants ----------------------------------------------------------------------
     @staticmethod

@@ -1,9 +1,14 @@
 """The table of ops the IR knows, and the record (`OpDef`) that describes one op.
 
 NOTE: the table lives in the IR layer so that the verifier, parser and loader (which must
-know every op's arity, attributes and shape rule) need not import the op library above
+know every op's arity, attributes and type rules) need not import the op library above
 them. `tracegraph.ops` fills the table when it is imported; each op is defined there once,
-in one block, with all its facets (shape rule, implementation, VJP, samples, reference).
+in one block, with all its facets (type rules, implementation, VJP, samples, reference).
+
+An op's output type is assembled from four rules, as JAX's ``standard_primitive``
+assembles an aval from ``shape_rule``, ``dtype_rule``, ``weak_type_rule`` and
+``sharding_rule``: each gives one field of `TensorType` (`OpDef.infer`). So a new element
+type or a sharding is a change to one rule, not to every op.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import IRError
-from .types import DTYPE_NAMES, TensorType, dtype_name
+from ..errors import Error, IRError
+from .types import DTYPE_NAMES, TensorType, check_sharding, dtype_name
 
 REQUIRED = object()
 
@@ -156,8 +161,14 @@ class OpDef:
 
     Attributes:
       name: registry name, as printed in the IR.
-      shape_rule: ``(*input_types, **attrs) -> TensorType | tuple[TensorType, ...]``;
-        raises `tg.ShapeError` for operands that do not fit.
+      shape_rule: ``(*input_types, **attrs) -> tuple[int, ...]`` (for ``multi_output``
+        ops a tuple of per-output shapes); also checks the operands, raising
+        `tg.ShapeError` for operands that do not fit. (``defop(shape=...)``.)
+      dtype_rule: ``(*input_types, **attrs) -> np.dtype`` (a tuple for multi_output).
+      weak_rule: ``(*input_types, **attrs) -> bool``: the weak-type flag (a tuple ...).
+      sharding_rule: ``(*input_types, **attrs) -> partition spec | None`` (a tuple ...).
+        The three are ``defop``'s ``dtype=``, ``weak=`` and ``sharding=``; `defop` fills
+        in the standard rules (`tracegraph.ops.defop`) where an op gives none.
       impl: ``(*jax_arrays, **attrs) -> array | tuple of arrays`` using jax.numpy/lax.
         Both backends call this one function; there is no second implementation.
       attrs: name -> `Attr(kind, default)`; order is the printing order.
@@ -168,6 +179,9 @@ class OpDef:
       reference: ``(*arrays, **attrs) -> array(s)`` from jax.numpy/lax, for the tests.
       random: the op draws random numbers from a key input (never merged by CSE).
       multi_output: the op returns a tuple of values (even if of length one).
+      interpret: for ops holding subgraphs (control flow), the interpreter's variant:
+        ``(run_graph, *arrays, **attrs) -> outputs``, running the subgraphs with Python
+        control flow through ``run_graph(graph, args)`` so instruments reach inside.
     """
 
     name: str
@@ -182,7 +196,11 @@ class OpDef:
     random: bool = False
     multi_output: bool = False
     tolerances: dict = dataclasses.field(default_factory=dict)
+    interpret: Callable | None = None
     doc: str = ""
+    dtype_rule: Callable | None = None
+    weak_rule: Callable | None = None
+    sharding_rule: Callable | None = None
 
     def check_attrs(self, attrs: dict) -> dict:
         """Validate and normalize attributes; fill defaults; refuse unknown names."""
@@ -211,9 +229,60 @@ class OpDef:
             raise IRError(f"op {self.name!r} takes {self.arity} inputs, got {n}")
 
     def infer(self, in_types, attrs) -> tuple[TensorType, ...]:
-        """Output types from input types, as a tuple (one entry per output)."""
-        out = self.shape_rule(*in_types, **attrs)
-        return out if isinstance(out, tuple) else (out,)
+        """Output types from input types, as a tuple (one entry per output): each
+        output's `TensorType` assembled from the shape, dtype, weak and sharding rules.
+
+        A `tg.Error` from a rule (the shape rule's `ShapeError`) passes through as it is;
+        any other failure of a rule, a result that is not a shape / dtype / partition
+        spec, or a multi-output result of the wrong length raises `tg.Error` naming the
+        op and the rule."""
+        rule = "shape"
+        try:
+            shape = self.shape_rule(*in_types, **attrs)
+            rule = "dtype"
+            dtype = self.dtype_rule(*in_types, **attrs)
+            rule = "weak"
+            weak = self.weak_rule(*in_types, **attrs)
+            rule = "sharding"
+            sharding = self.sharding_rule(*in_types, **attrs)
+        except Error:
+            raise
+        except Exception as e:  # a bug in a rule, or foreign attributes
+            raise Error(f"op {self.name!r}: the {rule} rule failed: {type(e).__name__}: {e}") from e
+        if not self.multi_output:
+            try:
+                return (TensorType(shape, dtype, weak, sharding),)
+            except Exception as e:
+                raise self._bad_result((shape,), (dtype,), (sharding,), e) from e
+        n = len(shape) if isinstance(shape, tuple) else None
+        for rule, value in (("shape", shape), ("dtype", dtype), ("weak", weak), ("sharding", sharding)):
+            if not isinstance(value, tuple) or len(value) != n:
+                raise Error(
+                    f"op {self.name!r}: the {rule} rule of a multi-output op must give a tuple "
+                    f"with one entry per output ({'?' if n is None else n}), got {value!r:.80}"
+                )
+        try:
+            return tuple(map(TensorType, shape, dtype, weak, sharding))
+        except Exception as e:
+            raise self._bad_result(shape, dtype, sharding, e) from e
+
+    def _bad_result(self, shapes, dtypes, shardings, e) -> Error:
+        """The error for rule results that make no `TensorType`, naming the rule at fault."""
+        for shape, dtype, sharding in zip(shapes, dtypes, shardings):
+            if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(d, (int, np.integer)) for d in shape
+            ):
+                return Error(f"op {self.name!r}: the shape rule gave {shape!r:.60}, not a shape")
+            try:
+                np.dtype(dtype)
+            except TypeError:
+                return Error(f"op {self.name!r}: the dtype rule gave {dtype!r:.60}, not a dtype")
+            try:
+                if sharding is not None:
+                    check_sharding(sharding, len(shape))
+            except IRError as err:
+                return Error(f"op {self.name!r}: the sharding rule gave a bad sharding: {err}")
+        return Error(f"op {self.name!r}: the type rules give no type: {type(e).__name__}: {e}")
 
 
 _OPS: dict[str, OpDef] = {}
@@ -222,7 +291,7 @@ _OPS: dict[str, OpDef] = {}
 def register(op: OpDef) -> OpDef:
     if op.name in _OPS:
         raise ValueError(f"op {op.name!r} is registered twice")
-    for facet in ("shape_rule", "impl"):
+    for facet in ("shape_rule", "dtype_rule", "weak_rule", "sharding_rule", "impl"):
         if not callable(getattr(op, facet)):
             raise ValueError(f"op {op.name!r}: facet {facet!r} is missing")
     _OPS[op.name] = op

@@ -8,7 +8,9 @@
                   "outputs": [{"id": "0", "type": {...}}], "location": "f.py:3", "scope": ""}],
        "outputs": ["0"], "in_tree": {...}, "out_tree": {...}}}
 
-Values are referred to by ``id`` (the name the text form prints, without ``%``).
+Values are referred to by ``id`` (the name the text form prints, without ``%``). A type
+with a sharding has one more field, its partition spec: ``"sharding": ["data", null,
+["a", "b"]]`` (left out when there is none).
 Attributes are typed: ``{"int": 3}``, ``{"float": 0.5}`` (``"inf"``, ``"-inf"``,
 ``"nan"`` as strings), ``{"bool": true}``, ``{"str": "..."}``, ``{"dtype": "f32"}``,
 ``{"tuple": [...]}``, ``{"none": null}``, ``{"graph": {...}}``. Constants are the base64
@@ -67,7 +69,10 @@ def document(graph, store_array=None) -> dict:
 
 
 def type_obj(t: TensorType) -> dict:
-    return {"shape": list(t.shape), "dtype": dtype_name(t.dtype), "weak": t.weak}
+    obj = {"shape": list(t.shape), "dtype": dtype_name(t.dtype), "weak": t.weak}
+    if t.sharding is not None:  # left out when none, so older documents read the same
+        obj["sharding"] = [e if e is None or isinstance(e, str) else list(e) for e in t.sharding]
+    return obj
 
 
 def _graph_obj(g, store) -> dict:
@@ -340,9 +345,11 @@ class _Loader:
         return node
 
     def type(self, obj, path) -> TensorType:
-        _fields(obj, path, ("shape", "dtype", "weak"))
+        _fields(obj, path, ("shape", "dtype", "weak"), ("sharding",))
+        if "sharding" in obj and not isinstance(obj["sharding"], list):  # null too: leave it out
+            raise IRError(f"{path}: sharding must be a list of entries, got {_kind(obj['sharding'])}")
         try:
-            return make_type(obj["shape"], obj["dtype"], obj["weak"])
+            return make_type(obj["shape"], obj["dtype"], obj["weak"], obj.get("sharding"))
         except IRError as e:
             raise IRError(f"{path}: {e}") from None
 

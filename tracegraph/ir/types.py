@@ -1,8 +1,14 @@
-"""Types of IR values: ``TensorType(shape, dtype, weak)`` and the short dtype names.
+"""Types of IR values: ``TensorType(shape, dtype, weak, sharding)`` and the short dtype
+names.
 
 A type prints as ``f32[128,784]``; a scalar as ``f32[]``. ``weak`` marks a weakly typed
 value (a Python scalar, as in JAX): it takes the dtype of the strong operand it meets
 in a binary op. A weak type prints with a trailing ``~``: ``f32[]~``.
+
+``sharding`` is optional: a partition spec as in ``jax.sharding.PartitionSpec``, one entry
+per dimension, each ``None`` (not partitioned), a mesh axis name, or a tuple of axis
+names (partitioned over their product). It prints after the rest, only when present:
+``f32[8,4]{"data", none}``, ``f32[8,4]{("data", "model"), none}``.
 """
 
 from __future__ import annotations
@@ -97,16 +103,72 @@ def checked_num_elements(shape) -> int:
     return n
 
 
+def check_sharding(spec, ndim: int) -> tuple:
+    """A partition spec for a value of rank ``ndim``, normalized to a tuple whose entries
+    are None, an axis name, or a tuple of two or more axis names (a one-name tuple
+    becomes the name); raises IRError if malformed: not a sequence, the wrong length,
+    names that are not identifiers, a mesh axis used twice."""
+    if isinstance(spec, (str, bytes, dict, set, frozenset)) or not hasattr(spec, "__iter__"):
+        raise IRError(f"a sharding is a tuple of per-dimension entries, got {spec!r:.60}")
+    entries = tuple(spec)
+    if len(entries) != ndim:
+        raise IRError(
+            f"sharding {_spec_repr(entries)} has {len(entries)} entries for a value of rank {ndim}"
+        )
+    out, seen = [], set()
+    for e in entries:
+        names = (e,) if isinstance(e, str) else e
+        if e is None:
+            out.append(None)
+            continue
+        if not isinstance(names, (tuple, list)) or not names:
+            raise IRError(
+                f"sharding entry {e!r:.40} is not None, a mesh axis name or a tuple of names"
+            )
+        for n in names:
+            if not isinstance(n, str) or not n.isidentifier():
+                raise IRError(f"sharding axis name {n!r:.40} is not an identifier")
+            if n in seen:
+                raise IRError(f"sharding {_spec_repr(entries)} uses mesh axis {n!r} twice")
+            seen.add(n)
+        out.append(names[0] if len(names) == 1 else tuple(names))
+    return tuple(out)
+
+
+def format_sharding(spec) -> str:
+    """``{"data", none}``: the text form of a partition spec (as `TensorType` prints it)."""
+
+    def entry(e):
+        if e is None:
+            return "none"
+        if isinstance(e, str):
+            return f'"{e}"'  # identifiers: no escapes needed
+        return "(" + ", ".join(f'"{n}"' for n in e) + ")"
+
+    return "{" + ", ".join(entry(e) for e in spec) + "}"
+
+
+def _spec_repr(entries) -> str:
+    text = repr(entries)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+_KEEP = object()
+
+
 class TensorType:
-    """The static type of a value: shape (tuple of ints), dtype (numpy dtype), weak flag."""
+    """The static type of a value: shape (tuple of ints), dtype (numpy dtype), weak flag,
+    and an optional sharding (a partition spec, see the module docstring; None: none
+    given)."""
 
-    __slots__ = ("shape", "dtype", "weak", "_hash")
+    __slots__ = ("shape", "dtype", "weak", "sharding", "_hash")
 
-    def __init__(self, shape, dtype, weak: bool = False):
-        self.shape = tuple(int(d) for d in shape)
-        self.dtype = np.dtype(dtype)
+    def __init__(self, shape, dtype, weak: bool = False, sharding=None):
+        self.shape = tuple(map(int, shape))
+        self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
         self.weak = bool(weak)
-        self._hash = hash((self.shape, self.dtype, self.weak))
+        self.sharding = None if sharding is None else check_sharding(sharding, len(self.shape))
+        self._hash = hash((self.shape, self.dtype, self.weak, self.sharding))
 
     @property
     def ndim(self) -> int:
@@ -119,11 +181,17 @@ class TensorType:
             n *= d
         return n
 
-    def with_(self, shape=None, dtype=None, weak=None) -> "TensorType":
+    def with_(self, shape=None, dtype=None, weak=None, sharding=_KEEP) -> "TensorType":
+        """A copy with the given fields replaced. A new ``shape`` drops the sharding
+        (a partition spec describes the dims of one shape) unless ``sharding`` is given;
+        ``sharding=None`` drops it."""
+        if sharding is _KEEP:
+            sharding = self.sharding if shape is None else None
         return TensorType(
             self.shape if shape is None else shape,
             self.dtype if dtype is None else dtype,
             self.weak if weak is None else weak,
+            sharding,
         )
 
     def __eq__(self, other):
@@ -132,6 +200,7 @@ class TensorType:
             and self.shape == other.shape
             and self.dtype == other.dtype
             and self.weak == other.weak
+            and self.sharding == other.sharding
         )
 
     def __hash__(self):
@@ -139,7 +208,11 @@ class TensorType:
 
     def __str__(self):
         dims = ",".join(str(d) for d in self.shape)
-        return f"{dtype_name(self.dtype)}[{dims}]{'~' if self.weak else ''}"
+        text = f"{dtype_name(self.dtype)}[{dims}]{'~' if self.weak else ''}"
+        return text if self.sharding is None else text + format_sharding(self.sharding)
 
     def __repr__(self):
-        return f"TensorType({self.shape}, {dtype_name(self.dtype)}{', weak' if self.weak else ''})"
+        extra = ", weak" if self.weak else ""
+        if self.sharding is not None:
+            extra += f", sharding={self.sharding!r}"
+        return f"TensorType({self.shape}, {dtype_name(self.dtype)}{extra})"

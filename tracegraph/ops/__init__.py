@@ -1,4 +1,4 @@
-"""Layer 2: the op library. Importing this package registers every op in the IR's
+"""Layer 3: the op library. Importing this package registers every op in the IR's
 table; each op is one `defop` block holding all of its facets."""
 
 from . import elementwise  # noqa: F401
@@ -6,4 +6,3 @@ from . import creation, reductions, shape  # noqa: F401
 from . import conv, linalg, nn, pooling, random  # noqa: F401
 from . import control  # noqa: F401
 from . import jax_compat  # noqa: F401
-from .core import defop  # noqa: F401

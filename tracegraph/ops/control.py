@@ -4,8 +4,9 @@ bodies as subgraph attributes.
 Every subgraph is closed: values a body uses from outside (closures) are explicit
 operands of the node, passed to the body after its own inputs. The implementations
 lower to ``lax.cond`` / ``lax.while_loop`` / ``lax.scan`` and evaluate the subgraphs
-with the same op implementations as everything else; the interpreter runs them with
-Python control flow instead (see backends/interpreter.py).
+with `eval_graph` at the bottom of the trace stack (the same op implementations as
+everything else); each op's ``interpret`` facet is the interpreter's variant, which runs
+the subgraphs with Python control flow (so hooks, profiles and NaN checks reach inside).
 
 Reverse mode: ``cond`` differentiates each branch (a Graph -> Graph VJP) inside a
 backward ``cond``; ``scan`` re-runs the forward scan saving each step's carry, then runs
@@ -21,8 +22,8 @@ from jax import lax
 
 from ..errors import Error
 from ..ir.types import TensorType
-from .core import Attr, Sample, ShapeError, defop, emit, hooks
-from .execute import evaluate
+from ..core import EVAL, call_graph, eval_graph, trace_graph, vjp_graph
+from .defop import Attr, Sample, ShapeError, bind, defop
 from .samples import arr
 
 
@@ -39,10 +40,40 @@ def _check_scalar_pred(p, what):
         raise ShapeError(f"{what} predicate must be a bool scalar, got {p}")
 
 
+# The output types of a control-flow op come whole from its subgraphs: each op has a
+# check (its shape rule) and an ``out_types`` function; the other rules read one field.
+
+
+def _shape_rule(check, out_types):
+    def rule(*ins, **attrs):
+        check(*ins, **attrs)
+        return tuple(t.shape for t in out_types(*ins, **attrs))
+
+    return rule
+
+
+def _field_rule(out_types, field):
+    def rule(*ins, **attrs):
+        return tuple(getattr(t, field) for t in out_types(*ins, **attrs))
+
+    return rule
+
+
+def _type_rules(check, out_types) -> dict:
+    """``defop`` keywords: the shape rule (``check``, then the shapes of ``out_types``)
+    and the dtype, weak and sharding rules reading ``out_types``."""
+    return {
+        "shape": _shape_rule(check, out_types),
+        "dtype": _field_rule(out_types, "dtype"),
+        "weak": _field_rule(out_types, "weak"),
+        "sharding": _field_rule(out_types, "sharding"),
+    }
+
+
 # -- cond -------------------------------------------------------------------------------
 
 
-def _cond_rule(pred, *ops, true_branch, false_branch):
+def _cond_check(pred, *ops, true_branch, false_branch):
     _check_scalar_pred(pred, "cond")
     for name, g in (("true_branch", true_branch), ("false_branch", false_branch)):
         if _types(g.inputs) != list(ops):
@@ -50,28 +81,39 @@ def _cond_rule(pred, *ops, true_branch, false_branch):
     t, f = _types(true_branch.outputs), _types(false_branch.outputs)
     if t != f:
         raise ShapeError(f"cond branches return different types: true {_fmt(t)}, false {_fmt(f)}")
-    return tuple(t)
+
+
+def _cond_out_types(pred, *ops, true_branch, false_branch):
+    return _types(true_branch.outputs)
+
+
+def _evaluate(graph, args):
+    return eval_graph(graph, list(args), trace=EVAL)
 
 
 def _cond_impl(pred, *ops, true_branch, false_branch):
     return tuple(
         lax.cond(
             pred,
-            lambda *a: tuple(evaluate(true_branch, a)),
-            lambda *a: tuple(evaluate(false_branch, a)),
+            lambda *a: tuple(_evaluate(true_branch, a)),
+            lambda *a: tuple(_evaluate(false_branch, a)),
             *ops,
         )
     )
 
 
+def _cond_interpret(run_graph, pred, *ops, true_branch, false_branch):
+    return run_graph(true_branch if bool(pred) else false_branch, ops)
+
+
 def _cond_vjp(ct, pred, *ops, out, true_branch, false_branch):
-    cts = emit(
+    cts = bind(
         "cond",
         pred,
         *ops,
         *ct,
-        true_branch=hooks.vjp_graph(true_branch),
-        false_branch=hooks.vjp_graph(false_branch),
+        true_branch=vjp_graph(true_branch),
+        false_branch=vjp_graph(false_branch),
     )
     return [None, *cts]
 
@@ -87,8 +129,8 @@ def _cond_samples():
 def _cond_sample(dt):
     x, y = arr((2, 3), dt), arr((2, 3), dt, tag="y")
     ty = TensorType((2, 3), x.dtype)
-    t = hooks.trace(lambda a, b: (emit("sin", a) * b, a), [ty, ty], "true_branch")
-    f = hooks.trace(lambda a, b: (a - b, b * 2.0), [ty, ty], "false_branch")
+    t = trace_graph(lambda a, b: (bind("sin", a) * b, a), [ty, ty], "true_branch")
+    f = trace_graph(lambda a, b: (a - b, b * 2.0), [ty, ty], "false_branch")
     attrs = {"true_branch": t, "false_branch": f}
     return [
         Sample((arr((), "bool", tag="p1"), x, y), attrs, f"{dt}-p1"),
@@ -102,13 +144,14 @@ def _cond_reference(p, x, y, *, true_branch, false_branch):
 
 cond = defop(
     "cond",
-    shape=_cond_rule,
+    **_type_rules(_cond_check, _cond_out_types),
     impl=_cond_impl,
     arity=None,
     min_arity=1,
     attrs={"true_branch": Attr("graph"), "false_branch": Attr("graph")},
     multi_output=True,
     vjp=_cond_vjp,
+    interpret=_cond_interpret,
     samples=_cond_samples,
     reference=_cond_reference,
     doc="cond(pred, *operands): the outputs of true_branch(*operands) or false_branch(...).",
@@ -118,7 +161,7 @@ cond = defop(
 # -- while_loop -------------------------------------------------------------------------
 
 
-def _while_rule(*ins, cond_graph, body_graph):
+def _while_check(*ins, cond_graph, body_graph):
     n = len(body_graph.outputs)
     carry = list(ins[:n])
     if _types(body_graph.inputs) != list(ins) or _types(cond_graph.inputs) != list(ins):
@@ -135,7 +178,10 @@ def _while_rule(*ins, cond_graph, body_graph):
     if len(outs) != 1:
         raise ShapeError(f"while_loop condition must return one bool scalar, got {_fmt(outs)}")
     _check_scalar_pred(outs[0], "while_loop condition")
-    return tuple(carry)
+
+
+def _while_out_types(*ins, cond_graph, body_graph):
+    return ins[: len(body_graph.outputs)]  # the carry
 
 
 def _while_impl(*ins, cond_graph, body_graph):
@@ -143,11 +189,19 @@ def _while_impl(*ins, cond_graph, body_graph):
     consts = tuple(ins[n:])
     return tuple(
         lax.while_loop(
-            lambda c: evaluate(cond_graph, (*c, *consts))[0],
-            lambda c: tuple(evaluate(body_graph, (*c, *consts))),
+            lambda c: _evaluate(cond_graph, (*c, *consts))[0],
+            lambda c: tuple(_evaluate(body_graph, (*c, *consts))),
             tuple(ins[:n]),
         )
     )
+
+
+def _while_interpret(run_graph, *ins, cond_graph, body_graph):
+    n = len(body_graph.outputs)
+    carry, consts = list(ins[:n]), list(ins[n:])
+    while bool(run_graph(cond_graph, carry + consts)[0]):
+        carry = list(run_graph(body_graph, carry + consts))
+    return carry
 
 
 def _while_vjp(ct, *ins, out, cond_graph, body_graph):
@@ -160,8 +214,8 @@ def _while_vjp(ct, *ins, out, cond_graph, body_graph):
 
 def _while_samples():
     f32, i32 = TensorType((), "float32"), TensorType((), "int32")
-    c = hooks.trace(lambda i, x, k: i < 5, [i32, f32, f32], "cond")
-    b = hooks.trace(lambda i, x, k: (i + 1, x * k + 1.0), [i32, f32, f32], "body")
+    c = trace_graph(lambda i, x, k: i < 5, [i32, f32, f32], "cond")
+    b = trace_graph(lambda i, x, k: (i + 1, x * k + 1.0), [i32, f32, f32], "body")
     return [
         Sample(
             (arr((), "i32", 0, 0), arr((), tag="x"), arr((), tag="k")),
@@ -177,12 +231,13 @@ def _while_reference(i, x, k, *, cond_graph, body_graph):
 
 while_loop = defop(
     "while_loop",
-    shape=_while_rule,
+    **_type_rules(_while_check, _while_out_types),
     impl=_while_impl,
     arity=None,
     attrs={"cond_graph": Attr("graph"), "body_graph": Attr("graph")},
     multi_output=True,
     vjp=_while_vjp,
+    interpret=_while_interpret,
     samples=_while_samples,
     reference=_while_reference,
     doc="while_loop(*carry, *consts): iterate body_graph while cond_graph holds.",
@@ -192,7 +247,7 @@ while_loop = defop(
 # -- scan -------------------------------------------------------------------------------
 
 
-def _scan_rule(*ins, body, length, reverse, num_carry, num_xs):
+def _scan_check(*ins, body, length, reverse, num_carry, num_xs):
     nc, nx = num_carry, num_xs
     if nc + nx > len(ins) or length < 0:
         raise ShapeError(f"scan: {len(ins)} operands for {nc} carries and {nx} xs")
@@ -210,8 +265,15 @@ def _scan_rule(*ins, body, length, reverse, num_carry, num_xs):
         raise ShapeError(
             f"scan body must keep the carry type: takes {_fmt(carry)}, returns {_fmt(outs[:nc])}"
         )
-    ys = [y.with_(shape=(length, *y.shape)) for y in outs[nc:]]
-    return tuple(carry + ys)
+
+
+def _scan_out_types(*ins, body, length, reverse, num_carry, num_xs):
+    # the carry, then each step's outputs stacked on a new (unpartitioned) leading axis
+    ys = [
+        y.with_(shape=(length, *y.shape), sharding=None if y.sharding is None else (None, *y.sharding))
+        for y in _types(body.outputs[num_carry:])
+    ]
+    return list(ins[:num_carry]) + ys
 
 
 def _scan_impl(*ins, body, length, reverse, num_carry, num_xs):
@@ -219,11 +281,28 @@ def _scan_impl(*ins, body, length, reverse, num_carry, num_xs):
     consts = tuple(ins[nc + nx :])
 
     def step(c, x):
-        outs = evaluate(body, (*c, *x, *consts))
+        outs = _evaluate(body, (*c, *x, *consts))
         return tuple(outs[:nc]), tuple(outs[nc:])
 
     carry, ys = lax.scan(step, tuple(ins[:nc]), tuple(ins[nc : nc + nx]), length=length, reverse=reverse)
     return (*carry, *ys)
+
+
+def _scan_interpret(run_graph, *ins, body, length, reverse, num_carry, num_xs):
+    nc, nx = num_carry, num_xs
+    carry, xs, consts = list(ins[:nc]), ins[nc : nc + nx], list(ins[nc + nx :])
+    steps = range(length - 1, -1, -1) if reverse else range(length)
+    ys = [None] * length
+    for i in steps:
+        outs = run_graph(body, carry + [x[i] for x in xs] + consts)
+        carry, ys[i] = list(outs[:nc]), outs[nc:]
+    stacked = []
+    for j, v in enumerate(body.outputs[nc:]):
+        if length:
+            stacked.append(jnp.stack([y[j] for y in ys]))
+        else:
+            stacked.append(jnp.zeros((0, *v.type.shape), v.type.dtype))
+    return carry + stacked
 
 
 def _scan_vjp(ct, *ins, out, body, length, reverse, num_carry, num_xs):
@@ -237,11 +316,11 @@ def _scan_vjp(ct, *ins, out, body, length, reverse, num_carry, num_xs):
 
     # 1. The forward scan again, also stacking the carry each step starts from.
     def saving(*a):
-        outs = hooks.call(body, *a)
+        outs = call_graph(body, *a)
         return (*outs, *a[:nc])
 
-    save_body = hooks.trace(saving, in_types, "forward_saving_carries")
-    fwd = emit(
+    save_body = trace_graph(saving, in_types, "forward_saving_carries")
+    fwd = bind(
         "scan", *init, *xs, *consts,
         body=save_body, length=length, reverse=reverse, num_carry=nc, num_xs=nx,
     )
@@ -249,22 +328,22 @@ def _scan_vjp(ct, *ins, out, body, length, reverse, num_carry, num_xs):
 
     # 2. A reverse scan of the body's VJP; the carry holds the cotangents of the carry
     #    and the running sum of the constants' cotangents.
-    body_vjp = hooks.vjp_graph(body)
+    body_vjp = vjp_graph(body)
 
     def backward(*a):
         ct_c, ct_k = a[:nc], a[nc : nc + nk]
         c_t, x_t, ct_y = a[nc + nk : 2 * nc + nk], a[2 * nc + nk : 2 * nc + nk + nx], a[2 * nc + nk + nx : 2 * nc + nk + nx + ny]
         k = a[2 * nc + nk + nx + ny :]
-        g = hooks.call(body_vjp, *c_t, *x_t, *k, *ct_c, *ct_y)
+        g = call_graph(body_vjp, *c_t, *x_t, *k, *ct_c, *ct_y)
         g_c, g_x, g_k = g[:nc], g[nc : nc + nx], g[nc + nx :]
         return (*g_c, *[acc + gk for acc, gk in zip(ct_k, g_k)], *g_x)
 
     bwd_types = [c.type for c in init] + [k.type for k in consts]
     bwd_types += [c.type for c in init] + [x.type.with_(shape=x.shape[1:]) for x in xs]
     bwd_types += [y.type.with_(shape=y.shape[1:]) for y in out[nc:]] + [k.type for k in consts]
-    bwd_body = hooks.trace(backward, bwd_types, "backward_body")
-    zeros_k = [emit("full", shape=k.shape, value=0, dtype=k.dtype) for k in consts]
-    res = emit(
+    bwd_body = trace_graph(backward, bwd_types, "backward_body")
+    zeros_k = [bind("full", shape=k.shape, value=0, dtype=k.dtype) for k in consts]
+    res = bind(
         "scan", *ct_carry, *zeros_k, *saved, *xs, *ct_ys, *consts,
         body=bwd_body, length=length, reverse=not reverse, num_carry=nc + nk, num_xs=nc + nx + ny,
     )
@@ -283,7 +362,7 @@ def _scan_samples():
 def _scan_sample(dt):
     h0, xs, wv = arr((3,), dt, tag="h"), arr((4, 3), dt, tag="xs"), arr((3,), dt, tag="w")
     t = TensorType((3,), h0.dtype)
-    body = hooks.trace(lambda h, x, w: (emit("tanh", h * w + x), h * x), [t, t, t], "body")
+    body = trace_graph(lambda h, x, w: (bind("tanh", h * w + x), h * x), [t, t, t], "body")
     attrs = {"body": body, "length": 4, "reverse": False, "num_carry": 1, "num_xs": 1}
     return [
         Sample((h0, xs, wv), attrs, f"{dt}-rnn"),
@@ -305,7 +384,7 @@ def _flat_scan_reference(*args, **attrs):
 
 scan = defop(
     "scan",
-    shape=_scan_rule,
+    **_type_rules(_scan_check, _scan_out_types),
     impl=_scan_impl,
     arity=None,
     attrs={
@@ -317,6 +396,7 @@ scan = defop(
     },
     multi_output=True,
     vjp=_scan_vjp,
+    interpret=_scan_interpret,
     samples=_scan_samples,
     reference=_flat_scan_reference,
     doc="scan(*init, *xs, *consts): lax.scan of body over the leading axis of xs; "

@@ -14,14 +14,14 @@ from jax import lax
 
 from ..errors import Error
 from ..ir.types import is_float
-from .core import (
+from .defop import (
     Attr,
     Sample,
     ShapeError,
-    TensorType,
     defop,
-    emit,
-    promote,
+    bind,
+    lax_weak,
+    no_sharding,
 )
 from .samples import FLOATS, arr
 from .windows import check_padding, check_pairs, patches, window_out
@@ -65,7 +65,7 @@ def _dilate(d, k):
     return 0 if d == 0 else (d - 1) * k + 1
 
 
-def _conv_general_rule(
+def _conv_general_shape(
     x, w, *, window_strides, padding, lhs_dilation, rhs_dilation, lhs_spec, rhs_spec,
     out_spec, feature_group_count, batch_group_count,
 ):
@@ -118,9 +118,7 @@ def _conv_general_rule(
             )
         extent = _dilate(rhs[c], rhs_dilation[i])
         out[c] = max(0, (size - extent) // window_strides[i] + 1)
-    dt, _ = promote(x, w)
-    weak = x.weak and w.weak and x.dtype == w.dtype
-    return TensorType(tuple(out[c] for c in out_spec), dt, weak)
+    return tuple(out[c] for c in out_spec)
 
 
 def _conv_general_impl(
@@ -195,7 +193,7 @@ def _conv_general_reference(
 def _reshape_axis_out_of(src, size1, x):
     shape = list(x.shape)
     shape[src : src + 1] = [size1, shape[src] // size1]
-    return emit("reshape", x, shape=tuple(shape))
+    return bind("reshape", x, shape=tuple(shape))
 
 
 def _reshape_axis_into(src, dst, x):
@@ -205,19 +203,19 @@ def _reshape_axis_into(src, dst, x):
     shape = [x.shape[i] for i in range(x.ndim) if i != src]
     shape[dst] *= x.shape[src]
     if perm != list(range(x.ndim)):
-        x = emit("transpose", x, perm=tuple(perm))
-    return emit("reshape", x, shape=tuple(shape))
+        x = bind("transpose", x, perm=tuple(perm))
+    return bind("reshape", x, shape=tuple(shape))
 
 
 def _rename(spec, mapping):
     return "".join(mapping.get(c, c) for c in spec)
 
 
-def _emit_conv(lhs, rhs, lhs_spec, rhs_spec, out_spec, by_dim, fg=1, bg=1):
+def _bind_conv(lhs, rhs, lhs_spec, rhs_spec, out_spec, by_dim, fg=1, bg=1):
     """A conv_general node; ``by_dim`` maps each spatial letter to its (stride, padding,
     lhs dilation, rhs dilation), put in the order of the new rhs_spec."""
     sp = _spatial(rhs_spec)
-    return emit(
+    return bind(
         "conv_general",
         lhs,
         rhs,
@@ -265,9 +263,9 @@ def _conv_transpose_lhs(ct, x, w, a):
         by_dim[c] = (
             a["lhs_dilation"][k], (before, after), a["window_strides"][k], a["rhs_dilation"][k]
         )
-    flipped = emit("rev", w, axes=tuple(rhs_spec.index(c) for c in sp))
+    flipped = bind("rev", w, axes=tuple(rhs_spec.index(c) for c in sp))
     t_rhs_spec = _rename(rhs_spec, {"O": "I", "I": "O"})
-    out = _emit_conv(ct, flipped, out_spec, t_rhs_spec, lhs_spec, by_dim, fg=max(fg, bg))
+    out = _bind_conv(ct, flipped, out_spec, t_rhs_spec, lhs_spec, by_dim, fg=max(fg, bg))
     if bg > 1:
         c, n = lhs_spec.index("C"), lhs_spec.index("N")
         out = _reshape_axis_into(c, n, _reshape_axis_out_of(c, bg, out))
@@ -279,7 +277,7 @@ def _conv_transpose_rhs(ct, x, w, a):
     # the cotangent, batch and feature roles swapped (feature groups become batch groups
     # and vice versa); forward strides become rhs dilation.
     if 0 in ct.shape:
-        return emit("full", shape=w.shape, value=0, dtype=w.dtype)
+        return bind("full", shape=w.shape, value=0, dtype=w.dtype)
     lhs_spec, rhs_spec, out_spec = a["lhs_spec"], a["rhs_spec"], a["out_spec"]
     fg, bg = a["feature_group_count"], a["batch_group_count"]
     sizes = _conv_dilated_sizes(ct, x, w, a)
@@ -289,7 +287,7 @@ def _conv_transpose_rhs(ct, x, w, a):
         lo = a["padding"][k][0]
         hi = (out_d - lhs_d) + (rhs_d - lo - 1)
         by_dim[c] = (a["rhs_dilation"][k], (lo, hi), a["lhs_dilation"][k], a["window_strides"][k])
-    return _emit_conv(
+    return _bind_conv(
         x,
         ct,
         _rename(lhs_spec, {"N": "C", "C": "N"}),
@@ -402,7 +400,9 @@ def _conv_general_samples():
 
 conv_general = defop(
     "conv_general",
-    shape=_conv_general_rule,
+    shape=_conv_general_shape,
+    weak=lax_weak,
+    sharding=no_sharding,
     impl=_conv_general_impl,
     attrs={
         "window_strides": Attr("ints"),
@@ -482,7 +482,7 @@ def conv_general_attrs(
 
 
 
-def _conv2d_rule(x, w, *, stride, padding, dilation, groups):
+def _conv2d_shape(x, w, *, stride, padding, dilation, groups):
     if x.ndim != 4 or w.ndim != 4:
         raise ShapeError(f"conv2d needs x of rank 4 (NCHW) and w of rank 4 (OIHW), got {x} and {w}")
     for t in (x, w):
@@ -506,9 +506,7 @@ def _conv2d_rule(x, w, *, stride, padding, dilation, groups):
         )
     ho = window_out(h, padding[0], kh, stride[0], dilation[0])
     wo = window_out(wd, padding[1], kw, stride[1], dilation[1])
-    dt, _ = promote(x, w)
-    weak = x.weak and w.weak and x.dtype == w.dtype
-    return TensorType((n, o, ho, wo), dt, weak)
+    return (n, o, ho, wo)
 
 
 def _conv2d_impl(x, w, *, stride, padding, dilation, groups):
@@ -598,7 +596,9 @@ def _conv2d_vjp(ct, x, w, *, out, stride, padding, dilation, groups):
 
 conv2d = defop(
     "conv2d",
-    shape=_conv2d_rule,
+    shape=_conv2d_shape,
+    weak=lax_weak,
+    sharding=no_sharding,
     impl=_conv2d_impl,
     vjp=_conv2d_vjp,
     attrs={

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .core import NOT_DIFFERENTIABLE, Attr, Sample, ShapeError, TensorType, defop
+from .defop import NOT_DIFFERENTIABLE, Attr, Sample, ShapeError, defop, never_weak
 from .shape import check_shape
 
 
@@ -37,10 +37,9 @@ def _weak_python_type(dtype, weak):
 # -- full ------------------------------------------------------------------------------
 
 
-def _full_rule(*, shape, value, dtype, weak):
-    return TensorType(
-        check_shape(shape), canonical_dtype(dtype), _weak_python_type(dtype, weak) is not None
-    )
+def _attr_dtype(**attrs) -> np.dtype:
+    """The dtype rule of creation ops: their ``dtype`` attribute, canonicalized."""
+    return canonical_dtype(attrs["dtype"])
 
 
 def _full_impl(*, shape, value, dtype, weak):
@@ -53,7 +52,9 @@ def _full_impl(*, shape, value, dtype, weak):
 full = defop(
     "full",
     vjp=NOT_DIFFERENTIABLE,  # no array inputs
-    shape=_full_rule,
+    shape=lambda *, shape, value, dtype, weak: check_shape(shape),
+    dtype=_attr_dtype,
+    weak=lambda *, shape, value, dtype, weak: _weak_python_type(dtype, weak) is not None,
     impl=_full_impl,
     attrs={
         "shape": Attr("ints"),
@@ -98,17 +99,19 @@ def arange_length(start, stop, step) -> int:
     return max(0, math.ceil(n))
 
 
-def _arange_rule(*, start, stop, step, dtype):
+def _arange_shape(*, start, stop, step, dtype):
     dt = canonical_dtype(dtype)
     if dt.kind not in "iuf" and dt.name != "bfloat16":
         raise ShapeError(f"arange needs an integer or float dtype, got {dt}")
-    return TensorType(check_shape((arange_length(start, stop, step),)), dt)
+    return check_shape((arange_length(start, stop, step),))
 
 
 arange = defop(
     "arange",
     vjp=NOT_DIFFERENTIABLE,  # no array inputs
-    shape=_arange_rule,
+    shape=_arange_shape,
+    dtype=_attr_dtype,
+    weak=never_weak,
     impl=lambda *, start, stop, step, dtype: jnp.arange(
         start, stop, step, dtype=canonical_dtype(dtype)
     ),
@@ -140,14 +143,12 @@ arange = defop(
 # -- eye ------------------------------------------------------------------------------------
 
 
-def _eye_rule(*, n, m, k, dtype):
-    return TensorType(check_shape((n, n if m is None else m)), canonical_dtype(dtype))
-
-
 eye = defop(
     "eye",
     vjp=NOT_DIFFERENTIABLE,  # no array inputs
-    shape=_eye_rule,
+    shape=lambda *, n, m, k, dtype: check_shape((n, n if m is None else m)),
+    dtype=_attr_dtype,
+    weak=never_weak,
     impl=lambda *, n, m, k, dtype: jnp.eye(n, m, k=k, dtype=canonical_dtype(dtype)),
     attrs={
         "n": Attr("int"),

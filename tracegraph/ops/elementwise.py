@@ -1,5 +1,10 @@
 """Elementwise ops: unary math, binary arithmetic with numpy broadcasting and JAX dtype
-promotion, comparisons, logical ops, where/select/clip and astype."""
+promotion, comparisons, logical ops, where/select/clip and astype.
+
+Most need only a shape rule (`same_shape` or `broadcast_shape`): the standard dtype and
+weak rules (JAX's promotion) and sharding rule (the operands' common sharding) are
+theirs. The rest name the rule that differs: float-valued ops `inexact_dtype`,
+comparisons and logical ops a bool dtype."""
 
 from __future__ import annotations
 
@@ -10,22 +15,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .core import (
+from .defop import (
     NOT_DIFFERENTIABLE,
-    emit,
+    bind,
     unbroadcast,
     Attr,
     Sample,
     ShapeError,
     TensorType,
-    broadcast_shapes,
+    broadcast_shape,
     defop,
-    float_unary,
+    fixed_dtype,
+    inexact_dtype,
+    never_weak,
     promote,
-    same_type,
+    same_shape,
+    standard_dtype,
+    standard_weak,
     to_inexact,
 )
-from .execute import weak_of
+from ..core import weak_of
 from .samples import BOOL, FLOATS, INTS, arr, positive
 
 # -- samples ------------------------------------------------------------------------
@@ -78,7 +87,8 @@ def _inexact(x):
 def _float_op(name, fn, vjp, make=arr, reference=None, doc=""):
     return defop(
         name,
-        shape=float_unary,
+        shape=same_shape,
+        dtype=inexact_dtype,
         impl=fn,
         vjp=vjp,
         samples=lambda: _unary_samples(FLOATS, make, ints=("i32",)),
@@ -89,7 +99,7 @@ def _float_op(name, fn, vjp, make=arr, reference=None, doc=""):
 
 neg = defop(
     "neg",
-    shape=same_type,
+    shape=same_shape,
     impl=jnp.negative,
     vjp=lambda ct, x, *, out: [-ct],
     samples=lambda: _unary_samples(FLOATS + ("i32", "i8")),
@@ -98,9 +108,9 @@ neg = defop(
 
 abs_ = defop(
     "abs",
-    shape=same_type,
+    shape=same_shape,
     impl=jnp.abs,
-    vjp=lambda ct, x, *, out: [ct * emit("sign", x)],
+    vjp=lambda ct, x, *, out: [ct * bind("sign", x)],
     samples=lambda: _unary_samples(FLOATS + ("i32",)),
     reference=jnp.abs,
 )
@@ -116,8 +126,8 @@ rsqrt = _float_op(
     make=positive,
     reference=lambda x: 1 / jnp.sqrt(x),
 )
-sin = _float_op("sin", jnp.sin, vjp=lambda ct, x, *, out: [ct * emit("cos", x)])
-cos = _float_op("cos", jnp.cos, vjp=lambda ct, x, *, out: [-(ct * emit("sin", x))])
+sin = _float_op("sin", jnp.sin, vjp=lambda ct, x, *, out: [ct * bind("cos", x)])
+cos = _float_op("cos", jnp.cos, vjp=lambda ct, x, *, out: [-(ct * bind("sin", x))])
 tanh = _float_op("tanh", jnp.tanh, vjp=lambda ct, x, *, out: [ct * (1 - out * out)])
 sigmoid = _float_op(
     "sigmoid",
@@ -128,21 +138,22 @@ sigmoid = _float_op(
 erf = _float_op(
     "erf",
     jax.scipy.special.erf,
-    vjp=lambda ct, x, *, out: [ct * emit("exp", -(x * x)) * (2 / math.sqrt(math.pi))],
+    vjp=lambda ct, x, *, out: [ct * bind("exp", -(x * x)) * (2 / math.sqrt(math.pi))],
 )
 
 relu = defop(
     "relu",
-    shape=same_type,
+    shape=same_shape,
     impl=jax.nn.relu,
-    vjp=lambda ct, x, *, out: [emit("where", x > 0, ct, 0)],  # 0 at the kink, as JAX
+    vjp=lambda ct, x, *, out: [bind("where", x > 0, ct, 0)],  # 0 at the kink, as JAX
     samples=lambda: _unary_samples(FLOATS + ("i32",)),
     reference=lambda x: jnp.maximum(x, 0),
 )
 
 gelu = defop(
     "gelu",
-    shape=float_unary,
+    shape=same_shape,
+    dtype=inexact_dtype,
     impl=lambda x, *, approximate: jax.nn.gelu(x, approximate=approximate),
     attrs={"approximate": Attr("bool", True)},
     vjp=lambda ct, x, *, out, approximate: [ct * _gelu_derivative(x, approximate)],
@@ -153,7 +164,7 @@ gelu = defop(
 
 sign = defop(
     "sign",
-    shape=same_type,
+    shape=same_shape,
     impl=jnp.sign,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(FLOATS + ("i32",)),
@@ -161,7 +172,7 @@ sign = defop(
 )
 floor = defop(
     "floor",
-    shape=same_type,
+    shape=same_shape,
     impl=jnp.floor,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(FLOATS),
@@ -169,7 +180,7 @@ floor = defop(
 )
 ceil = defop(
     "ceil",
-    shape=same_type,
+    shape=same_shape,
     impl=jnp.ceil,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(FLOATS),
@@ -177,7 +188,7 @@ ceil = defop(
 )
 round_ = defop(
     "round",
-    shape=same_type,
+    shape=same_shape,
     impl=jnp.round,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(FLOATS),
@@ -186,13 +197,10 @@ round_ = defop(
 )
 
 
-def _logical_not_rule(x, **_):
-    return x.with_(dtype="bool")
-
-
 logical_not = defop(
     "logical_not",
-    shape=_logical_not_rule,
+    shape=same_shape,
+    dtype=fixed_dtype(np.bool_),  # keeps the weak flag
     impl=jnp.logical_not,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(BOOL + ("i32",)),
@@ -203,35 +211,29 @@ logical_not = defop(
 def _gelu_derivative(x, approximate):
     if approximate:  # d/dx 0.5 x (1 + tanh(c (x + 0.044715 x^3)))
         c = math.sqrt(2 / math.pi)
-        t = emit("tanh", (x + x * x * x * 0.044715) * c)
+        t = bind("tanh", (x + x * x * x * 0.044715) * c)
         return (t + 1) * 0.5 + x * 0.5 * (1 - t * t) * c * (x * x * (3 * 0.044715) + 1)
     # exact: Phi(x) + x phi(x)
-    cdf = (emit("erf", x * (1 / math.sqrt(2))) + 1) * 0.5
-    pdf = emit("exp", x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
+    cdf = (bind("erf", x * (1 / math.sqrt(2))) + 1) * 0.5
+    pdf = bind("exp", x * x * -0.5) * (1 / math.sqrt(2 * math.pi))
     return cdf + x * pdf
 
 
 # -- binary -------------------------------------------------------------------------
 
 
-def binary_rule(x: TensorType, y: TensorType, **_) -> TensorType:
-    dt, weak = promote(x, y)
-    return TensorType(broadcast_shapes(x.shape, y.shape), dt, weak)
+def _div_dtype(x, y, **_):
+    return to_inexact(standard_dtype(x, y))
 
 
-def _div_rule(x, y, **_):
-    t = binary_rule(x, y)
-    return t.with_(dtype=to_inexact(t.dtype))
-
-
-def _compare_rule(x, y, **_):
-    # comparing two weakly typed values (Python scalars) gives a weak bool, as in JAX
-    return TensorType(broadcast_shapes(x.shape, y.shape), "bool", x.weak and y.weak)
+def _both_weak(x, y, **_):
+    # e.g. comparing two weakly typed values (Python scalars) gives a weak bool, as in JAX
+    return x.weak and y.weak
 
 
 add = defop(
     "add",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.add,
     vjp=lambda ct, x, y, *, out: [unbroadcast(ct, x.shape), unbroadcast(ct, y.shape)],
     arity=2,
@@ -240,7 +242,7 @@ add = defop(
 )
 sub = defop(
     "sub",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.subtract,
     vjp=lambda ct, x, y, *, out: [unbroadcast(ct, x.shape), unbroadcast(-ct, y.shape)],
     arity=2,
@@ -249,7 +251,7 @@ sub = defop(
 )
 mul = defop(
     "mul",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.multiply,
     vjp=lambda ct, x, y, *, out: [unbroadcast(ct * y, x.shape), unbroadcast(ct * x, y.shape)],
     arity=2,
@@ -258,7 +260,8 @@ mul = defop(
 )
 div = defop(
     "div",
-    shape=_div_rule,
+    shape=broadcast_shape,
+    dtype=_div_dtype,
     impl=jnp.true_divide,
     vjp=lambda ct, x, y, *, out: [
         unbroadcast(ct / y, x.shape),
@@ -270,7 +273,7 @@ div = defop(
 )
 pow_ = defop(
     "pow",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.power,
     vjp=lambda ct, x, y, *, out: _pow_vjp(ct, x, y, out),
     # bf16: gradients sum products with cancellation, a few bf16 ulps apart from JAX's order
@@ -282,25 +285,25 @@ pow_ = defop(
 )
 maximum = defop(
     "maximum",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.maximum,
-    vjp=lambda ct, x, y, *, out: _minmax_vjp(ct, x, y, emit("gt", x, y)),
+    vjp=lambda ct, x, y, *, out: _minmax_vjp(ct, x, y, bind("gt", x, y)),
     arity=2,
     samples=lambda: _binary_samples(FLOATS + ("i32",)),
     reference=jnp.maximum,
 )
 minimum = defop(
     "minimum",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.minimum,
-    vjp=lambda ct, x, y, *, out: _minmax_vjp(ct, x, y, emit("lt", x, y)),
+    vjp=lambda ct, x, y, *, out: _minmax_vjp(ct, x, y, bind("lt", x, y)),
     arity=2,
     samples=lambda: _binary_samples(FLOATS + ("i32",)),
     reference=jnp.minimum,
 )
 floor_divide = defop(
     "floor_divide",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.floor_divide,
     arity=2,
     vjp=NOT_DIFFERENTIABLE,
@@ -309,12 +312,12 @@ floor_divide = defop(
 )
 remainder = defop(
     "remainder",
-    shape=binary_rule,
+    shape=broadcast_shape,
     impl=jnp.remainder,
     # x % y = x - y * floor(x / y): d/dx = 1, d/dy = -floor(x / y)
     vjp=lambda ct, x, y, *, out: [
         unbroadcast(ct, x.shape),
-        unbroadcast(-(ct * emit("floor_divide", x, y)), y.shape),
+        unbroadcast(-(ct * bind("floor_divide", x, y)), y.shape),
     ],
     arity=2,
     samples=lambda: _binary_samples(("f32", "i32"), rhs=_nonzero),
@@ -326,23 +329,25 @@ remainder = defop(
 def _pow_vjp(ct, x, y, out):
     # d/dx x^y = y x^(y-1) (0 where y == 0); d/dy x^y = log(x) x^y (0 where x == 0), as JAX;
     # computed in the result dtype (y - 1 in bf16 would round before the pow)
-    x, y = (t if t.dtype == out.dtype else emit("astype", t, dtype=out.dtype) for t in (x, y))
-    dx = emit("where", y == 0, 0, y * emit("pow", x, y - 1))
-    safe_x = emit("where", x == 0, 1, x)
-    dy = emit("where", x == 0, 0, emit("log", safe_x) * out)
+    x, y = (t if t.dtype == out.dtype else bind("astype", t, dtype=out.dtype) for t in (x, y))
+    dx = bind("where", y == 0, 0, y * bind("pow", x, y - 1))
+    safe_x = bind("where", x == 0, 1, x)
+    dy = bind("where", x == 0, 0, bind("log", safe_x) * out)
     return [unbroadcast(ct * dx, x.shape), unbroadcast(ct * dy, y.shape)]
 
 
 def _minmax_vjp(ct, x, y, x_wins):
     # Ties split the cotangent evenly, as JAX does.
-    wx = emit("where", x_wins, 1.0, emit("where", x == y, 0.5, 0.0))
+    wx = bind("where", x_wins, 1.0, bind("where", x == y, 0.5, 0.0))
     return [unbroadcast(ct * wx, x.shape), unbroadcast(ct * (1 - wx), y.shape)]
 
 
 def _comparison(name, fn, reference):
     return defop(
         name,
-        shape=_compare_rule,
+        shape=broadcast_shape,
+        dtype=fixed_dtype(np.bool_),
+        weak=_both_weak,
         impl=fn,
         arity=2,
         vjp=NOT_DIFFERENTIABLE,
@@ -359,14 +364,12 @@ greater = _comparison("gt", jnp.greater, lambda x, y: x > y)
 greater_equal = _comparison("ge", jnp.greater_equal, lambda x, y: x >= y)
 
 
-def _logical_rule(x, y, **_):
-    return TensorType(broadcast_shapes(x.shape, y.shape), "bool")
-
-
 def _logical(name, fn, reference):
     return defop(
         name,
-        shape=_logical_rule,
+        shape=broadcast_shape,
+        dtype=fixed_dtype(np.bool_),
+        weak=never_weak,
         impl=fn,
         arity=2,
         vjp=NOT_DIFFERENTIABLE,
@@ -384,19 +387,16 @@ logical_xor = _logical("logical_xor", jnp.logical_xor, lambda x, y: x.astype(boo
 # -- selection ----------------------------------------------------------------------
 
 
-def _where_rule(c, x, y, **_):
-    dt, weak = promote(x, y)
-    return TensorType(broadcast_shapes(c.shape, x.shape, y.shape), dt, weak)
-
-
 where = defop(
     "where",
-    shape=_where_rule,
+    shape=broadcast_shape,
+    dtype=lambda c, x, y: standard_dtype(x, y),  # the condition takes no part
+    weak=lambda c, x, y: standard_weak(x, y),
     impl=jnp.where,
     vjp=lambda ct, c, x, y, *, out: [
         None,
-        unbroadcast(emit("where", c, ct, 0), x.shape),
-        unbroadcast(emit("where", c, 0, ct), y.shape),
+        unbroadcast(bind("where", c, ct, 0), x.shape),
+        unbroadcast(bind("where", c, 0, ct), y.shape),
     ],
     arity=3,
     samples=lambda: [
@@ -410,24 +410,26 @@ where = defop(
 )
 
 
-def _select_rule(p, x, y, **_):
+def _select_shape(p, x, y, **_):
     if p.dtype.kind != "b":
         raise ShapeError(f"select needs a bool predicate, got {p}")
     if x.shape != y.shape or x.dtype != y.dtype:
         raise ShapeError(f"select needs branches of one type, got {x} and {y}")
     if p.shape not in ((), x.shape):
         raise ShapeError(f"select predicate {p} must be a scalar or of shape {list(x.shape)}")
-    return x.with_(weak=x.weak and y.weak)
+    return x.shape
 
 
 select = defop(
     "select",
-    shape=_select_rule,
+    shape=_select_shape,
+    dtype=lambda p, x, y: x.dtype,
+    weak=lambda p, x, y: _both_weak(x, y),
     impl=lax.select,
     vjp=lambda ct, p, x, y, *, out: [
         None,
-        emit("where", p, ct, 0),
-        emit("where", p, 0, ct),
+        bind("where", p, ct, 0),
+        bind("where", p, 0, ct),
     ],
     arity=3,
     samples=lambda: [
@@ -439,18 +441,20 @@ select = defop(
 )
 
 
-def _clip_rule(x, *, lo, hi):
+def _clip_promote(x, lo, hi):
+    # the bounds are Python scalars: weakly typed stand-ins of their kind
     stand_ins = [TensorType((), x.dtype, x.weak)]
     for b in (lo, hi):
         if b is not None:
             stand_ins.append(TensorType((), np.float32 if isinstance(b, float) else np.int32, True))
-    dt, weak = promote(*stand_ins)
-    return x.with_(dtype=dt, weak=weak)
+    return promote(*stand_ins)
 
 
 clip = defop(
     "clip",
-    shape=_clip_rule,
+    shape=same_shape,
+    dtype=lambda x, *, lo, hi: _clip_promote(x, lo, hi)[0],
+    weak=lambda x, *, lo, hi: _clip_promote(x, lo, hi)[1],
     impl=lambda x, *, lo, hi: jnp.clip(x, lo, hi),
     vjp=lambda ct, x, *, out, lo, hi: [ct * _clip_pass(x, lo, hi)],
     attrs={"lo": Attr("opt_scalar", None), "hi": Attr("opt_scalar", None)},
@@ -468,22 +472,20 @@ def _clip_pass(x, lo, hi):
     # jnp.clip is minimum(maximum(x, lo), hi): each bound passes half at a tie
     w = 1.0
     if lo is not None:
-        w = emit("where", x > lo, 1.0, emit("where", x == lo, 0.5, 0.0))
+        w = bind("where", x > lo, 1.0, bind("where", x == lo, 0.5, 0.0))
     if hi is not None:
-        w = w * emit("where", x < hi, 1.0, emit("where", x == hi, 0.5, 0.0))
+        w = w * bind("where", x < hi, 1.0, bind("where", x == hi, 0.5, 0.0))
     return w
-
-
-def _astype_rule(x, *, dtype):
-    # jax gives f32 for an f64 request while x64 is off: the IR says what will run
-    return TensorType(x.shape, jax.dtypes.canonicalize_dtype(dtype))
 
 
 astype = defop(
     "astype",
-    shape=_astype_rule,
+    shape=same_shape,
+    # jax gives f32 for an f64 request while x64 is off: the IR says what will run
+    dtype=lambda x, *, dtype: np.dtype(jax.dtypes.canonicalize_dtype(dtype)),
+    weak=never_weak,
     impl=lambda x, *, dtype: lax.convert_element_type(x, dtype),
-    vjp=lambda ct, x, *, out, dtype: [emit("astype", ct, dtype=x.dtype)],
+    vjp=lambda ct, x, *, out, dtype: [bind("astype", ct, dtype=x.dtype)],
     attrs={"dtype": Attr("dtype")},
     samples=lambda: [
         Sample((arr((2, 3)),), {"dtype": "bf16"}, name="f32->bf16"),

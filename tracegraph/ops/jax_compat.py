@@ -16,7 +16,18 @@ import numpy as np
 import scipy.special
 from jax import lax
 
-from .core import Attr, Sample, ShapeError, TensorType, defop, emit, float_unary, normalize_axis
+from .defop import (
+    Attr,
+    Sample,
+    ShapeError,
+    TensorType,
+    bind,
+    defop,
+    inexact_dtype,
+    normalize_axis,
+    same_shape,
+    to_inexact,
+)
 from .samples import FLOATS, INTS, arr
 
 _SHAPES = [(), (5,), (2, 3), (0, 3)]
@@ -34,20 +45,21 @@ def _float64_reference(fn):
     """A reference evaluated in float64 numpy, cast to the float dtype the op gives."""
 
     def ref(x):
-        dt = float_unary(TensorType(x.shape, x.dtype)).dtype
+        dt = to_inexact(x.dtype)
         return jnp.asarray(fn(np.asarray(x).astype(np.float64))).astype(dt)
 
     return ref
 
 
 def _as_float(x):
-    dt = float_unary(TensorType(np.shape(x), jnp.result_type(x))).dtype
+    dt = to_inexact(jnp.result_type(x))
     return x if x.dtype == dt else lax.convert_element_type(x, dt)
 
 
 expm1 = defop(
     "expm1",
-    shape=float_unary,
+    shape=same_shape,
+    dtype=inexact_dtype,
     impl=lambda x: lax.expm1(_as_float(x)),
     vjp=lambda ct, x, *, out: [ct * (out + 1)],
     samples=lambda: _unary_samples(-3.0, 3.0)
@@ -58,10 +70,11 @@ expm1 = defop(
 
 erfc = defop(
     "erfc",
-    shape=float_unary,
+    shape=same_shape,
+    dtype=inexact_dtype,
     impl=lambda x: lax.erfc(_as_float(x)),
     # d/dx erfc(x) = -2/sqrt(pi) exp(-x^2)
-    vjp=lambda ct, x, *, out: [ct * emit("exp", -(x * x)) * (-2 / math.sqrt(math.pi))],
+    vjp=lambda ct, x, *, out: [ct * bind("exp", -(x * x)) * (-2 / math.sqrt(math.pi))],
     samples=lambda: _unary_samples(-3.0, 3.0)
     + [Sample((np.array([4.0, 6.0, -5.0], np.float32),), name="tail")],
     reference=_float64_reference(scipy.special.erfc),
@@ -71,10 +84,11 @@ erfc = defop(
 
 erf_inv = defop(
     "erf_inv",
-    shape=float_unary,
+    shape=same_shape,
+    dtype=inexact_dtype,
     impl=lambda x: lax.erf_inv(_as_float(x)),
     # d/dx erf_inv(x) = sqrt(pi)/2 exp(erf_inv(x)^2)
-    vjp=lambda ct, x, *, out: [ct * emit("exp", out * out) * (math.sqrt(math.pi) / 2)],
+    vjp=lambda ct, x, *, out: [ct * bind("exp", out * out) * (math.sqrt(math.pi) / 2)],
     samples=lambda: [
         Sample((arr(s, dt, -0.95, 0.95),), name=f"{dt}{list(s)}") for dt in FLOATS for s in _SHAPES
     ]
@@ -88,13 +102,13 @@ erf_inv = defop(
 # -- cumsum ---------------------------------------------------------------------------
 
 
-def _cumsum_rule(x: TensorType, *, axis, reverse):
+def _cumsum_shape(x: TensorType, *, axis, reverse):
     if x.ndim == 0:
         raise ShapeError("cumsum needs an operand of rank >= 1")
     if x.dtype.kind == "b":
         raise ShapeError(f"cumsum needs a numeric operand, got {x}")
     normalize_axis(axis, x.ndim)
-    return x
+    return x.shape
 
 
 def _cumsum_impl(x, *, axis, reverse):
@@ -129,12 +143,12 @@ def _cumsum_samples():
 
 cumsum = defop(
     "cumsum",
-    shape=_cumsum_rule,
+    shape=_cumsum_shape,
     impl=_cumsum_impl,
     attrs={"axis": Attr("int", 0), "reverse": Attr("bool", False)},
     # the adjoint of a running sum is the running sum in the other direction
     vjp=lambda ct, x, *, out, axis, reverse: [
-        emit("cumsum", ct, axis=axis, reverse=not reverse)
+        bind("cumsum", ct, axis=axis, reverse=not reverse)
     ],
     samples=_cumsum_samples,
     reference=_cumsum_reference,

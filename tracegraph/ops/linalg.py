@@ -2,6 +2,7 @@
 
 References are computed in float64 numpy (int64 for integers, bool arithmetic for bool)
 and cast to the result dtype, so they share no code path with the implementations.
+Their results carry no sharding (which dims a contraction partitions is no plain rule).
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import numpy as np
 from jax import lax
 
 from ..errors import Error
-from .core import (
+from .defop import (
     Attr,
     Sample,
     ShapeError,
     TensorType,
     broadcast_shapes,
     defop,
-    emit,
-    promote,
+    bind,
+    lax_weak,
+    no_sharding,
+    promoted_dtype,
+    promoted_weak,
     unbroadcast,
 )
 from .samples import FLOATS, arr
@@ -44,7 +48,7 @@ def _narrow(result, dt):
 # -- matmul -------------------------------------------------------------------------
 
 
-def _matmul_rule(x: TensorType, y: TensorType) -> TensorType:
+def _matmul_shape(x: TensorType, y: TensorType) -> tuple[int, ...]:
     if x.ndim == 0 or y.ndim == 0:
         raise ShapeError("matmul needs operands of rank >= 1 (use mul for scalars)")
     xs = (1,) + x.shape if x.ndim == 1 else x.shape
@@ -55,9 +59,7 @@ def _matmul_rule(x: TensorType, y: TensorType) -> TensorType:
             f"{ys[-2]} of the right one; they must be equal"
         )
     batch = broadcast_shapes(xs[:-2], ys[:-2])
-    out = batch + (xs[-2],) * (x.ndim > 1) + (ys[-1],) * (y.ndim > 1)
-    dt, weak = promote(x, y)
-    return TensorType(out, dt, weak)
+    return batch + (xs[-2],) * (x.ndim > 1) + (ys[-1],) * (y.ndim > 1)
 
 
 def _matmul_reference(x, y):
@@ -90,7 +92,7 @@ def _matmul_samples():
 
 def _swap_last(t):
     perm = tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2)
-    return emit("transpose", t, perm=perm)
+    return bind("transpose", t, perm=perm)
 
 
 def _matmul_vjp(ct, x, y, *, out):
@@ -99,21 +101,22 @@ def _matmul_vjp(ct, x, y, *, out):
     xs = (1,) + x.shape if x.ndim == 1 else x.shape
     ys = y.shape + (1,) if y.ndim == 1 else y.shape
     batch = out.shape[: len(out.shape) - (x.ndim > 1) - (y.ndim > 1)]
-    ct2 = emit("reshape", ct, shape=batch + (xs[-2], ys[-1])) if x.ndim == 1 or y.ndim == 1 else ct
-    x2 = x if x.ndim > 1 else emit("reshape", x, shape=xs)
-    y2 = y if y.ndim > 1 else emit("reshape", y, shape=ys)
-    dx = unbroadcast(emit("matmul", ct2, _swap_last(y2)), xs)
-    dy = unbroadcast(emit("matmul", _swap_last(x2), ct2), ys)
+    ct2 = bind("reshape", ct, shape=batch + (xs[-2], ys[-1])) if x.ndim == 1 or y.ndim == 1 else ct
+    x2 = x if x.ndim > 1 else bind("reshape", x, shape=xs)
+    y2 = y if y.ndim > 1 else bind("reshape", y, shape=ys)
+    dx = unbroadcast(bind("matmul", ct2, _swap_last(y2)), xs)
+    dy = unbroadcast(bind("matmul", _swap_last(x2), ct2), ys)
     if x.ndim == 1:
-        dx = emit("reshape", dx, shape=x.shape)
+        dx = bind("reshape", dx, shape=x.shape)
     if y.ndim == 1:
-        dy = emit("reshape", dy, shape=y.shape)
+        dy = bind("reshape", dy, shape=y.shape)
     return [dx, dy]
 
 
 matmul = defop(
     "matmul",
-    shape=_matmul_rule,
+    shape=_matmul_shape,
+    sharding=no_sharding,
     impl=jnp.matmul,
     arity=2,
     vjp=_matmul_vjp,
@@ -144,7 +147,7 @@ def _check_dims(dims, ndim, side):
         raise ShapeError(f"{side} dimensions {dims} repeat")
 
 
-def _dot_general_rule(x: TensorType, y: TensorType, *, contracting, batch) -> TensorType:
+def _dot_general_shape(x: TensorType, y: TensorType, *, contracting, batch) -> tuple[int, ...]:
     lc, rc = _dims(contracting, "contracting")
     lb, rb = _dims(batch, "batch")
     _check_dims(lc + lb, x.ndim, "lhs")
@@ -158,10 +161,7 @@ def _dot_general_rule(x: TensorType, y: TensorType, *, contracting, batch) -> Te
                 )
     lfree = [x.shape[i] for i in range(x.ndim) if i not in lc + lb]
     rfree = [y.shape[i] for i in range(y.ndim) if i not in rc + rb]
-    dt, _ = promote(x, y)
-    # lax keeps a weak type only when both operands are weak and no conversion happened.
-    weak = x.weak and y.weak and x.dtype == y.dtype
-    return TensorType(tuple(x.shape[i] for i in lb) + tuple(lfree) + tuple(rfree), dt, weak)
+    return tuple(x.shape[i] for i in lb) + tuple(lfree) + tuple(rfree)
 
 
 def _dot_general_impl(x, y, *, contracting, batch):
@@ -234,12 +234,12 @@ def _dot_general_transpose_lhs(ct, x, y, contracting, batch, swap_ans=False):
         ans_batch, ans_y, _ = _ranges_like(xb, y_kept, x_kept)
     else:
         ans_batch, _, ans_y = _ranges_like(xb, x_kept, y_kept)
-    d = emit(
+    d = bind(
         "dot_general", ct, y, contracting=(ans_y, tuple(y_kept)), batch=(ans_batch, tuple(yb))
     )
     xc_sorted_by_y = [xc[i] for i in np.argsort(yc)]
     out_axes = tuple(int(i) for i in np.argsort(list(xb) + x_kept + xc_sorted_by_y))
-    return d if out_axes == tuple(range(x.ndim)) else emit("transpose", d, perm=out_axes)
+    return d if out_axes == tuple(range(x.ndim)) else bind("transpose", d, perm=out_axes)
 
 
 def _dot_general_vjp(ct, x, y, *, out, contracting, batch):
@@ -252,7 +252,9 @@ def _dot_general_vjp(ct, x, y, *, out, contracting, batch):
 
 dot_general = defop(
     "dot_general",
-    shape=_dot_general_rule,
+    shape=_dot_general_shape,
+    weak=lax_weak,
+    sharding=no_sharding,
     impl=_dot_general_impl,
     vjp=_dot_general_vjp,
     attrs={"contracting": Attr("int_pairs"), "batch": Attr("int_pairs", ((), ()))},
@@ -312,7 +314,7 @@ def _parse_einsum(spec: str, ndims):
     return ins, outs
 
 
-def _einsum_rule(*types: TensorType, spec: str) -> TensorType:
+def _einsum_shape(*types: TensorType, spec: str) -> tuple[int, ...]:
     ins, outs = _parse_einsum(spec, [t.ndim for t in types])
     sizes: dict[str, int] = {}
     ellipses = []
@@ -340,8 +342,7 @@ def _einsum_rule(*types: TensorType, spec: str) -> TensorType:
     shape: tuple[int, ...] = ()
     for c in outs:
         shape += ell if c == "." else (sizes[c],)
-    dt, weak = promote(*types)
-    return TensorType(shape, dt, weak)
+    return shape
 
 
 def _einsum_impl(*xs, spec):
@@ -462,7 +463,7 @@ def _einsum_operand_ct(k, ct, xs, ins, outs, labels):
         if c in seen:
             extra = labels.fresh()
             terms.append([seen[c], extra])
-            args.append(emit("eye", n=d, dtype=ct.dtype))
+            args.append(bind("eye", n=d, dtype=ct.dtype))
             available |= {seen[c], extra}
             target.append(extra)
         else:
@@ -473,11 +474,11 @@ def _einsum_operand_ct(k, ct, xs, ins, outs, labels):
         g = ct
     else:
         spec = ",".join("".join(t) for t in terms) + "->" + "".join(kept)
-        g = emit("einsum", *args, spec=spec)
+        g = bind("einsum", *args, spec=spec)
     missing = tuple(i for i, c in enumerate(target) if c not in available)
     if missing:
-        g = emit("expand_dims", g, axes=missing)
-        g = emit("broadcast_to", g, shape=x.shape)
+        g = bind("expand_dims", g, axes=missing)
+        g = bind("broadcast_to", g, shape=x.shape)
     return g
 
 
@@ -488,7 +489,10 @@ def _einsum_vjp(ct, *xs, out, spec):
 
 einsum = defop(
     "einsum",
-    shape=_einsum_rule,
+    shape=_einsum_shape,
+    dtype=promoted_dtype,  # also of one operand: a weak one takes its kind's default
+    weak=promoted_weak,
+    sharding=no_sharding,
     impl=_einsum_impl,
     vjp=_einsum_vjp,
     attrs={"spec": Attr("str")},

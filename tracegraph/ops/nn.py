@@ -12,16 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .core import (
+from .defop import (
     NOT_DIFFERENTIABLE,
     Attr,
     Sample,
     ShapeError,
     TensorType,
     defop,
-    emit,
+    bind,
+    inexact_dtype,
+    never_weak,
     normalize_axis,
-    same_type,
+    same_shape,
     to_inexact,
 )
 from .samples import FLOATS, arr
@@ -30,12 +32,11 @@ from .samples import FLOATS, arr
 # -- softmax ------------------------------------------------------------------------
 
 
-def _softmax_rule(x: TensorType, *, axis: int) -> TensorType:
+def _softmax_shape(x: TensorType, *, axis: int) -> tuple[int, ...]:
     if x.ndim == 0:
         raise ShapeError("softmax needs an operand of rank >= 1")
     normalize_axis(axis, x.ndim)
-    # jax.nn.softmax drops the weak flag.
-    return x.with_(dtype=to_inexact(x.dtype), weak=False)
+    return x.shape
 
 
 def _as_inexact(x):
@@ -69,19 +70,21 @@ def _softmax_samples():
 
 def _softmax_vjp(ct, x, *, out, axis):
     # d softmax = out * (ct - <ct, out>) along the axis.
-    inner = emit("sum", ct * out, axes=(axis,), keepdims=True)
+    inner = bind("sum", ct * out, axes=(axis,), keepdims=True)
     return [out * (ct - inner)]
 
 
 def _log_softmax_vjp(ct, x, *, out, axis):
     # d log_softmax = ct - softmax * sum(ct) along the axis; softmax = exp(out).
-    total = emit("sum", ct, axes=(axis,), keepdims=True)
-    return [ct - emit("exp", out) * total]
+    total = bind("sum", ct, axes=(axis,), keepdims=True)
+    return [ct - bind("exp", out) * total]
 
 
 softmax = defop(
     "softmax",
-    shape=_softmax_rule,
+    shape=_softmax_shape,
+    dtype=inexact_dtype,
+    weak=never_weak,  # jax.nn.softmax drops the weak flag
     impl=lambda x, *, axis: jax.nn.softmax(_as_inexact(x), axis=axis),
     attrs={"axis": Attr("int", -1)},
     vjp=_softmax_vjp,
@@ -92,7 +95,9 @@ softmax = defop(
 
 log_softmax = defop(
     "log_softmax",
-    shape=_softmax_rule,
+    shape=_softmax_shape,
+    dtype=inexact_dtype,
+    weak=never_weak,  # jax.nn.log_softmax drops the weak flag
     impl=lambda x, *, axis: jax.nn.log_softmax(_as_inexact(x), axis=axis),
     attrs={"axis": Attr("int", -1)},
     vjp=_log_softmax_vjp,
@@ -109,17 +114,19 @@ def _canonical(dtype) -> np.dtype:
     return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
 
 
-def _one_hot_rule(x: TensorType, *, num_classes: int, dtype) -> TensorType:
+def _one_hot_shape(x: TensorType, *, num_classes: int, dtype) -> tuple[int, ...]:
     if x.dtype.kind not in "iu":
         raise ShapeError(f"one_hot needs integer class ids, got {x}")
     if num_classes < 0:
         raise ShapeError(f"one_hot needs num_classes >= 0, got {num_classes}")
-    return TensorType(x.shape + (num_classes,), _canonical(dtype))
+    return x.shape + (num_classes,)
 
 
 one_hot = defop(
     "one_hot",
-    shape=_one_hot_rule,
+    shape=_one_hot_shape,
+    dtype=lambda x, *, num_classes, dtype: _canonical(dtype),
+    weak=never_weak,
     impl=lambda x, *, num_classes, dtype: jax.nn.one_hot(x, num_classes, dtype=dtype),
     attrs={"num_classes": Attr("int"), "dtype": Attr("dtype", np.dtype(np.float32))},
     vjp=NOT_DIFFERENTIABLE,
@@ -143,7 +150,7 @@ one_hot = defop(
 
 stop_gradient = defop(
     "stop_gradient",
-    shape=same_type,
+    shape=same_shape,
     impl=lax.stop_gradient,
     # NOTE: not NOT_DIFFERENTIABLE: its input may well be a float that other paths
     # differentiate through; the rule just sends no cotangent back through this use.

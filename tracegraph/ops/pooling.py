@@ -14,13 +14,16 @@ import numpy as np
 from jax import lax
 
 from ..ir.types import is_float
-from .core import (
+from .defop import (
     Attr,
     Sample,
     ShapeError,
     TensorType,
     defop,
-    emit,
+    bind,
+    first_dtype,
+    inexact_dtype,
+    never_weak,
     to_inexact,
 )
 from .samples import FLOATS, arr
@@ -30,7 +33,7 @@ from .windows import check_padding, check_pairs, patches, window_out
 # -- pooling ------------------------------------------------------------------------
 
 
-def _pool_rule(x, *, window, stride, padding, what):
+def _pool_shape(x, *, window, stride, padding, what):
     if x.ndim != 4:
         raise ShapeError(f"{what} needs x of rank 4 (NCHW), got {x}")
     check_pairs("window", window)
@@ -44,12 +47,10 @@ def _pool_rule(x, *, window, stride, padding, what):
     return (n, c, ho, wo)
 
 
-def _max_pool_rule(x, *, window, stride, padding):
+def _max_pool_shape(x, *, window, stride, padding):
     if x.dtype.kind == "b":
         raise ShapeError(f"max_pool2d needs a numeric operand, got {x}")
-    return x.with_(
-        shape=_pool_rule(x, window=window, stride=stride, padding=padding, what="max_pool2d")
-    )
+    return _pool_shape(x, window=window, stride=stride, padding=padding, what="max_pool2d")
 
 
 def _lowest(dtype):
@@ -108,12 +109,12 @@ _POOL_ATTRS = {
 }
 
 def _max_pool_vjp(ct, x, *, out, window, stride, padding):
-    return [emit("max_pool2d_grad", x, ct, window=window, stride=stride, padding=padding)]
+    return [bind("max_pool2d_grad", x, ct, window=window, stride=stride, padding=padding)]
 
 
 max_pool2d = defop(
     "max_pool2d",
-    shape=_max_pool_rule,
+    shape=_max_pool_shape,
     impl=_max_pool_impl,
     attrs=_POOL_ATTRS,
     vjp=_max_pool_vjp,
@@ -123,11 +124,11 @@ max_pool2d = defop(
 )
 
 
-def _avg_pool_rule(x, *, window, stride, padding, count_include_pad):
-    shape = _pool_rule(x, window=window, stride=stride, padding=padding, what="avg_pool2d")
+def _avg_pool_shape(x, *, window, stride, padding, count_include_pad):
+    shape = _pool_shape(x, window=window, stride=stride, padding=padding, what="avg_pool2d")
     if x.dtype.kind == "b":
         raise ShapeError(f"avg_pool2d needs a numeric operand, got {x}")
-    return TensorType(shape, to_inexact(x.dtype))
+    return shape
 
 
 def _avg_pool_impl(x, *, window, stride, padding, count_include_pad):
@@ -182,7 +183,7 @@ def _avg_pool_samples():
 
 def _avg_pool_vjp(ct, x, *, out, window, stride, padding, count_include_pad):
     return [
-        emit(
+        bind(
             "avg_pool2d_grad",
             ct,
             window=window,
@@ -196,7 +197,9 @@ def _avg_pool_vjp(ct, x, *, out, window, stride, padding, count_include_pad):
 
 avg_pool2d = defop(
     "avg_pool2d",
-    shape=_avg_pool_rule,
+    shape=_avg_pool_shape,
+    dtype=inexact_dtype,
+    weak=never_weak,
     impl=_avg_pool_impl,
     attrs={**_POOL_ATTRS, "count_include_pad": Attr("bool", True)},
     vjp=_avg_pool_vjp,
@@ -217,9 +220,9 @@ avg_pool2d = defop(
 # x only piecewise-constantly, so neither sends a cotangent to x.
 
 
-def _check_same(what, t, ref):
-    if t.shape != ref.shape or t.dtype != ref.dtype:
-        raise ShapeError(f"{what} must be {ref.with_(weak=False)}, got {t}")
+def _check_same(what, t, shape, dtype):
+    if t.shape != tuple(shape) or t.dtype != dtype:
+        raise ShapeError(f"{what} must be {TensorType(shape, dtype)}, got {t}")
 
 
 def _float_pool_input(x, what):
@@ -227,11 +230,11 @@ def _float_pool_input(x, what):
         raise ShapeError(f"{what} needs a floating-point x, got {x}")
 
 
-def _max_pool_grad_rule(x, ct, *, window, stride, padding):
+def _max_pool_grad_shape(x, ct, *, window, stride, padding):
     _float_pool_input(x, "max_pool2d_grad")
-    pooled = _max_pool_rule(x, window=window, stride=stride, padding=padding)
-    _check_same("the cotangent of max_pool2d's output", ct, pooled)
-    return TensorType(x.shape, x.dtype)
+    pooled = _max_pool_shape(x, window=window, stride=stride, padding=padding)
+    _check_same("the cotangent of max_pool2d's output", ct, pooled, x.dtype)
+    return x.shape
 
 
 def _max_pool_grad_impl(x, ct, *, window, stride, padding):
@@ -239,11 +242,10 @@ def _max_pool_grad_impl(x, ct, *, window, stride, padding):
     return jax.vjp(pool, x)[1](ct)[0]
 
 
-def _max_pool_jvp_rule(x, t, *, window, stride, padding):
+def _max_pool_jvp_shape(x, t, *, window, stride, padding):
     _float_pool_input(x, "max_pool2d_jvp")
-    _check_same("the tangent", t, x)
-    shape = _pool_rule(x, window=window, stride=stride, padding=padding, what="max_pool2d_jvp")
-    return TensorType(shape, x.dtype)
+    _check_same("the tangent", t, x.shape, x.dtype)
+    return _pool_shape(x, window=window, stride=stride, padding=padding, what="max_pool2d_jvp")
 
 
 def _max_pool_jvp_impl(x, t, *, window, stride, padding):
@@ -301,7 +303,7 @@ def _pool_grad_samples(samples):
         if not is_float(x.dtype):
             continue
         attrs = {k: s.attrs[k] for k in _POOL_ATTRS}
-        pooled = _pool_rule(TensorType(x.shape, x.dtype), **attrs, what="pool")
+        pooled = _pool_shape(TensorType(x.shape, x.dtype), **attrs, what="pool")
         out.append((x, arr(pooled, x.dtype, tag="ct"), s))
     return out
 
@@ -319,13 +321,15 @@ def _max_pool_jvp_samples():
 
 max_pool2d_grad = defop(
     "max_pool2d_grad",
-    shape=_max_pool_grad_rule,
+    shape=_max_pool_grad_shape,
+    dtype=first_dtype,
+    weak=never_weak,
     impl=_max_pool_grad_impl,
     attrs=_POOL_ATTRS,
     arity=2,
     vjp=lambda ct, x, g, *, out, window, stride, padding: [
         None,
-        emit("max_pool2d_jvp", x, ct, window=window, stride=stride, padding=padding),
+        bind("max_pool2d_jvp", x, ct, window=window, stride=stride, padding=padding),
     ],
     samples=_max_pool_grad_samples,
     reference=_max_pool_grad_reference,
@@ -335,13 +339,15 @@ max_pool2d_grad = defop(
 
 max_pool2d_jvp = defop(
     "max_pool2d_jvp",
-    shape=_max_pool_jvp_rule,
+    shape=_max_pool_jvp_shape,
+    dtype=first_dtype,
+    weak=never_weak,
     impl=_max_pool_jvp_impl,
     attrs=_POOL_ATTRS,
     arity=2,
     vjp=lambda ct, x, t, *, out, window, stride, padding: [
         None,
-        emit("max_pool2d_grad", x, ct, window=window, stride=stride, padding=padding),
+        bind("max_pool2d_grad", x, ct, window=window, stride=stride, padding=padding),
     ],
     samples=_max_pool_jvp_samples,
     reference=_max_pool_jvp_reference,
@@ -350,18 +356,18 @@ max_pool2d_jvp = defop(
 )
 
 
-def _avg_pool_grad_rule(ct, *, window, stride, padding, count_include_pad, input_size):
+def _avg_pool_grad_shape(ct, *, window, stride, padding, count_include_pad, input_size):
     if ct.ndim != 4 or not is_float(ct.dtype):
         raise ShapeError(f"avg_pool2d_grad needs a floating-point cotangent of rank 4, got {ct}")
     check_pairs("input_size", input_size)
     x = TensorType(ct.shape[:2] + tuple(input_size), ct.dtype)
-    pooled = _pool_rule(x, window=window, stride=stride, padding=padding, what="avg_pool2d_grad")
+    pooled = _pool_shape(x, window=window, stride=stride, padding=padding, what="avg_pool2d_grad")
     if pooled != ct.shape:
         raise ShapeError(
             f"avg_pool2d of an input of spatial size {list(input_size)} gives {list(pooled)}, "
             f"but the cotangent is {list(ct.shape)}"
         )
-    return x
+    return x.shape
 
 
 def _avg_pool_grad_impl(ct, *, window, stride, padding, count_include_pad, input_size):
@@ -395,11 +401,12 @@ def _avg_pool_grad_samples():
 
 avg_pool2d_grad = defop(
     "avg_pool2d_grad",
-    shape=_avg_pool_grad_rule,
+    shape=_avg_pool_grad_shape,
+    weak=never_weak,
     impl=_avg_pool_grad_impl,
     attrs={**_POOL_ATTRS, "count_include_pad": Attr("bool", True), "input_size": Attr("ints")},
     vjp=lambda ct, g, *, out, window, stride, padding, count_include_pad, input_size: [
-        emit(
+        bind(
             "avg_pool2d",
             ct,
             window=window,

@@ -17,7 +17,21 @@ import jax
 import numpy as np
 
 from ..ir.types import is_float
-from .core import NOT_DIFFERENTIABLE, Attr, Sample, ShapeError, TensorType, defop, emit
+from .defop import (
+    NOT_DIFFERENTIABLE,
+    Attr,
+    Sample,
+    ShapeError,
+    TensorType,
+    bind,
+    defop,
+    first_dtype,
+    first_sharding,
+    first_weak,
+    fixed_dtype,
+    never_weak,
+    no_sharding,
+)
 from .samples import FLOATS, arr
 
 KEY_TYPE = TensorType((2,), np.uint32)
@@ -53,15 +67,21 @@ def _keys():
 # -- keys ---------------------------------------------------------------------------
 
 
-def _seed_rule(seed: TensorType) -> TensorType:
+# The type rules of ops that give keys.
+_key_dtype = fixed_dtype(KEY_TYPE.dtype)
+
+
+def _seed_shape(seed: TensorType) -> tuple[int, ...]:
     if seed.shape != () or seed.dtype.kind not in "iu":
         raise ShapeError(f"a seed must be an integer scalar, got {seed}")
-    return KEY_TYPE
+    return KEY_TYPE.shape
 
 
 random_seed = defop(
     "random_seed",
-    shape=_seed_rule,
+    shape=_seed_shape,
+    dtype=_key_dtype,
+    weak=never_weak,
     impl=jax.random.PRNGKey,
     vjp=NOT_DIFFERENTIABLE,
     random=True,
@@ -76,16 +96,18 @@ random_seed = defop(
 )
 
 
-def _split_rule(key, *, num):
+def _split_shape(key, *, num):
     _check_key(key)
     if num < 0:
         raise ShapeError(f"split needs num >= 0, got {num}")
-    return TensorType((num, 2), np.uint32)
+    return (num,) + KEY_TYPE.shape
 
 
 random_split = defop(
     "random_split",
-    shape=_split_rule,
+    shape=_split_shape,
+    dtype=_key_dtype,
+    weak=never_weak,
     impl=lambda key, *, num: jax.random.split(key, num),
     attrs={"num": Attr("int", 2)},
     vjp=NOT_DIFFERENTIABLE,
@@ -99,16 +121,18 @@ random_split = defop(
 )
 
 
-def _fold_in_rule(key, data):
+def _fold_in_shape(key, data):
     _check_key(key)
     if data.shape != () or data.dtype.kind not in "iu":
         raise ShapeError(f"fold_in needs an integer scalar to fold in, got {data}")
-    return KEY_TYPE
+    return KEY_TYPE.shape
 
 
 random_fold_in = defop(
     "random_fold_in",
-    shape=_fold_in_rule,
+    shape=_fold_in_shape,
+    dtype=_key_dtype,
+    weak=never_weak,
     impl=jax.random.fold_in,
     arity=2,
     vjp=NOT_DIFFERENTIABLE,
@@ -126,10 +150,17 @@ random_fold_in = defop(
 # -- draws --------------------------------------------------------------------------
 
 
-def _normal_rule(key, *, shape, dtype):
+def _draw_shape(key, *, shape, dtype=None, **_):
+    # the shape rule of draws, which also checks a float dtype attribute
     _check_key(key)
     _check_shape(shape)
-    return TensorType(shape, _float_dtype(dtype))
+    if dtype is not None:
+        _float_dtype(dtype)
+    return tuple(shape)
+
+
+def _draw_dtype(key, *, dtype, **_):
+    return _float_dtype(dtype)
 
 
 def _normal(key, *, shape, dtype):
@@ -138,7 +169,10 @@ def _normal(key, *, shape, dtype):
 
 random_normal = defop(
     "random_normal",
-    shape=_normal_rule,
+    shape=_draw_shape,
+    dtype=_draw_dtype,
+    weak=never_weak,
+    sharding=no_sharding,
     impl=_normal,
     attrs={"shape": Attr("ints", ()), "dtype": Attr("dtype", np.dtype(np.float32))},
     vjp=NOT_DIFFERENTIABLE,
@@ -162,7 +196,10 @@ def _uniform(key, *, shape, dtype, minval, maxval):
 
 random_uniform = defop(
     "random_uniform",
-    shape=lambda key, *, shape, dtype, minval, maxval: _normal_rule(key, shape=shape, dtype=dtype),
+    shape=_draw_shape,
+    dtype=_draw_dtype,
+    weak=never_weak,
+    sharding=no_sharding,
     impl=_uniform,
     attrs={
         "shape": Attr("ints", ()),
@@ -186,19 +223,16 @@ random_uniform = defop(
 )
 
 
-def _bernoulli_rule(key, *, p, shape):
-    _check_key(key)
-    _check_shape(shape)
-    return TensorType(shape, "bool")
-
-
 def _bernoulli(key, *, p, shape):
     return jax.random.bernoulli(key, p, shape)
 
 
 random_bernoulli = defop(
     "random_bernoulli",
-    shape=_bernoulli_rule,
+    shape=_draw_shape,
+    dtype=fixed_dtype(np.bool_),
+    weak=never_weak,
+    sharding=no_sharding,
     impl=_bernoulli,
     attrs={"p": Attr("float", 0.5), "shape": Attr("ints", ())},
     vjp=NOT_DIFFERENTIABLE,
@@ -220,13 +254,13 @@ random_bernoulli = defop(
 # -- dropout ------------------------------------------------------------------------
 
 
-def _dropout_rule(x, key, *, rate):
+def _dropout_shape(x, key, *, rate):
     _check_key(key)
     if not is_float(x.dtype):
         raise ShapeError(f"dropout needs a floating-point operand, got {x}")
     if not 0.0 <= rate <= 1.0:
         raise ShapeError(f"dropout rate must be in [0, 1], got {rate}")
-    return x
+    return x.shape
 
 
 def _dropout(x, key, *, rate):
@@ -250,12 +284,15 @@ def _dropout_reference(x, key, *, rate):
 
 random_dropout = defop(
     "dropout",
-    shape=_dropout_rule,
+    shape=_dropout_shape,
+    dtype=first_dtype,
+    weak=first_weak,
+    sharding=first_sharding,
     impl=_dropout,
     attrs={"rate": Attr("float")},
     arity=2,
     # Linear in x: the cotangent goes through the same mask (same key, same rate).
-    vjp=lambda ct, x, key, *, out, rate: [emit("dropout", ct, key, rate=rate), None],
+    vjp=lambda ct, x, key, *, out, rate: [bind("dropout", ct, key, rate=rate), None],
     random=True,
     samples=lambda: (
         [Sample((arr((4, 5), dt), _key(1)), {"rate": 0.5}, dt) for dt in FLOATS]

@@ -4,6 +4,7 @@ argmax/argmin along one ``axis``; all with ``keepdims``.
 Result dtypes follow jax.numpy exactly: sum/prod widen bool and small integers to the
 default int (unsigned to the default uint), mean and logsumexp give floats, max/min keep
 the dtype, argmax/argmin give the default int, and every reduction drops the weak flag.
+A sharded operand's partition spec loses the reduced dims (unpartitioned with keepdims).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import (
+from .defop import (
     NOT_DIFFERENTIABLE,
     Attr,
     Sample,
@@ -20,7 +21,8 @@ from .core import (
     TensorType,
     default_int,
     defop,
-    emit,
+    bind,
+    never_weak,
     normalize_axes,
     normalize_axis,
     to_inexact,
@@ -30,10 +32,11 @@ from .samples import arr
 # -- shape rules --------------------------------------------------------------------
 
 
-def _reduced_shape(shape, axes, keepdims):
+def _reduced_shape(dims, axes, keepdims, kept=1):
+    """``dims`` (a shape, or a partition spec) without ``axes``, or with ``kept`` there."""
     if keepdims:
-        return tuple(1 if i in axes else d for i, d in enumerate(shape))
-    return tuple(d for i, d in enumerate(shape) if i not in axes)
+        return tuple(kept if i in axes else d for i, d in enumerate(dims))
+    return tuple(d for i, d in enumerate(dims) if i not in axes)
 
 
 def _default_uint() -> np.dtype:
@@ -52,7 +55,7 @@ def _accumulating_dtype(dtype) -> np.dtype:
     return dt
 
 
-def _reduce_rule(dtype_of, needs_identity=False):
+def _reduce_shape(needs_identity=False):
     def rule(x: TensorType, *, axes, keepdims):
         ax = normalize_axes(axes, x.ndim)
         if needs_identity and any(x.shape[a] == 0 for a in ax):
@@ -60,23 +63,40 @@ def _reduce_rule(dtype_of, needs_identity=False):
                 f"cannot reduce over a zero-size axis (shape {list(x.shape)}, axes {ax}): "
                 "the reduction has no identity"
             )
-        return TensorType(_reduced_shape(x.shape, ax, keepdims), dtype_of(x.dtype))
+        return _reduced_shape(x.shape, ax, keepdims)
 
     return rule
 
 
-def _arg_rule(x: TensorType, *, axis, keepdims):
+def _reduce_dtype(dtype_of):
+    return lambda x, *, axes, keepdims: dtype_of(x.dtype)
+
+
+def _reduce_sharding(x: TensorType, *, axes, keepdims):
+    if x.sharding is None:
+        return None
+    ax = normalize_axes(axes, x.ndim)
+    return _reduced_shape(x.sharding, ax, keepdims, kept=None)
+
+
+def _arg_shape(x: TensorType, *, axis, keepdims):
     if axis is None:
         if x.size == 0:
             raise ShapeError(f"cannot take the arg-extremum of an empty array {x}")
-        shape = (1,) * x.ndim if keepdims else ()
-        return TensorType(shape, default_int())
+        return (1,) * x.ndim if keepdims else ()
     a = normalize_axis(axis, x.ndim)
     if x.ndim == 0:
         raise ShapeError("axis given for a 0-d array")
     if x.shape[a] == 0:
         raise ShapeError(f"cannot take the arg-extremum over axis {axis} of size 0 ({x})")
-    return TensorType(_reduced_shape(x.shape, (a,), keepdims), default_int())
+    return _reduced_shape(x.shape, (a,), keepdims)
+
+
+def _arg_sharding(x: TensorType, *, axis, keepdims):
+    if x.sharding is None:
+        return None
+    ax = tuple(range(x.ndim)) if axis is None else (normalize_axis(axis, x.ndim),)
+    return _reduced_shape(x.sharding, ax, keepdims, kept=None)
 
 
 # -- samples ------------------------------------------------------------------------
@@ -121,8 +141,8 @@ def _restore(ct, x, axes, keepdims):
     """Broadcast a reduced cotangent back to the operand's shape."""
     ax = normalize_axes(axes, len(x.shape))
     if not keepdims and ax:
-        ct = emit("expand_dims", ct, axes=ax)
-    return emit("broadcast_to", ct, shape=x.shape) if tuple(ct.shape) != tuple(x.shape) else ct
+        ct = bind("expand_dims", ct, axes=ax)
+    return bind("broadcast_to", ct, shape=x.shape) if tuple(ct.shape) != tuple(x.shape) else ct
 
 
 def _count(x, axes):
@@ -143,39 +163,42 @@ def _mean_vjp(ct, x, *, out, axes, keepdims):
 
 def _chooser_vjp(ct, x, *, out, axes, keepdims):
     # As JAX: the cotangent is shared equally among the elements equal to the extremum.
-    hit = emit("eq", x, _restore(out, x, axes, keepdims))
-    mask = emit("astype", hit, dtype=ct.dtype)
-    count = emit("sum", mask, axes=axes, keepdims=True)
-    share = _restore(ct, x, axes, keepdims) / emit("broadcast_to", count, shape=x.shape)
+    hit = bind("eq", x, _restore(out, x, axes, keepdims))
+    mask = bind("astype", hit, dtype=ct.dtype)
+    count = bind("sum", mask, axes=axes, keepdims=True)
+    share = _restore(ct, x, axes, keepdims) / bind("broadcast_to", count, shape=x.shape)
     return [share * mask]
 
 
 def _prod_vjp(ct, x, *, out, axes, keepdims):
     # d prod / d x_i = product of the others. Exact with zeros: one zero in a group gets
     # the product of the non-zeros, everything else 0; two or more zeros give 0 throughout.
-    is_zero = emit("eq", x, 0)
-    safe = emit("where", is_zero, 1, x)
-    p_nz = emit("prod", safe, axes=axes, keepdims=True)
-    zeros = emit("sum", emit("astype", is_zero, dtype="int32"), axes=axes, keepdims=True)
-    p_nz, zeros = (emit("broadcast_to", t, shape=x.shape) for t in (p_nz, zeros))
-    others = emit(
+    is_zero = bind("eq", x, 0)
+    safe = bind("where", is_zero, 1, x)
+    p_nz = bind("prod", safe, axes=axes, keepdims=True)
+    zeros = bind("sum", bind("astype", is_zero, dtype="int32"), axes=axes, keepdims=True)
+    p_nz, zeros = (bind("broadcast_to", t, shape=x.shape) for t in (p_nz, zeros))
+    others = bind(
         "where",
         zeros == 0,
         p_nz / safe,
-        emit("where", emit("logical_and", zeros == 1, is_zero), p_nz, 0),
+        bind("where", bind("logical_and", zeros == 1, is_zero), p_nz, 0),
     )
     return [_restore(ct, x, axes, keepdims) * others]
 
 
 def _logsumexp_vjp(ct, x, *, out, axes, keepdims):
-    return [_restore(ct, x, axes, keepdims) * emit("exp", x - _restore(out, x, axes, keepdims))]
+    return [_restore(ct, x, axes, keepdims) * bind("exp", x - _restore(out, x, axes, keepdims))]
 
 
 # -- ops ----------------------------------------------------------------------------
 
 sum_ = defop(
     "sum",
-    shape=_reduce_rule(_accumulating_dtype),
+    shape=_reduce_shape(),
+    dtype=_reduce_dtype(_accumulating_dtype),
+    weak=never_weak,
+    sharding=_reduce_sharding,
     impl=lambda x, *, axes, keepdims: jnp.sum(x, axis=_axes(axes), keepdims=keepdims),
     vjp=_sum_vjp,
     attrs=_REDUCE_ATTRS,
@@ -189,7 +212,10 @@ sum_ = defop(
 
 prod = defop(
     "prod",
-    shape=_reduce_rule(_accumulating_dtype),
+    shape=_reduce_shape(),
+    dtype=_reduce_dtype(_accumulating_dtype),
+    weak=never_weak,
+    sharding=_reduce_sharding,
     impl=lambda x, *, axes, keepdims: jnp.prod(x, axis=_axes(axes), keepdims=keepdims),
     vjp=_prod_vjp,
     attrs=_REDUCE_ATTRS,
@@ -214,7 +240,10 @@ def _mean_reference(x, axes=None, keepdims=False):
 
 mean = defop(
     "mean",
-    shape=_reduce_rule(to_inexact),
+    shape=_reduce_shape(),
+    dtype=_reduce_dtype(to_inexact),
+    weak=never_weak,
+    sharding=_reduce_sharding,
     impl=lambda x, *, axes, keepdims: jnp.mean(x, axis=_axes(axes), keepdims=keepdims),
     vjp=_mean_vjp,
     attrs=_REDUCE_ATTRS,
@@ -226,7 +255,9 @@ mean = defop(
 
 max_ = defop(
     "max",
-    shape=_reduce_rule(np.dtype, needs_identity=True),
+    shape=_reduce_shape(needs_identity=True),
+    weak=never_weak,
+    sharding=_reduce_sharding,
     impl=lambda x, *, axes, keepdims: jnp.max(x, axis=_axes(axes), keepdims=keepdims),
     vjp=_chooser_vjp,
     attrs=_REDUCE_ATTRS,
@@ -241,7 +272,9 @@ max_ = defop(
 
 min_ = defop(
     "min",
-    shape=_reduce_rule(np.dtype, needs_identity=True),
+    shape=_reduce_shape(needs_identity=True),
+    weak=never_weak,
+    sharding=_reduce_sharding,
     impl=lambda x, *, axes, keepdims: jnp.min(x, axis=_axes(axes), keepdims=keepdims),
     vjp=_chooser_vjp,
     attrs=_REDUCE_ATTRS,
@@ -268,7 +301,10 @@ def _logsumexp_reference(x, axes=None, keepdims=False):
 
 logsumexp = defop(
     "logsumexp",
-    shape=_reduce_rule(to_inexact),
+    shape=_reduce_shape(),
+    dtype=_reduce_dtype(to_inexact),
+    weak=never_weak,
+    sharding=_reduce_sharding,
     impl=lambda x, *, axes, keepdims: jax.nn.logsumexp(x, axis=_axes(axes), keepdims=keepdims),
     vjp=_logsumexp_vjp,
     attrs=_REDUCE_ATTRS,
@@ -313,7 +349,10 @@ _ARG_ATTRS = {"axis": Attr("opt_int", None), "keepdims": Attr("bool", False)}
 
 argmax = defop(
     "argmax",
-    shape=_arg_rule,
+    shape=_arg_shape,
+    dtype=lambda x, *, axis, keepdims: default_int(),
+    weak=never_weak,
+    sharding=_arg_sharding,
     impl=lambda x, *, axis, keepdims: jnp.argmax(x, axis=axis, keepdims=keepdims),
     attrs=_ARG_ATTRS,
     vjp=NOT_DIFFERENTIABLE,
@@ -324,7 +363,10 @@ argmax = defop(
 
 argmin = defop(
     "argmin",
-    shape=_arg_rule,
+    shape=_arg_shape,
+    dtype=lambda x, *, axis, keepdims: default_int(),
+    weak=never_weak,
+    sharding=_arg_sharding,
     impl=lambda x, *, axis, keepdims: jnp.argmin(x, axis=axis, keepdims=keepdims),
     attrs=_ARG_ATTRS,
     vjp=NOT_DIFFERENTIABLE,

@@ -3,7 +3,10 @@ static slicing (``slice`` with lax.slice semantics, ``rev`` for negative steps),
 (``take``, ``take_along_axis``) and ``pad``.
 
 All of them keep the dtype and the weak flag of their operand (concatenate and stack
-promote their operands as jax.numpy does). The gathers follow ``x[idx]`` in jax.numpy:
+promote their operands as jax.numpy does). Shardings follow the dims where that is plain:
+transpose permutes the partition spec, expand_dims/squeeze/broadcast_to add or drop
+unpartitioned dims; the rest keep an operand's sharding only where the output has its
+shape (the standard rule; an identity reshape, slice or pad), and the gathers give none. The gathers follow ``x[idx]`` in jax.numpy:
 negative indices wrap once, then out-of-bounds indices clamp to the edge.
 """
 
@@ -15,17 +18,22 @@ from jax import lax
 
 from ..errors import Error, IRError
 from ..ir.types import checked_num_elements
-from .core import (
+from .defop import (
     Attr,
     Sample,
     ShapeError,
     TensorType,
     broadcast_shapes,
     defop,
-    emit,
+    bind,
+    first_dtype,
+    first_sharding,
+    first_weak,
+    no_sharding,
     normalize_axes,
     normalize_axis,
-    promote,
+    promoted_dtype,
+    promoted_weak,
     unbroadcast,
 )
 from .samples import arr
@@ -49,13 +57,13 @@ def _slice_axis(t, axis, lo, hi):
     start = [0] * len(t.shape)
     limit = list(t.shape)
     start[axis], limit[axis] = lo, hi
-    return emit("slice", t, start=tuple(start), limit=tuple(limit), strides=None)
+    return bind("slice", t, start=tuple(start), limit=tuple(limit), strides=None)
 
 
 def _pad_axis(t, axis, lo, hi):
     pads = [(0, 0)] * len(t.shape)
     pads[axis] = (lo, hi)
-    return emit("pad", t, pads=tuple(pads), value=0, mode="constant")
+    return bind("pad", t, pads=tuple(pads), value=0, mode="constant")
 
 
 def _concatenate_vjp(ct, *xs, out, axis):
@@ -70,7 +78,7 @@ def _concatenate_vjp(ct, *xs, out, axis):
 
 def _stack_vjp(ct, *xs, out, axis):
     a = normalize_axis(axis, len(out.shape))
-    return [emit("reshape", _slice_axis(ct, a, i, i + 1), shape=x.shape) for i, x in enumerate(xs)]
+    return [bind("reshape", _slice_axis(ct, a, i, i + 1), shape=x.shape) for i, x in enumerate(xs)]
 
 
 def _slice_vjp(ct, x, *, out, start, limit, strides):
@@ -81,10 +89,10 @@ def _slice_vjp(ct, x, *, out, start, limit, strides):
     for a, (s, e, st, d) in enumerate(zip(start, limit, strides, x.shape)):
         m = g.shape[a]
         if st > 1 and m > 0:
-            g = emit("expand_dims", g, axes=(a + 1,))
+            g = bind("expand_dims", g, axes=(a + 1,))
             g = _pad_axis(g, a + 1, 0, st - 1)
             shape = list(g.shape)
-            g = emit("reshape", g, shape=tuple(shape[:a]) + (m * st,) + tuple(shape[a + 2 :]))
+            g = bind("reshape", g, shape=tuple(shape[:a]) + (m * st,) + tuple(shape[a + 2 :]))
             g = _slice_axis(g, a, 0, (m - 1) * st + 1)
         g = _pad_axis(g, a, s, d - s - g.shape[a])
     return [g]
@@ -92,26 +100,26 @@ def _slice_vjp(ct, x, *, out, start, limit, strides):
 
 def _clamped_indices(idx, n):
     """The indices ``x[idx]`` actually reads: negatives wrapped once, then clamped."""
-    wrapped = emit("where", idx < 0, idx + n, idx)
-    return emit("clip", wrapped, lo=0, hi=max(n - 1, 0))
+    wrapped = bind("where", idx < 0, idx + n, idx)
+    return bind("clip", wrapped, lo=0, hi=max(n - 1, 0))
 
 
 def _take_vjp(ct, x, idx, *, out, axis):
     a = normalize_axis(axis, len(x.shape))
-    zeros = emit("full", shape=x.shape, value=0, dtype=ct.dtype)
-    return [emit("index_add", zeros, idx, ct, axis=a), None]
+    zeros = bind("full", shape=x.shape, value=0, dtype=ct.dtype)
+    return [bind("index_add", zeros, idx, ct, axis=a), None]
 
 
 def _take_along_axis_vjp(ct, x, idx, *, out, axis):
     # One-hot contraction: dx[..., j, ...] = sum_k [idx[..., k, ...] == j] ct[..., k, ...]
     a = normalize_axis(axis, len(x.shape))
     n = x.shape[a]
-    hot = emit("one_hot", _clamped_indices(idx, n), num_classes=n, dtype=ct.dtype)
-    hot = emit("broadcast_to", hot, shape=tuple(ct.shape) + (n,))
-    g = emit("sum", hot * emit("expand_dims", ct, axes=(len(ct.shape),)), axes=(a,), keepdims=False)
+    hot = bind("one_hot", _clamped_indices(idx, n), num_classes=n, dtype=ct.dtype)
+    hot = bind("broadcast_to", hot, shape=tuple(ct.shape) + (n,))
+    g = bind("sum", hot * bind("expand_dims", ct, axes=(len(ct.shape),)), axes=(a,), keepdims=False)
     perm = list(range(len(g.shape) - 1))
     perm.insert(a, len(g.shape) - 1)
-    g = emit("transpose", g, perm=tuple(perm))
+    g = bind("transpose", g, perm=tuple(perm))
     return [unbroadcast(g, x.shape), None]
 
 
@@ -120,8 +128,8 @@ def _pad_vjp(ct, x, *, out, pads, value, mode):
     for a, ((lo, hi), d) in enumerate(zip(pads, x.shape)):
         mid = _slice_axis(g, a, lo, lo + d)
         if mode == "edge" and (lo or hi):
-            left = emit("sum", _slice_axis(g, a, 0, lo), axes=(a,), keepdims=True)
-            right = emit("sum", _slice_axis(g, a, lo + d, lo + d + hi), axes=(a,), keepdims=True)
+            left = bind("sum", _slice_axis(g, a, 0, lo), axes=(a,), keepdims=True)
+            right = bind("sum", _slice_axis(g, a, lo + d, lo + d + hi), axes=(a,), keepdims=True)
             mid = mid + _pad_axis(left, a, 0, d - 1) + _pad_axis(right, a, d - 1, 0)
         elif mode == "reflect" and (lo or hi):
             if lo > d - 1 or hi > d - 1:
@@ -130,10 +138,10 @@ def _pad_vjp(ct, x, *, out, pads, value, mode):
                     f"{d}) is not supported"
                 )
             if lo:
-                left = emit("rev", _slice_axis(g, a, 0, lo), axes=(a,))
+                left = bind("rev", _slice_axis(g, a, 0, lo), axes=(a,))
                 mid = mid + _pad_axis(left, a, 1, d - 1 - lo)
             if hi:
-                right = emit("rev", _slice_axis(g, a, lo + d, lo + d + hi), axes=(a,))
+                right = bind("rev", _slice_axis(g, a, lo + d, lo + d + hi), axes=(a,))
                 mid = mid + _pad_axis(right, a, d - 1 - hi, 1)
         g = mid
     return [g]
@@ -142,21 +150,21 @@ def _pad_vjp(ct, x, *, out, pads, value, mode):
 # -- reshape --------------------------------------------------------------------------
 
 
-def _reshape_rule(x: TensorType, *, shape):
+def _reshape_shape(x: TensorType, *, shape):
     shape = check_shape(shape)
     if checked_num_elements(shape) != x.size:
         raise ShapeError(
             f"cannot reshape {list(x.shape)} ({x.size} elements) to {list(shape)} "
             f"({checked_num_elements(shape)} elements)"
         )
-    return x.with_(shape=shape)
+    return shape
 
 
 reshape = defop(
     "reshape",
-    shape=_reshape_rule,
+    shape=_reshape_shape,
     impl=lambda x, *, shape: lax.reshape(x, shape),  # jnp.reshape passes numpy arrays through
-    vjp=lambda ct, x, *, out, shape: [emit("reshape", ct, shape=x.shape)],
+    vjp=lambda ct, x, *, out, shape: [bind("reshape", ct, shape=x.shape)],
     attrs={"shape": Attr("ints")},
     samples=lambda: (
         [Sample((arr((2, 3, 4), dt),), {"shape": (6, 4)}, name=f"{dt}") for dt in _SOME]
@@ -175,17 +183,22 @@ reshape = defop(
 # -- transpose --------------------------------------------------------------------------
 
 
-def _transpose_rule(x: TensorType, *, perm):
+def _transpose_shape(x: TensorType, *, perm):
     if sorted(perm) != list(range(x.ndim)):
         raise ShapeError(f"perm {tuple(perm)} is not a permutation of the {x.ndim} axes")
-    return x.with_(shape=tuple(x.shape[p] for p in perm))
+    return tuple(x.shape[p] for p in perm)
+
+
+def _transpose_sharding(x: TensorType, *, perm):
+    return None if x.sharding is None else tuple(x.sharding[p] for p in perm)
 
 
 transpose = defop(
     "transpose",
-    shape=_transpose_rule,
+    shape=_transpose_shape,
+    sharding=_transpose_sharding,
     impl=lambda x, *, perm: jnp.transpose(x, perm),
-    vjp=lambda ct, x, *, out, perm: [emit("transpose", ct, perm=tuple(np.argsort(perm).tolist()))],
+    vjp=lambda ct, x, *, out, perm: [bind("transpose", ct, perm=tuple(np.argsort(perm).tolist()))],
     attrs={"perm": Attr("ints")},
     samples=lambda: (
         [Sample((arr((2, 3, 4), dt),), {"perm": (2, 0, 1)}, name=f"{dt}") for dt in _SOME]
@@ -202,19 +215,29 @@ transpose = defop(
 # -- broadcast_to --------------------------------------------------------------------------
 
 
-def _broadcast_to_rule(x: TensorType, *, shape):
+def _broadcast_to_shape(x: TensorType, *, shape):
     shape = check_shape(shape)
     ok = x.ndim <= len(shape) and all(
         d in (1, s) for d, s in zip(reversed(x.shape), reversed(shape))
     )
     if not ok:
         raise ShapeError(f"cannot broadcast {list(x.shape)} to {list(shape)}")
-    return x.with_(shape=shape)
+    return shape
+
+
+def _broadcast_to_sharding(x: TensorType, *, shape):
+    # new leading dims and dims broadcast from 1 are not partitioned; the rest keep theirs
+    if x.sharding is None:
+        return None
+    lead = len(shape) - x.ndim
+    kept = (e if d == s else None for e, d, s in zip(x.sharding, x.shape, shape[lead:]))
+    return (None,) * lead + tuple(kept)
 
 
 broadcast_to = defop(
     "broadcast_to",
-    shape=_broadcast_to_rule,
+    shape=_broadcast_to_shape,
+    sharding=_broadcast_to_sharding,
     impl=lambda x, *, shape: jnp.broadcast_to(x, shape),
     vjp=lambda ct, x, *, out, shape: [unbroadcast(ct, x.shape)],
     attrs={"shape": Attr("ints")},
@@ -234,23 +257,33 @@ broadcast_to = defop(
 # -- expand_dims / squeeze ------------------------------------------------------------------
 
 
-def _expand_dims_rule(x: TensorType, *, axes):
+def _expand_dims_shape(x: TensorType, *, axes):
     out_ndim = x.ndim + len(axes)
     ax = normalize_axes(axes, out_ndim)
     dims = iter(x.shape)
-    return x.with_(shape=tuple(1 if i in ax else next(dims) for i in range(out_ndim)))
+    return tuple(1 if i in ax else next(dims) for i in range(out_ndim))
+
+
+def _expand_dims_sharding(x: TensorType, *, axes):
+    if x.sharding is None:
+        return None
+    out_ndim = x.ndim + len(axes)
+    ax = normalize_axes(axes, out_ndim)
+    spec = iter(x.sharding)
+    return tuple(None if i in ax else next(spec) for i in range(out_ndim))
 
 
 def _expand_dims_reference(x, axes):
-    shape = _expand_dims_rule(TensorType(x.shape, x.dtype), axes=axes).shape
+    shape = _expand_dims_shape(TensorType(x.shape, x.dtype), axes=axes)
     return np.reshape(np.asarray(x), shape)
 
 
 expand_dims = defop(
     "expand_dims",
-    shape=_expand_dims_rule,
+    shape=_expand_dims_shape,
+    sharding=_expand_dims_sharding,
     impl=lambda x, *, axes: jnp.expand_dims(x, tuple(axes)),
-    vjp=lambda ct, x, *, out, axes: [emit("reshape", ct, shape=x.shape)],
+    vjp=lambda ct, x, *, out, axes: [bind("reshape", ct, shape=x.shape)],
     attrs={"axes": Attr("ints")},
     samples=lambda: (
         [
@@ -280,16 +313,24 @@ def _squeeze_axes(x: TensorType, axes):
     return ax
 
 
-def _squeeze_rule(x: TensorType, *, axes):
+def _squeeze_shape(x: TensorType, *, axes):
     ax = _squeeze_axes(x, axes)
-    return x.with_(shape=tuple(d for i, d in enumerate(x.shape) if i not in ax))
+    return tuple(d for i, d in enumerate(x.shape) if i not in ax)
+
+
+def _squeeze_sharding(x: TensorType, *, axes):
+    if x.sharding is None:
+        return None
+    ax = _squeeze_axes(x, axes)
+    return tuple(e for i, e in enumerate(x.sharding) if i not in ax)
 
 
 squeeze = defop(
     "squeeze",
-    shape=_squeeze_rule,
+    shape=_squeeze_shape,
+    sharding=_squeeze_sharding,
     impl=lambda x, *, axes: jnp.squeeze(x, None if axes is None else tuple(axes)),
-    vjp=lambda ct, x, *, out, axes: [emit("reshape", ct, shape=x.shape)],
+    vjp=lambda ct, x, *, out, axes: [bind("reshape", ct, shape=x.shape)],
     attrs={"axes": Attr("opt_ints", None)},
     samples=lambda: (
         [
@@ -311,7 +352,7 @@ squeeze = defop(
 # -- concatenate / stack --------------------------------------------------------------------
 
 
-def _concatenate_rule(*xs: TensorType, axis):
+def _concatenate_shape(*xs: TensorType, axis):
     first = xs[0]
     if first.ndim == 0:
         raise ShapeError("zero-dimensional arrays cannot be concatenated")
@@ -325,15 +366,16 @@ def _concatenate_rule(*xs: TensorType, axis):
                 + ", ".join(str(list(u.shape)) for u in xs)
                 + " differ off that axis"
             )
-    dt, weak = promote(*xs)
     shape = list(first.shape)
     shape[a] = sum(t.shape[a] for t in xs)
-    return TensorType(shape, dt, weak)
+    return tuple(shape)
 
 
 concatenate = defop(
     "concatenate",
-    shape=_concatenate_rule,
+    shape=_concatenate_shape,
+    dtype=promoted_dtype,
+    weak=promoted_weak,
     impl=lambda *xs, axis: jnp.concatenate(xs, axis=axis),
     vjp=_concatenate_vjp,
     attrs={"axis": Attr("int", 0)},
@@ -361,7 +403,7 @@ concatenate = defop(
 )
 
 
-def _stack_rule(*xs: TensorType, axis):
+def _stack_shape(*xs: TensorType, axis):
     first = xs[0]
     for t in xs[1:]:
         if t.shape != first.shape:
@@ -370,15 +412,16 @@ def _stack_rule(*xs: TensorType, axis):
                 + ", ".join(str(list(u.shape)) for u in xs)
             )
     a = normalize_axis(axis, first.ndim + 1)
-    dt, weak = promote(*xs)
     shape = list(first.shape)
     shape.insert(a, len(xs))
-    return TensorType(shape, dt, weak)
+    return tuple(shape)
 
 
 stack = defop(
     "stack",
-    shape=_stack_rule,
+    shape=_stack_shape,
+    dtype=promoted_dtype,
+    weak=promoted_weak,
     impl=lambda *xs, axis: jnp.stack(xs, axis=axis),
     vjp=_stack_vjp,
     attrs={"axis": Attr("int", 0)},
@@ -408,7 +451,7 @@ stack = defop(
 # -- slice / rev ------------------------------------------------------------------------------
 
 
-def _slice_rule(x: TensorType, *, start, limit, strides):
+def _slice_shape(x: TensorType, *, start, limit, strides):
     n = x.ndim
     strides = (1,) * n if strides is None else strides
     if not (len(start) == len(limit) == len(strides) == n):
@@ -424,7 +467,7 @@ def _slice_rule(x: TensorType, *, start, limit, strides):
                 f"does not fit shape {list(x.shape)} (need 0 <= start <= limit <= dim, stride >= 1)"
             )
         shape.append(-(-(e - s) // st))
-    return x.with_(shape=shape)
+    return tuple(shape)
 
 
 def _slice_reference(x, start, limit, strides=None):
@@ -434,7 +477,7 @@ def _slice_reference(x, start, limit, strides=None):
 
 slice_ = defop(
     "slice",
-    shape=_slice_rule,
+    shape=_slice_shape,
     impl=lambda x, *, start, limit, strides: lax.slice(x, start, limit, strides),
     vjp=_slice_vjp,
     attrs={"start": Attr("ints"), "limit": Attr("ints"), "strides": Attr("opt_ints", None)},
@@ -467,16 +510,16 @@ slice_ = defop(
 )
 
 
-def _rev_rule(x: TensorType, *, axes):
+def _rev_shape(x: TensorType, *, axes):
     normalize_axes(axes, x.ndim)
-    return x
+    return x.shape
 
 
 rev = defop(
     "rev",
-    shape=_rev_rule,
+    shape=_rev_shape,
     impl=lambda x, *, axes: lax.rev(x, normalize_axes(axes, np.ndim(x))),
-    vjp=lambda ct, x, *, out, axes: [emit("rev", ct, axes=axes)],
+    vjp=lambda ct, x, *, out, axes: [bind("rev", ct, axes=axes)],
     attrs={"axes": Attr("ints")},
     samples=lambda: (
         [Sample((arr((3, 4), dt),), {"axes": (1,)}, name=dt) for dt in _SOME]
@@ -499,14 +542,14 @@ def _require_int_indices(op, indices: TensorType):
         raise ShapeError(f"{op} indices must be integers, got {indices}")
 
 
-def _take_rule(x: TensorType, indices: TensorType, *, axis):
+def _take_shape(x: TensorType, indices: TensorType, *, axis):
     _require_int_indices("take", indices)
     if x.ndim == 0:
         raise ShapeError("take needs an array of rank >= 1, got a scalar")
     a = normalize_axis(axis, x.ndim)
     if x.shape[a] == 0 and indices.size > 0:
         raise ShapeError(f"index is out of bounds for axis {a} with size 0")
-    return x.with_(shape=x.shape[:a] + indices.shape + x.shape[a + 1 :])
+    return x.shape[:a] + indices.shape + x.shape[a + 1 :]
 
 
 def _take_impl(x, indices, *, axis):
@@ -529,7 +572,10 @@ def _index_array(shape, n, tag=""):
 
 take = defop(
     "take",
-    shape=_take_rule,
+    shape=_take_shape,
+    dtype=first_dtype,
+    weak=first_weak,
+    sharding=no_sharding,
     impl=_take_impl,
     vjp=_take_vjp,
     attrs={"axis": Attr("int", 0)},
@@ -557,7 +603,7 @@ take = defop(
 )
 
 
-def _take_along_axis_rule(x: TensorType, indices: TensorType, *, axis):
+def _take_along_axis_shape(x: TensorType, indices: TensorType, *, axis):
     _require_int_indices("take_along_axis", indices)
     if x.ndim == 0 or indices.ndim != x.ndim:
         raise ShapeError(
@@ -569,7 +615,7 @@ def _take_along_axis_rule(x: TensorType, indices: TensorType, *, axis):
     others = broadcast_shapes(
         x.shape[:a] + x.shape[a + 1 :], indices.shape[:a] + indices.shape[a + 1 :]
     )
-    return x.with_(shape=others[:a] + (indices.shape[a],) + others[a:])
+    return others[:a] + (indices.shape[a],) + others[a:]
 
 
 def _take_along_axis_reference(x, indices, axis):
@@ -583,7 +629,10 @@ def _take_along_axis_reference(x, indices, axis):
 
 take_along_axis = defop(
     "take_along_axis",
-    shape=_take_along_axis_rule,
+    shape=_take_along_axis_shape,
+    dtype=first_dtype,
+    weak=first_weak,
+    sharding=no_sharding,
     impl=lambda x, indices, *, axis: jnp.take_along_axis(x, indices, axis=axis, mode="clip"),
     vjp=_take_along_axis_vjp,
     attrs={"axis": Attr("int")},
@@ -611,11 +660,11 @@ take_along_axis = defop(
 # -- index_add ------------------------------------------------------------------------------------
 
 
-def _index_add_rule(base: TensorType, indices: TensorType, updates: TensorType, *, axis):
-    want = _take_rule(base, indices, axis=axis)
-    if updates.shape != want.shape:
-        raise ShapeError(f"index_add updates must have shape {list(want.shape)}, got {updates}")
-    return base
+def _index_add_shape(base: TensorType, indices: TensorType, updates: TensorType, *, axis):
+    want = _take_shape(base, indices, axis=axis)
+    if updates.shape != want:
+        raise ShapeError(f"index_add updates must have shape {list(want)}, got {updates}")
+    return base.shape
 
 
 def _index_add_impl(base, indices, updates, *, axis):
@@ -642,11 +691,14 @@ def _index_add_reference(base, indices, updates, axis):
 
 index_add = defop(
     "index_add",
-    shape=_index_add_rule,
+    shape=_index_add_shape,
+    dtype=first_dtype,
+    weak=first_weak,
+    sharding=first_sharding,
     impl=_index_add_impl,
     attrs={"axis": Attr("int", 0)},
     arity=3,
-    vjp=lambda ct, base, idx, upd, *, out, axis: [ct, None, emit("take", ct, idx, axis=axis)],
+    vjp=lambda ct, base, idx, upd, *, out, axis: [ct, None, bind("take", ct, idx, axis=axis)],
     samples=lambda: [
         Sample((arr((5, 3)), _index_array((4,), 5), arr((4, 3), tag="u")), {"axis": 0}, "rows"),
         Sample((arr((2, 6), "f64"), _index_array((2, 3), 6), arr((2, 2, 3), "f64", tag="u")), {"axis": 1}, "2d-idx"),
@@ -664,7 +716,7 @@ index_add = defop(
 PAD_MODES = ("constant", "edge", "reflect")
 
 
-def _pad_rule(x: TensorType, *, pads, value, mode):
+def _pad_shape(x: TensorType, *, pads, value, mode):
     if mode not in PAD_MODES:
         raise ShapeError(f"pad mode {mode!r} is not one of {', '.join(PAD_MODES)}")
     if len(pads) != x.ndim or any(len(p) != 2 for p in pads):
@@ -678,7 +730,7 @@ def _pad_rule(x: TensorType, *, pads, value, mode):
                 f"cannot apply {mode!r} padding to an empty axis (shape {list(x.shape)})"
             )
         shape.append(d + lo + hi)
-    return x.with_(shape=check_shape(shape))
+    return check_shape(shape)
 
 
 def _pad_impl(x, *, pads, value, mode):
@@ -702,7 +754,7 @@ def _pad_reference(x, pads, value=0, mode="constant"):
 
 pad = defop(
     "pad",
-    shape=_pad_rule,
+    shape=_pad_shape,
     impl=_pad_impl,
     vjp=_pad_vjp,
     attrs={"pads": Attr("int_pairs"), "value": Attr("scalar", 0), "mode": Attr("str", "constant")},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .core import ShapeError
+from .defop import ShapeError
 
 def check_pairs(name, value, n=2):
     if len(value) != n:

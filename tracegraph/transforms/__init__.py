@@ -1,5 +1,5 @@
-"""Layer 4: Graph -> Graph transforms: autodiff (`autodiff`) and the optimization passes
-(`simplify`, `fold`, `cse`, `dce`) with the `PassManager` that runs them (docs/passes.md)."""
+"""Layer 5: Graph -> Graph passes only — `simplify`, `fold`, `cse`, `dce` — and the
+`PassManager` that runs them (docs/passes.md)."""
 
 from .cse import cse
 from .dce import dce

@@ -39,7 +39,7 @@ from ..errors import Error
 from ..ir import registry
 from ..ir.graph import Graph, Node, Value
 from ..ir.types import is_float
-from ..ops.execute import run_impl
+from ..core import EVAL
 from .rewrite import Rewrite, SubgraphMap, constant_array, graph_attr_keys, splat_of_array
 
 MAX_ELEMENTS = 1024
@@ -105,7 +105,7 @@ def _evaluate(node, ins, made):
             return None
         arrays.append(a.item() if v.type.weak else a)  # a Python scalar stays weak in JAX
     try:
-        outs = run_impl(op, node, arrays)
+        outs = EVAL.process_node(node, arrays)
     except Error:
         return None
     result = []
@@ -135,7 +135,7 @@ def _evaluate_creation(node):
     if any(o.type.size > MAX_INPUT_ELEMENTS for o in node.outputs):
         return None
     try:
-        outs = run_impl(op, node, [])
+        outs = EVAL.process_node(node, [])
     except Error:
         return None
     return [np.asarray(a) for a in outs]

@@ -2,7 +2,7 @@
 touching the original, and apply a pass to the subgraphs of control-flow nodes.
 
 A pass walks the nodes of its input graph in order and, for each, either keeps it,
-replaces its outputs by values it already has, or emits new nodes. `Rewrite` holds the
+replaces its outputs by values it already has, or adds new nodes. `Rewrite` holds the
 map from old values to new ones and builds the result:
 
 - a node whose inputs and attributes are unchanged is kept as the same `Node` object

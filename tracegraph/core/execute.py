@@ -1,0 +1,59 @@
+"""Running one op on arrays: ``op.impl(*arrays, **attrs)``, its outputs checked against
+the node's types, and a failure re-raised naming the op and the user's line.
+
+Every way of computing values ends here: the evaluation trace at the bottom of the
+stack, define-by-run, the interpreter, the JAX lowering and constant folding.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import numpy as np
+
+from ..errors import Error
+
+
+def weak_of(a) -> bool:
+    if isinstance(a, numbers.Number) and not isinstance(a, np.generic):
+        return True
+    aval = getattr(a, "aval", None)
+    if aval is not None:
+        return bool(getattr(aval, "weak_type", False))
+    return bool(getattr(a, "weak_type", False))
+
+
+def run_impl(op, node, arrays) -> list:
+    """``op.impl(*arrays, **node.attrs)`` as a list of outputs, type-checked."""
+    try:
+        out = op.impl(*arrays, **node.attrs)
+    except Error:
+        raise
+    except Exception as e:  # a JAX error: re-raise naming the op and the user line
+        raise Error(
+            f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}"
+        ) from e
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    check_outputs(node, outs)
+    return outs
+
+
+def check_outputs(node, arrays) -> None:
+    if len(arrays) != len(node.outputs):
+        raise Error(
+            f"internal error in op {node.op!r}: implementation gave {len(arrays)} outputs, "
+            f"the shape rule {len(node.outputs)}"
+        )
+    for a, v in zip(arrays, node.outputs):
+        t = v.type
+        if isinstance(a, numbers.Number) and not isinstance(a, np.generic):
+            dtype = np.dtype(jax.dtypes.canonicalize_dtype(np.asarray(a).dtype))  # weak scalar
+        else:
+            dtype = np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype)
+        if tuple(np.shape(a)) != t.shape or dtype != t.dtype or weak_of(a) != t.weak:
+            got = f"{dtype}{list(np.shape(a))}{'~' if weak_of(a) else ''}"
+            raise Error(
+                f"internal error in op {node.op!r} at {node.location or '?'}: the "
+                f"implementation returned {got} but the shape rule says {t}"
+            )

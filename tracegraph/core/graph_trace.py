@@ -1,0 +1,225 @@
+"""Recording ops as IR: `GraphBuilder` (state) and `GraphTrace` (policy).
+
+A `GraphTrace` turns every op bound under it into a `Node` of its `GraphBuilder`;
+its Tensors are abstract (type only). It is the trace of ``tg.jit``/``tg.trace``, of
+control-flow bodies, and of the backward graphs autodiff builds. Define-by-run
+(``frontend.eager.EagerTrace``) is the same policy plus running each op.
+
+Graph traces nest: a Tensor of an enclosing trace used inside (a closure in a
+control-flow body) is *captured* — it becomes an explicit input of the inner graph,
+and the enclosing Tensor is remembered so the caller can pass it in.
+
+NOTE: this lives in ``core`` (not the front end) because op rules need it: the VJP
+rules of control-flow ops trace their backward bodies into graphs (`trace_graph`),
+as JAX's ``lax`` calls ``partial_eval``.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from ..errors import TracingError, user_location, user_location_long
+from ..ir import registry
+from ..ir.graph import Graph, Node, Value
+from ..ir.tree import TreeSpec, default_out_tree
+from ..ir.types import TensorType
+from ..ir.verifier import verify
+from .evaluate import eval_graph
+from .tensor import Tensor
+from .trace import Trace, canonical_array, check_and_infer, is_python_scalar, python_scalar_dtype, using
+
+
+class GraphBuilder:
+    """The state of one graph being built: inputs, constants, nodes, captures, the
+    current scope. No policy: `GraphTrace` decides what goes in."""
+
+    def __init__(self, name: str = "graph", scopes=()):
+        self.name = name
+        self.inputs: list[Value] = []
+        self.constants: list[Value] = []
+        self.nodes: list[Node] = []
+        # a nested builder (a control-flow body, a function being differentiated) starts
+        # in the scope it was opened in, so its nodes keep their module path
+        self.scopes: list[str] = list(scopes)
+        # id(outer Value) -> (inner input Value, outer Tensor): closures
+        self.captures: dict[int, tuple[Value, Tensor]] = {}
+        self._weak_constants: dict = {}
+        # (location, scope) forced onto new nodes, e.g. backward nodes that carry the
+        # line of the forward op they differentiate; None: the user's line and scope
+        self.provenance: tuple[str | None, str] | None = None
+
+    @property
+    def scope(self) -> str:
+        return ".".join(self.scopes)
+
+    def add_input(self, type: TensorType, name: str | None = None) -> Value:
+        v = Value(type, name=name)
+        self.inputs.append(v)
+        return v
+
+    def add_constant(self, array, weak: bool = False) -> Value:
+        arr = array if hasattr(array, "dtype") and hasattr(array, "shape") else np.asarray(array)
+        if weak:
+            # keyed on the bytes: 0.0 == -0.0 (and NaN != NaN) as Python values
+            key = (arr.dtype, np.asarray(arr).tobytes())
+            hit = self._weak_constants.get(key)
+            if hit is not None:
+                return hit
+        v = Value(TensorType(arr.shape, arr.dtype, weak), data=arr)
+        self.constants.append(v)
+        if weak:
+            self._weak_constants[key] = v
+        return v
+
+    def add_node(self, node: Node) -> Node:
+        self.nodes.append(node)
+        return node
+
+    def finish(self, outputs: list[Value], out_tree: TreeSpec, in_tree: TreeSpec | None = None) -> Graph:
+        """The Graph built so far, verified (its subgraphs were, when they were built)."""
+        graph = Graph(self.name, self.inputs, self.constants, self.nodes, outputs, in_tree, out_tree)
+        verify(graph, nested=False)
+        return graph
+
+
+class GraphTrace(Trace):
+    """Records every op as a node; Tensors are abstract. ``parent``: the enclosing trace
+    whose Tensors may be captured (None: a closed graph)."""
+
+    def __init__(self, name: str = "graph", parent: Trace | None = None):
+        self.parent = parent
+        scopes = parent.builder.scopes if isinstance(parent, GraphTrace) else ()
+        self.builder = GraphBuilder(name, scopes)
+
+    @property
+    def name(self) -> str:
+        return self.builder.name
+
+    def child(self, name: str, keep_values: bool = False) -> "GraphTrace":
+        """A nested trace of the same kind (e.g. the function being differentiated);
+        ``keep_values`` matters only to traces that compute values."""
+        return GraphTrace(name, parent=self)
+
+    # -- values -----------------------------------------------------------------------
+    def box(self, v: Value, data=None) -> Tensor:
+        return Tensor(v, self)
+
+    def new_input(self, type: TensorType, name: str | None = None, data=None) -> Tensor:
+        return self.box(self.builder.add_input(type, name), data)
+
+    def lift_constant(self, value: Value) -> Tensor:
+        return self.constant(value.data, weak=value.type.weak)
+
+    def constant(self, array, weak: bool = False) -> Tensor:
+        v = self.builder.add_constant(array, weak)
+        return self.box(v, _constant_data(v))
+
+    def lift(self, x) -> Tensor:
+        if isinstance(x, Tensor):
+            return x if x._trace is self else self.capture(x)
+        if is_python_scalar(x):
+            dt = python_scalar_dtype(x)
+            # JAX treats Python int/float/complex as weakly typed, but never bool
+            return self.constant(np.asarray(x, dtype=dt), weak=not isinstance(x, bool))
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            if isinstance(x, jax.core.Tracer):
+                return self.lift_tracer(x)
+            return self.constant(canonical_array(x))
+        if isinstance(x, (list, tuple)):
+            return self.constant(np.asarray(x))
+        raise TracingError(
+            f"cannot use a {type(x).__name__} as an array operand (at {user_location_long(3)})"
+        )
+
+    def lift_tracer(self, x) -> Tensor:
+        # a JAX tracer of an enclosing jax transformation: a constant of this graph
+        return self.constant(x)
+
+    def capture(self, t: Tensor) -> Tensor:
+        """Use a Tensor of an enclosing trace here: it becomes an input of this graph."""
+        b = self.builder
+        hit = b.captures.get(id(t._value))
+        if hit is not None:
+            return self.box(hit[0], t._data)
+        if not self._encloses(t._trace):
+            raise TracingError(
+                f"a tensor from another trace ({t._value.type}) is used at "
+                f"{user_location_long(3)}; tensors cannot leak out of the function that "
+                "created them (was one stored in a global or an attribute during tracing?)"
+            )
+        outer = self.parent.lift(t)
+        v = b.add_input(t._value.type, t._value.name)
+        b.captures[id(t._value)] = (v, outer)
+        return self.box(v, t._data)
+
+    def _encloses(self, trace) -> bool:
+        p = self.parent
+        while p is not None:
+            if p is trace:
+                return True
+            p = p.parent
+        return False
+
+    # -- ops ---------------------------------------------------------------------------
+    def process(self, op, operands, attrs) -> list:
+        attrs, out_types = check_and_infer(op, [t._value.type for t in operands], attrs)
+        b = self.builder
+        location, scope = b.provenance or (user_location(1), b.scope)
+        node = Node(op.name, [t._value for t in operands], attrs, [Value(t) for t in out_types], location, scope)
+        b.nodes.append(node)
+        return self.outputs_of(op, node, operands)
+
+    def process_node(self, node, operands, data=None) -> list:
+        ins = [self.lift(x) for x in operands]
+        outs = [Value(v.type) for v in node.outputs]
+        new = Node(node.op, [t._value for t in ins], node.attrs, outs, node.location, node.scope)
+        self.builder.nodes.append(new)
+        if data is not None:
+            return [self.box(v, d) for v, d in zip(outs, data)]
+        return self.outputs_of(registry.lookup(node.op), new, ins)
+
+    def outputs_of(self, op, node, operands) -> list:
+        """The Tensors of a new node's outputs (define-by-run also computes them)."""
+        return [Tensor(v, self) for v in node.outputs]
+
+    # -- scopes and the result ------------------------------------------------------------
+    def push_scope(self, name: str) -> None:
+        self.builder.scopes.append(name)
+
+    def pop_scope(self) -> None:
+        self.builder.scopes.pop()
+
+    def finish(self, outputs, out_tree: TreeSpec | None = None, in_tree: TreeSpec | None = None) -> Graph:
+        """The graph whose outputs are ``outputs`` (operands of any kind, lifted)."""
+        with using(self):
+            outs = [self.lift(x)._value for x in outputs]
+        return self.builder.finish(outs, out_tree or default_out_tree(len(outs)), in_tree)
+
+
+def _constant_data(v: Value):
+    if v.type.weak:
+        return np.asarray(v.data).item()  # a Python scalar keeps JAX's weak typing
+    return v.data
+
+
+def trace_graph(fn, in_types, name: str = "subgraph", parent: Trace | None = None) -> Graph:
+    """Trace ``fn(*tensors)`` for flat input types into a graph with flat outputs.
+
+    With ``parent=None`` the graph is closed: using an outer tensor inside is an error.
+    """
+    trace = GraphTrace(name, parent=parent)
+    ins = [trace.new_input(t, name=f"a{i}") for i, t in enumerate(in_types)]
+    with using(trace):
+        res = fn(*ins)
+        leaves, _ = jax.tree_util.tree_flatten(res, is_leaf=lambda x: isinstance(x, Tensor))
+    return trace.finish(leaves)
+
+
+def call_graph(graph: Graph, *args) -> list:
+    """Evaluate ``graph`` under the current trace (inlining it into a graph being
+    built); returns its outputs."""
+    return eval_graph(graph, list(args))
+
+
+__all__ = ["GraphBuilder", "GraphTrace", "trace_graph", "call_graph"]

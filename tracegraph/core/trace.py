@@ -1,0 +1,264 @@
+"""`Trace`, the trace stack and `bind`: the one point where every op is intercepted.
+
+A `Trace` is the policy of one way of running code (autodidax's ``Trace``, torch.fx's
+``TracerBase``). `bind(op_name, *args, **attrs)` hands the op to the current trace: the
+trace ``lift``s each operand into its own kind of value and ``process``es the op —
+the evaluation trace runs it, a graph trace appends a node, define-by-run does both.
+A `Tensor` asks its trace every question about a concrete value (`to_bool`,
+`concrete`), so each mode decides whether to answer, raise, or record a guard.
+
+The stack of active traces is a `contextvars.ContextVar`: every thread (and every
+asyncio task) has its own, so concurrent callers never see each other's traces. The
+`EvalTrace` sits at the bottom: plain arrays in, plain arrays out.
+
+Example::
+
+    with using(GraphTrace("f")) as t:       # everything bound here becomes a node
+        y = bind("sin", t.new_input(TensorType((3,), "float32"), "x"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import numbers
+
+import jax
+import numpy as np
+
+from ..errors import Error, ShapeError, TracingError, user_location, user_location_long
+from ..ir import registry
+from ..ir.graph import Node, Value
+from ..ir.types import TensorType
+from .execute import run_impl
+from .tensor import Tensor
+
+_CONTROL_FLOW_HINT = (
+    "Use tg.where(...) or tg.cond(pred, true_fn, false_fn, ...) for a data-dependent "
+    "branch, tg.while_loop(cond_fn, body_fn, init) for a data-dependent loop, or pass "
+    "the value as static (tg.jit(..., static_argnums=...)); tg.eager runs Python "
+    "control flow on concrete values."
+)
+_STATIC_HINT = (
+    "Keep it a tensor, or make the argument static (tg.jit(..., static_argnums=...)), "
+    "or run define-by-run with tg.eager where values are concrete."
+)
+_HINTS = {
+    "Python truth value (if/while/and/or)": _CONTROL_FLOW_HINT,
+    "Conversion to a numpy array": "numpy functions cannot run on traced tensors; use the tg.* functions.",
+    "Use as a JAX array": "Call JAX code on tracegraph tensors through tg.from_jax(jax_fn), which "
+    "turns its jaxpr into tracegraph IR.",
+}
+
+
+class Trace:
+    """The policy of one way of running code. Subclasses override what differs.
+
+    - ``lift(x)``: an operand (a Tensor of this or an enclosing trace, a Python scalar,
+      a numpy/JAX array) as a value of this trace;
+    - ``process(op, operands, attrs)``: apply an op (an `OpDef`) to lifted operands;
+      returns the list of outputs;
+    - ``process_node(node, operands)``: the same for an existing IR node (keeping its
+      attributes, location and scope) — what `eval_graph` calls;
+    - ``lift_constant(value)``: a graph constant (an IR `Value` with data);
+    - ``to_bool(t)`` / ``concrete(t, what)``: a concrete value, or a `TracingError`;
+    - ``known_value(x)``: the concrete value if this trace has one, else None (never
+      raises: control flow asks it to choose between running a branch and tracing both).
+    """
+
+    parent: "Trace | None" = None
+
+    def lift(self, x):
+        raise NotImplementedError
+
+    def process(self, op, operands, attrs) -> list:
+        raise NotImplementedError
+
+    def process_node(self, node, operands, data=None) -> list:
+        raise NotImplementedError
+
+    def lift_constant(self, value):
+        raise NotImplementedError
+
+    def constant(self, array, weak: bool = False):
+        """A constant array as a value of this trace."""
+        raise NotImplementedError
+
+    def to_bool(self, t) -> bool:
+        return bool(self.concrete(t, "Python truth value (if/while/and/or)"))
+
+    def concrete(self, t, what: str):
+        raise TracingError(
+            f"{what} of a traced tensor ({t.type}) at {user_location_long(3)}: "
+            f"its value is not known while tracing. {_HINTS.get(what, _STATIC_HINT)}"
+        )
+
+    def known_value(self, x):
+        return None
+
+    # module paths for the nodes created under this trace (`tg.scope`)
+    def push_scope(self, name: str) -> None:
+        pass
+
+    def pop_scope(self) -> None:
+        pass
+
+
+# -- the stack -------------------------------------------------------------------------
+
+_TRACES: contextvars.ContextVar[tuple] = contextvars.ContextVar("tracegraph_traces", default=())
+
+
+def current_trace() -> Trace:
+    """The innermost active trace of this thread/task (`EVAL` when none is)."""
+    stack = _TRACES.get()
+    return stack[-1] if stack else EVAL
+
+
+def at_bottom() -> bool:
+    """True when no trace is active: plain arrays in, plain arrays out."""
+    return not _TRACES.get()
+
+
+@contextlib.contextmanager
+def using(trace: Trace):
+    """Make ``trace`` the current trace inside the ``with`` block."""
+    token = _TRACES.set(_TRACES.get() + (trace,))
+    try:
+        yield trace
+    finally:
+        _TRACES.reset(token)
+
+
+@contextlib.contextmanager
+def scope(name: str):
+    """Name scope for the nodes created inside: ``with tg.scope("encoder"): ...``.
+
+    Scopes nest with dots (``encoder.layer0.attn``) and print after each node's location.
+    """
+    trace = current_trace()
+    trace.push_scope(str(name))
+    try:
+        yield
+    finally:
+        trace.pop_scope()
+
+
+def bind(op_name: str, *args, **attrs):
+    """Apply op ``op_name`` to operands (arrays positional, static attributes keyword)
+    under the current trace; returns one output, or a tuple for multi-output ops.
+
+    With no trace active the op runs at once on plain arrays and JAX arrays come back.
+    """
+    trace = current_trace()
+    op = registry.lookup(op_name)
+    outs = trace.process(op, [trace.lift(a) for a in args], attrs)
+    return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
+
+
+def check_and_infer(op, in_types, attrs) -> tuple[dict, tuple]:
+    """Normalized attributes and output types of applying ``op``; a user's mistake
+    raises `ShapeError`/`TracingError` naming the op, the operand types and the line."""
+    try:
+        attrs = op.check_attrs(attrs)
+        op.check_arity(len(in_types))
+        return attrs, op.infer(in_types, attrs)
+    except Error as e:
+        operands = ", ".join(str(t) for t in in_types)
+        # attribute and arity mistakes in user code are tracing errors, not malformed IR
+        cls = ShapeError if isinstance(e, ShapeError) else TracingError
+        raise cls(f"{op.name}({operands}): {e} (at {user_location_long(3)})") from None
+
+
+# -- operand types ------------------------------------------------------------------------
+
+
+def python_scalar_dtype(x) -> np.dtype:
+    if isinstance(x, bool):
+        return np.dtype(np.bool_)
+    if isinstance(x, numbers.Integral):
+        return np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+    if isinstance(x, numbers.Real):
+        return np.dtype(jax.dtypes.canonicalize_dtype(np.float64))
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.complex128))
+
+
+def is_python_scalar(x) -> bool:
+    return isinstance(x, (bool, int, float, complex)) and not isinstance(x, np.generic)
+
+
+def type_of(x) -> TensorType:
+    """The TensorType of an array-like operand, as JAX types it (Python int/float/
+    complex weak, bool strong, arrays by their canonical dtype and weak flag)."""
+    if isinstance(x, Tensor):
+        return x._value.type
+    if is_python_scalar(x):
+        return TensorType((), python_scalar_dtype(x), not isinstance(x, bool))
+    if isinstance(x, jax.core.Tracer):
+        aval = x.aval
+        return TensorType(aval.shape, aval.dtype, bool(getattr(aval, "weak_type", False)))
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        weak = bool(getattr(x, "weak_type", False))
+        return TensorType(tuple(x.shape), jax.dtypes.canonicalize_dtype(x.dtype), weak)
+    raise TypeError(f"not an array: {type(x).__name__}")
+
+
+def canonical_array(x):
+    """A numpy or JAX array operand in JAX's canonical dtype (x64 off: 32 bits)."""
+    dt = jax.dtypes.canonicalize_dtype(x.dtype)
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.asarray(x, dtype=dt)
+    return x if x.dtype == dt else x.astype(dt)
+
+
+# -- the evaluation trace -------------------------------------------------------------------
+
+
+class EvalTrace(Trace):
+    """The bottom of the stack: ops run at once on plain arrays (or JAX tracers, when
+    JAX is tracing a graph's lowering). Stateless, so one instance serves all threads."""
+
+    def lift(self, x):
+        if isinstance(x, Tensor):
+            raise TracingError(
+                f"a traced tensor ({x.type}) is used outside the trace that made it "
+                f"(at {user_location_long(3)})"
+            )
+        if is_python_scalar(x):
+            # a Python int/float stays a Python scalar: JAX keeps it weakly typed
+            return np.asarray(x) if isinstance(x, bool) else x
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            return x if isinstance(x, jax.core.Tracer) else canonical_array(x)
+        if isinstance(x, (list, tuple)):
+            return np.asarray(x)
+        raise TracingError(
+            f"cannot use a {type(x).__name__} as an array operand (at {user_location_long(3)})"
+        )
+
+    def process(self, op, operands, attrs) -> list:
+        attrs, out_types = check_and_infer(op, [type_of(a) for a in operands], attrs)
+        node = Node(op.name, (), attrs, [Value(t) for t in out_types], user_location(1))
+        return run_impl(op, node, operands)
+
+    def process_node(self, node, operands, data=None) -> list:
+        return run_impl(registry.lookup(node.op), node, operands)
+
+    def lift_constant(self, value):
+        if value.type.weak:
+            return np.asarray(value.data).item()  # a Python scalar keeps JAX's weak typing
+        return value.data
+
+    def constant(self, array, weak: bool = False):
+        return np.asarray(array).item() if weak else jax.numpy.asarray(array)
+
+    def known_value(self, x):
+        if isinstance(x, jax.core.Tracer):
+            raise TracingError(
+                "a JAX tracer reached tracegraph control flow outside any tracegraph trace; "
+                "call it inside tg.jit, or convert the JAX code with tg.from_jax "
+                f"(at {user_location_long(3)})"
+            )
+        return x
+
+
+EVAL = EvalTrace()
