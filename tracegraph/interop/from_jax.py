@@ -9,8 +9,9 @@ How a call works inside tg.jit / tg.trace / tg.eager:
 2. ``jax.make_jaxpr`` traces the JAX function on ``ShapeDtypeStruct`` stand-ins for the
    dynamic leaves (cached per abstract signature).
 3. The whole jaxpr, nested jaxprs included, is checked against the primitive table
-   (`jax_rules.RULES`); anything missing is reported at once in one `tg.TracingError`.
-4. Each equation is emitted as tracegraph ops in the scope ``from_jax/<name>`` (plus
+   (`rules.RULES`, keyed on JAX's primitive objects); anything missing is reported at
+   once in one `tg.TracingError`, with the reason `rules.NOT_YET_SUPPORTED` gives.
+4. Each equation is converted as tracegraph ops in the scope ``from_jax/<name>`` (plus
    JAX's own name stack, e.g. Flax module paths: ``from_jax/apply.CNN.Conv_0``). Nested
    ``jit``/``custom_jvp``/``custom_vjp``/``remat`` calls are inlined; ``cond``, ``while``
    and ``scan`` become tracegraph control-flow nodes.
@@ -33,6 +34,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections import Counter
 
 import jax
@@ -42,17 +44,16 @@ import numpy as np
 
 from ..backends.jax_backend import as_jax_function
 from ..errors import Error, TracingError, user_location_long
-from ..frontend.builder import as_tensor, current
-from ..frontend.tensor import Tensor
-from ..frontend.tracing import function_name
+from ..core import Tensor, at_bottom, current_trace, function_name
 from ..ir.graph import Graph
-from ..ops.core import default_float, default_int
-from .jax_rules import RULES
+from ..ops.defop import default_float, default_int
+from .rules import NOT_YET_SUPPORTED, RULES
 
 _CACHE_SIZE = 64
-# > 0 while jax.make_jaxpr traces a function for from_jax: a from_jax function called
-# in there (an optimizer's schedule, say) sees JAX tracers and must simply run
-_jax_tracing = [0]
+# True while jax.make_jaxpr traces a function for from_jax (per thread/task): a from_jax
+# function called in there (an optimizer's schedule, say) sees JAX tracers and must
+# simply run
+_jax_tracing: contextvars.ContextVar[bool] = contextvars.ContextVar("tracegraph_jax_tracing", default=False)
 
 
 def _is_tensor(x) -> bool:
@@ -104,10 +105,10 @@ class JaxFunction:
 
     def __call__(self, *args, **kwargs):
         leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_tensor)
-        b = current()
-        if _jax_tracing[0] or (b is not None and _only_jax_tracers(leaves)):
+        if _jax_tracing.get() or (not at_bottom() and _only_jax_tracers(leaves)):
             return self.fn(*args, **kwargs)
-        if b is None:
+        b = current_trace()
+        if at_bottom():
             if any(_is_tensor(x) for x in leaves):
                 raise TracingError(
                     f"{self!r}: a traced tensor is used outside the trace that made it "
@@ -118,8 +119,8 @@ class JaxFunction:
         traced = self._jaxpr(leaves, treedef, dynamic)
         if traced.problems:
             raise TracingError(_problem_report(self, traced.problems, user_location_long(2)))
-        ins = [as_tensor(b, leaves[i]) for i in dynamic]
-        base = ".".join(s for s in (b.scope, f"from_jax/{self.name}") if s)
+        ins = [b.lift(leaves[i]) for i in dynamic]
+        base = ".".join(s for s in (b.builder.scope, f"from_jax/{self.name}") if s)
         outs = _Emitter(base).run_closed(traced.closed, ins)
         return jax.tree_util.tree_unflatten(traced.out_treedef, outs)
 
@@ -151,7 +152,7 @@ class JaxFunction:
             a, k = jax.tree_util.tree_unflatten(treedef, full)
             return self.fn(*a, **k)
 
-        _jax_tracing[0] += 1
+        token = _jax_tracing.set(True)
         try:
             closed, out_shape = jax.make_jaxpr(flat_fn, return_shape=True)(*avals)
         except Error:
@@ -163,7 +164,7 @@ class JaxFunction:
                 f"(at {user_location_long(3)}): {type(e).__name__}: {e}"
             ) from e
         finally:
-            _jax_tracing[0] -= 1
+            _jax_tracing.reset(token)
         traced = _Traced(closed, jax.tree_util.tree_structure(out_shape))
         if key is not None:
             if len(self._cache) >= _CACHE_SIZE:
@@ -174,7 +175,7 @@ class JaxFunction:
 
 def from_jax(fn, *, name: str | None = None) -> JaxFunction:
     """Make a JAX function callable from tracegraph code: inside tg.jit, tg.trace and
-    tg.eager its jaxpr is emitted as ordinary tracegraph IR (scope ``from_jax/<name>``),
+    tg.eager its jaxpr is converted as ordinary tracegraph IR (scope ``from_jax/<name>``),
     which tracegraph can print, optimize, differentiate and interpret; on plain arrays
     outside any trace the function just runs.
 
@@ -185,7 +186,7 @@ def from_jax(fn, *, name: str | None = None) -> JaxFunction:
       name: the name in the node scopes (default: ``fn.__name__``).
 
     Raises `tg.TracingError` naming every JAX primitive the function uses that has no
-    tracegraph mapping, before emitting anything.
+    tracegraph mapping, before converting anything.
 
     Example::
 
@@ -207,17 +208,19 @@ def _walk(jaxpr):
 
 def missing_primitives(closed) -> list[tuple[str, str | None, int]]:
     """Every use of a primitive tracegraph cannot express, in the whole jaxpr (nested
-    jaxprs included): ``(primitive, reason or None, count)``."""
+    jaxprs included): ``(primitive name, reason or None, count)``. The reason is the
+    rule's check for a use it cannot express, or the primitive's `NOT_YET_SUPPORTED`
+    entry; None for a primitive in neither table."""
     counts: Counter = Counter()
     for eqn in _walk(closed.jaxpr):
-        name = eqn.primitive.name
-        r = RULES.get(name)
+        prim = eqn.primitive
+        r = RULES.get(prim)
         if r is None:
-            counts[(name, None)] += 1
+            counts[(prim.name, NOT_YET_SUPPORTED.get(prim))] += 1
         elif r.check is not None:
             why = r.check(eqn)
             if why:
-                counts[(name, why)] += 1
+                counts[(prim.name, why)] += 1
     return [(name, why, n) for (name, why), n in sorted(counts.items(), key=lambda kv: kv[0][0])]
 
 
@@ -233,14 +236,14 @@ def _problem_report(fn, problems, where) -> str:
     return "\n".join(lines)
 
 
-# -- emitting ---------------------------------------------------------------------------
+# -- converting ---------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def _scope(path: str):
-    """Give the nodes emitted inside exactly this scope (on whichever builder is current:
+    """Give the nodes converted inside exactly this scope (on whichever builder is current:
     control-flow bodies have builders of their own)."""
-    b = current()
+    b = current_trace().builder
     saved = b.scopes
     b.scopes = [path] if path else []
     try:
@@ -260,11 +263,11 @@ def _literal(lit) -> Tensor:
     arr = np.asarray(lit.val, dtype=dt)
     # weak only where a Python scalar would give this dtype (what the executors expect)
     weak = aval.weak_type and arr.ndim == 0 and dt in (bool, default_int(), default_float())
-    return current().add_constant(arr, weak=weak)
+    return current_trace().constant(arr, weak=weak)
 
 
 class _Emitter:
-    """Walks jaxprs, emitting tracegraph ops for each equation through `RULES`."""
+    """Walks jaxprs, converting tracegraph ops for each equation through `RULES`."""
 
     def __init__(self, scope: str):
         self.scope = scope
@@ -273,7 +276,7 @@ class _Emitter:
         return self.run(closed.jaxpr, closed.consts, args)
 
     def run(self, jaxpr, consts, args) -> list[Tensor]:
-        b = current()
+        b = current_trace()
         env: dict = {}
 
         def read(v):
@@ -282,9 +285,9 @@ class _Emitter:
             return env[v]
 
         for v, c in zip(jaxpr.constvars, consts):
-            env[v] = as_tensor(b, c)
+            env[v] = b.lift(c)
         for v, a in zip(jaxpr.invars, args):
-            env[v] = as_tensor(b, a)
+            env[v] = b.lift(a)
         outer = self.scope
         for eqn in _live_eqns(jaxpr):
             stack = _name_stack(eqn)
@@ -292,7 +295,7 @@ class _Emitter:
             try:
                 with _scope(self.scope):
                     ins = [read(v) for v in eqn.invars]
-                    outs = RULES[eqn.primitive.name].emit(self, eqn, *ins)
+                    outs = RULES[eqn.primitive].convert(self, eqn, *ins)
             finally:
                 self.scope = outer
             outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]

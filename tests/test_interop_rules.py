@@ -1,0 +1,200 @@
+"""The primitive tables of tg.from_jax (`tracegraph.interop.rules`): every public JAX
+primitive has a rule or a declared reason, the tables are keyed on primitive objects and
+do not overlap, converting a declared primitive reports its name and reason instead of
+dropping it, and the rules for the less common primitives against JAX itself."""
+
+import jax
+import jax.extend.core as jcore
+import jax.extend.core.primitives as prims
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax.ad_checkpoint import checkpoint_name
+from jax.extend.core import Primitive
+
+import tracegraph as tg
+from tracegraph.interop import missing_primitives
+from tracegraph.interop.rules import NOT_YET_SUPPORTED, RULES, Rule
+from tracegraph.interop.rules._rule import RuleTable
+
+from op_matrix import MODES, run_mode
+
+RNG = np.random.default_rng(0)
+X = RNG.uniform(-2.0, 2.0, size=(3, 4)).astype(np.float32)
+
+
+def public_primitives() -> set:
+    """Every Primitive that jax.extend.core.primitives exposes, and every ``*_p``
+    attribute of jax.lax that is a Primitive."""
+    found = {v for n in dir(prims) if isinstance(v := getattr(prims, n), Primitive)}
+    found |= {
+        v for n in dir(lax) if n.endswith("_p") and isinstance(v := getattr(lax, n), Primitive)
+    }
+    return found
+
+
+def primitives_in(fn, *args) -> set:
+    """The primitives of fn's jaxpr, nested jaxprs included."""
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            yield eqn.primitive
+            for sub in jcore.jaxprs_in_params(eqn.params):
+                yield from walk(sub)
+
+    return set(walk(jax.make_jaxpr(fn)(*args).jaxpr))
+
+
+# -- the tables ----------------------------------------------------------------------------
+
+
+def test_every_public_primitive_has_a_rule_or_a_reason():
+    public = public_primitives()
+    assert len(public) > 100  # the collection itself works
+    neither = sorted(p.name for p in public if p not in RULES and p not in NOT_YET_SUPPORTED)
+    assert not neither, "JAX primitives in neither RULES nor NOT_YET_SUPPORTED: " + ", ".join(
+        neither
+    )
+
+
+def test_the_tables_do_not_overlap():
+    both = sorted(p.name for p in RULES.keys() & NOT_YET_SUPPORTED.keys())
+    assert not both, both
+
+
+def test_the_tables_are_keyed_on_primitive_objects():
+    for table in (RULES, NOT_YET_SUPPORTED):
+        assert all(isinstance(p, Primitive) for p in table), [
+            p for p in table if not isinstance(p, Primitive)
+        ]
+    assert all(isinstance(r, Rule) and callable(r.convert) for r in RULES.values())
+    assert RULES[lax.exp_p] is not None and "exp" not in RULES
+
+
+def test_every_reason_is_one_nonempty_line():
+    for p, why in NOT_YET_SUPPORTED.items():
+        assert isinstance(why, str) and why.strip() and "\n" not in why, p.name
+
+
+def test_a_rule_table_refuses_names_and_duplicates():
+    table = RuleTable()
+    with pytest.raises(TypeError, match="Primitive"):
+        table.register("exp")(lambda ctx, eqn, x: x)
+    table.register(lax.exp_p)(lambda ctx, eqn, x: x)
+    with pytest.raises(ValueError, match="two rules"):
+        table.register(lax.exp_p)(lambda ctx, eqn, x: x)
+
+
+# -- what is not supported is reported, not dropped --------------------------------------------
+
+
+def _one_device():
+    return jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+
+def _sorted_in_jit(x):
+    return jax.jit(lambda v: jnp.sort(v, axis=0))(x) + 1.0
+
+
+UNSUPPORTED = [
+    (
+        "sharding_constraint",
+        lambda x: lax.with_sharding_constraint(x * 2.0, _one_device()) + 1.0,
+        lax.sharding_constraint_p,
+    ),
+    ("optimization_barrier", lambda x: lax.optimization_barrier(x * 2.0) + 1.0,
+     lax.optimization_barrier_p),
+    ("checkpoint_name", lambda x: checkpoint_name(x * 2.0, "h") + 1.0, prims.name_p),
+    ("sort-in-jit", _sorted_in_jit, lax.sort_p),
+    ("cumprod", lambda x: jnp.cumprod(x, axis=1), lax.cumprod_p),
+    ("atan2", lambda x: jnp.arctan2(x, x + 3.0), lax.atan2_p),
+]
+
+
+@pytest.mark.parametrize("name,fn,prim", UNSUPPORTED, ids=[c[0] for c in UNSUPPORTED])
+def test_an_unsupported_primitive_is_reported_with_its_reason(name, fn, prim):
+    assert prim in primitives_in(fn, X)
+    f = tg.from_jax(fn, name=name)
+    with pytest.raises(tg.TracingError) as e:
+        tg.trace(f, X)
+    assert f"{prim.name} (1 use): {NOT_YET_SUPPORTED[prim]}" in str(e.value), str(e.value)
+
+
+def test_missing_primitives_gives_the_declared_reason():
+    fn = UNSUPPORTED[0][1]
+    closed = jax.make_jaxpr(fn)(X)
+    why = NOT_YET_SUPPORTED[lax.sharding_constraint_p]
+    assert missing_primitives(closed) == [("sharding_constraint", why, 1)]
+
+
+def test_device_put_to_a_device_is_reported():
+    f = tg.from_jax(lambda x: jax.device_put(x * 2.0, jax.devices()[0]))
+    with pytest.raises(tg.TracingError, match=r"device_put \(1 use\): device_put to a device"):
+        tg.trace(f, X)
+
+
+def test_debug_print_is_reported():
+    def fn(x):
+        jax.debug.print("x = {}", x)
+        return x * 2.0
+
+    with pytest.raises(tg.TracingError, match=r"debug_print \(1 use\): .*jax\.debug\.print"):
+        tg.trace(tg.from_jax(fn), X)
+
+
+# -- the less common rules against JAX -----------------------------------------------------------
+
+
+def _hand_made_call(prim):
+    """A function whose jaxpr calls ``jnp.sin(v) * 2`` through ``prim`` (closed_call or
+    the untyped call): no public JAX API stages these, so the jaxpr is rewritten."""
+    outer = jax.make_jaxpr(lambda v: jax.jit(lambda u: jnp.sin(u) * 2.0)(v) + 1.0)(X)
+    eqn = outer.eqns[0]
+    inner = eqn.params["jaxpr"]
+    callee = inner if prim is prims.closed_call_p else inner.jaxpr
+    assert prim is prims.closed_call_p or not inner.consts
+    call = eqn.replace(primitive=prim, params=dict(call_jaxpr=callee))
+    closed = outer.replace(jaxpr=outer.jaxpr.replace(eqns=[call, *outer.eqns[1:]]))
+    run = jcore.jaxpr_as_fun(closed)
+    return lambda x: run(x)[0]
+
+
+def _cg(a, b):
+    spd = a @ a.T + 4.0 * jnp.eye(3)
+    x, _ = jax.scipy.sparse.linalg.cg(spd, b, maxiter=10)
+    return x
+
+
+def _diagonal_solve(d, b):
+    # matvec closes over d, solve over 1 / d: the solve's constants follow matvec's
+    inv = 1.0 / d
+    return lax.custom_linear_solve(lambda v: d * v, b, lambda mv, r: r * inv, symmetric=True)
+
+
+CASES = [
+    ("tile", lambda x: (jnp.tile(x, (2, 1)), lax.tile(x, (1, 3)), jnp.tile(x[0], 2)), (X,),
+     lax.tile_p),
+    ("unstack", lambda x: (*jnp.unstack(x), *jnp.unstack(x, axis=1)), (X,), lax.unstack_p),
+    ("add_any", lambda x: jax.grad(lambda v: jnp.sum(v * v * jnp.sin(v)))(x), (X,),
+     prims.add_jaxvals_p),
+    ("copy", lambda x: jnp.copy(x) * 2.0, (X,), lax.copy_p),
+    ("device_put", lambda x: jax.device_put(x * 2.0) + 1.0, (X,), lax.device_put_p),
+    ("closed_call", _hand_made_call(prims.closed_call_p), (X,), prims.closed_call_p),
+    ("call", _hand_made_call(prims.call_p), (X,), prims.call_p),
+    ("linear_solve", _diagonal_solve, (X[0] ** 2 + 1.0, X[1]), lax.linear_solve_p),
+    ("cg", _cg, (X[:, :3], X[0, :3]), lax.linear_solve_p),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name,fn,args,prim", CASES, ids=[c[0] for c in CASES])
+def test_rule_matches_jax(name, fn, args, prim, mode):
+    assert prim in primitives_in(fn, *args) and prim in RULES
+    want = jax.jit(fn)(*args)
+    got = run_mode(mode, tg.from_jax(fn, name=name), args)
+    got_leaves, want_leaves = jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)
+    assert len(got_leaves) == len(want_leaves)
+    for g, w in zip(got_leaves, want_leaves):
+        assert np.shape(g) == w.shape and np.asarray(g).dtype == w.dtype
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)

@@ -1,0 +1,193 @@
+"""Rules for JAX's reductions: along axes (``reduce_sum`` ...), arg-reductions, cumulative
+sums and windowed reductions (pooling); and the reductions, cumulative ops and sorts with
+no mapping yet."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from jax import lax
+
+from ...core import bind
+from ._rule import (
+    RuleTable,
+    bool_only,
+    cast,
+    is_float,
+    out_aval,
+    reshape,
+    scalar_like,
+    static_slice,
+    transpose,
+)
+from ._shape import pad_static
+
+RULES = RuleTable()
+rule = RULES.register
+
+
+def _reduction(op):
+    def convert(ctx, eqn, x):
+        return cast(bind(op, x, axes=tuple(eqn.params["axes"])), out_aval(eqn).dtype)
+
+    return convert
+
+
+for _prim, _op in {
+    lax.reduce_sum_p: "sum", lax.reduce_max_p: "max", lax.reduce_min_p: "min",
+    lax.reduce_prod_p: "prod",
+}.items():
+    rule(_prim)(_reduction(_op))
+
+
+@rule(lax.reduce_or_p, check=bool_only("reduce_or"))
+def _reduce_or(ctx, eqn, x):
+    count = bind("sum", x, axes=tuple(eqn.params["axes"]))
+    return bind("gt", count, 0)
+
+
+@rule(lax.reduce_and_p, check=bool_only("reduce_and"))
+def _reduce_and(ctx, eqn, x):
+    count = bind("sum", bind("logical_not", x), axes=tuple(eqn.params["axes"]))
+    return bind("eq", count, 0)
+
+
+def _arg(op):
+    def convert(ctx, eqn, x):
+        (axis,) = eqn.params["axes"]
+        return cast(bind(op, x, axis=int(axis)), eqn.params["index_dtype"])
+
+    return convert
+
+
+rule(lax.argmax_p)(_arg("argmax"))
+rule(lax.argmin_p)(_arg("argmin"))
+
+
+@rule(lax.cumsum_p)
+def _cumsum(ctx, eqn, x):
+    return bind("cumsum", x, axis=eqn.params["axis"], reverse=bool(eqn.params["reverse"]))
+
+
+# -- windowed reductions (pooling) ---------------------------------------------------------
+
+_MAX_SLICED_WINDOW = 64
+
+
+def _window_params(eqn):
+    p = eqn.params
+    return (tuple(p["window_dimensions"]), tuple(p["window_strides"]),
+            tuple(tuple(q) for q in p["padding"]), tuple(p["base_dilation"]),
+            tuple(p["window_dilation"]))
+
+
+def _pool2d_form(eqn):
+    """The dims a pool2d op can reduce over, or None: at most two windowed dims, no
+    dilation, a float operand."""
+    dims, strides, pads, base, wdil = _window_params(eqn)
+    if any(b != 1 for b in base) or any(d != 1 for d in wdil):
+        return None
+    if not is_float(eqn.invars[0].aval.dtype):
+        return None
+    active = [i for i in range(len(dims)) if dims[i] != 1 or strides[i] != 1 or pads[i] != (0, 0)]
+    return active if 1 <= len(active) <= 2 else None
+
+
+def _window_check(eqn):
+    if _pool2d_form(eqn) is None and math.prod(_window_params(eqn)[0]) > _MAX_SLICED_WINDOW:
+        return (f"a reduce_window with a window of {math.prod(_window_params(eqn)[0])} "
+                f"elements over more than two dims (or dilated) is not supported")
+    return None
+
+
+def _reduce_window(kind):
+    def convert(ctx, eqn, x):
+        active = _pool2d_form(eqn)
+        if active is not None:
+            return _via_pool2d(kind, eqn, x, active)
+        return _via_slices(kind, eqn, x)
+
+    return convert
+
+
+def _via_pool2d(kind, eqn, x, active):
+    dims, strides, pads, _, _ = _window_params(eqn)
+    others = [i for i in range(x.ndim) if i not in active]
+    xt = transpose(x, others + active)
+    lead = [x.shape[i] for i in others]
+    window, stride = [dims[i] for i in active], [strides[i] for i in active]
+    padding, spatial = [pads[i] for i in active], [x.shape[i] for i in active]
+    if len(active) == 1:
+        window, stride, spatial = [1, *window], [1, *stride], [1, *spatial]
+        padding = [(0, 0), *padding]
+    x4 = reshape(xt, (math.prod(lead), 1, *spatial))
+    attrs = dict(window=tuple(window), stride=tuple(stride), padding=tuple(padding))
+    if kind == "max":
+        y = bind("max_pool2d", x4, **attrs)
+    elif kind == "min":
+        y = bind("neg", bind("max_pool2d", bind("neg", x4), **attrs))
+    else:
+        mean = bind("avg_pool2d", x4, count_include_pad=True, **attrs)
+        y = bind("mul", mean, scalar_like(mean, float(math.prod(window))))
+    out_spatial = list(y.shape[2:])[-len(active):]
+    y = reshape(y, lead + out_spatial)
+    inverse = np.argsort(others + active)
+    return transpose(y, inverse)
+
+
+def _via_slices(kind, eqn, x):
+    dims, strides, pads, base, wdil = _window_params(eqn)
+    if kind == "sum":
+        init, combine = 0, "add"
+    elif is_float(x.dtype):
+        init, combine = (-math.inf, "maximum") if kind == "max" else (math.inf, "minimum")
+    else:
+        info = np.iinfo(x.dtype) if x.dtype.kind in "iu" else None
+        lo, hi = (int(info.min), int(info.max)) if info else (False, True)
+        init, combine = (lo, "maximum") if kind == "max" else (hi, "minimum")
+    xp = pad_static(x, [(lo, hi, b - 1) for (lo, hi), b in zip(pads, base)], init)
+    extent = [(d - 1) * r + 1 for d, r in zip(dims, wdil)]
+    out = [max(0, (n - e) // s + 1) for n, e, s in zip(xp.shape, extent, strides)]
+    acc = None
+    for offs in np.ndindex(*dims):
+        start = [o * r for o, r in zip(offs, wdil)]
+        limit = [b + (m - 1) * s + 1 if m else b for b, m, s in zip(start, out, strides)]
+        part = static_slice(xp, start, limit, strides)
+        acc = part if acc is None else bind(combine, acc, part)
+    return acc
+
+
+for _prim, _kind in {
+    lax.reduce_window_max_p: "max", lax.reduce_window_min_p: "min",
+    lax.reduce_window_sum_p: "sum",
+}.items():
+    rule(_prim, check=_window_check)(_reduce_window(_kind))
+
+
+# -- not yet supported -------------------------------------------------------------------
+
+_CUMULATIVE = "no cumulative op but cumsum yet"
+_SORT = "no sort op yet"
+_POOL_GRAD = (
+    "JAX's own gradient of a max/min pooling; pass the undifferentiated function and "
+    "differentiate with tracegraph"
+)
+
+NOT_YET_SUPPORTED = {
+    lax.cumprod_p: _CUMULATIVE,
+    lax.cummax_p: _CUMULATIVE,
+    lax.cummin_p: _CUMULATIVE,
+    lax.cumlogsumexp_p: _CUMULATIVE,
+    lax.reduce_xor_p: "no parity reduction op yet (and integers need bitwise ops)",
+    lax.reduce_p: "a reduction with a user computation (lax.reduce); only the named "
+    "reductions (reduce_sum, reduce_max, ...) are mapped",
+    lax.reduce_window_p: "a windowed reduction with a user computation (lax.reduce_window); "
+    "only its max/min/sum forms are mapped",
+    lax.select_and_gather_add_p: _POOL_GRAD,
+    lax.select_and_scatter_p: _POOL_GRAD,
+    lax.select_and_scatter_add_p: _POOL_GRAD,
+    lax.sort_p: _SORT,
+    lax.top_k_p: _SORT,
+    lax.approx_top_k_p: _SORT,
+}
