@@ -1,7 +1,10 @@
 """tg.jit: caching by abstract signature, retracing, static and donated arguments,
-pytrees, .trace/.lower/.interpret, nesting."""
+pytrees, .trace/.lower/.interpret/.stage, frozen options, nesting, threads."""
 
+import concurrent.futures
+import dataclasses
 import functools
+import threading
 import warnings
 
 import jax
@@ -183,3 +186,104 @@ def test_jit_inside_jax_transformations():
     np.testing.assert_allclose(jax.jit(jf)(x), 2 * np.sin(x), rtol=1e-6)
     np.testing.assert_allclose(jax.vmap(jf)(x), 2 * np.sin(x), rtol=1e-6)
     np.testing.assert_allclose(jax.grad(lambda x: jf(x).sum())(x), 2 * np.cos(x), rtol=1e-6)
+
+
+def test_stage_agrees_with_the_inspection_methods():
+    jf = tg.jit(lambda x: tg.exp(x) * 1.0 + tg.exp(x))
+    x = np.linspace(-1, 1, 4).astype(np.float32)
+    s = jf.stage(x)
+    assert s.graph is jf.trace(x) and s.traced_graph is jf.trace(x, optimized=False)
+    assert s.graph is not s.traced_graph and s.graph in jf.graphs
+    assert s.signature.describe() == "x: f32[4]"
+    assert [r.name for r in s.pass_records] == [r.name for r in jf.pass_records(x)]
+    assert s.lower().as_text() == jf.lower(x).as_text()
+    assert "stablehlo.exponential" in s.lower().as_text()
+    np.testing.assert_allclose(s.interpret(), jf.interpret(x), rtol=1e-6)
+    np.testing.assert_allclose(s.interpret(optimized=False), 2 * np.exp(x), rtol=1e-6)
+    np.testing.assert_allclose(s.interpret(check_nans=True), jf(x), rtol=1e-6)
+    assert s.profile(repeat=2).runs == jf.profile(x, repeat=2).runs
+    assert jf.trace_count == 1  # every method above reused the one entry
+    spec = jf.stage(tg.spec((4,)))  # abstract arguments: the same entry
+    assert spec.graph is s.graph and jf.trace_count == 1
+
+
+def test_options_are_frozen_and_normalized():
+    jf = tg.jit(lambda x, n, *, mode: x * n, static_argnums=1, static_argnames="mode",
+                passes="cse,dce", on_retrace="ignore")
+    opts = jf.options
+    assert opts.static_argnums == (1,) and opts.static_argnames == ("mode",)
+    assert opts.passes == ("cse", "dce") and opts.on_retrace == "ignore"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.static_argnums = (0,)
+    with pytest.raises(AttributeError):
+        jf.options = opts
+    with pytest.raises(ValueError, match="on_retrace"):
+        tg.jit(lambda x: x, on_retrace="sometimes")
+    with pytest.raises(TypeError, match="static_argnums"):
+        tg.jit(lambda x: x, static_argnums="x")
+
+
+def test_threads_trace_each_signature_once():
+    lock = threading.Lock()
+    runs = []
+
+    def body(x):
+        with lock:
+            runs.append(x.shape)
+        return tg.tanh(x) * 2.0 + 1.0
+
+    jf = tg.jit(body, retrace_warn_after=3)
+    inputs = [np.linspace(-1, 1, n).astype(np.float32) for n in (2, 3, 4, 5)]
+    n_threads, n_calls = 32, 20
+    barrier = threading.Barrier(n_threads)
+
+    def worker(t):
+        barrier.wait(timeout=60)  # start every thread on a cold function at once
+        for i in range(n_calls):
+            x = inputs[(t + i) % len(inputs)]
+            np.testing.assert_allclose(jf(x), np.tanh(x) * 2 + 1, rtol=1e-6)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
+            list(pool.map(worker, range(n_threads)))  # re-raises a thread's failure
+    assert sorted(runs) == [(2,), (3,), (4,), (5,)]  # the body ran once per signature
+    assert jf.trace_count == 4 and len(jf.graphs) == 4
+    retraces = [w for w in caught if issubclass(w.category, tg.RetraceWarning)]
+    assert len(retraces) == 1 and "trace #4" in str(retraces[0].message)
+
+
+def test_threads_share_one_entry_between_stage_and_call():
+    # f.stage / f.trace trace outside jax.jit, so only tracegraph's lock keeps two threads
+    # from tracing one signature twice; a body of many ops keeps each trace long enough
+    # for the threads to overlap.
+    lock = threading.Lock()
+    runs = []
+
+    def body(x):
+        with lock:
+            runs.append(x.shape)
+        for _ in range(30):
+            x = tg.tanh(x) * 0.5
+        return x
+
+    jf = tg.jit(body, on_retrace="ignore")
+    inputs = [np.linspace(-1, 1, n).astype(np.float32) for n in (2, 3, 4, 5)]
+    n_threads = 32
+    barrier = threading.Barrier(n_threads)
+
+    def worker(t):
+        barrier.wait(timeout=60)
+        graphs = []
+        for i in range(8):
+            x = inputs[(t + i) % len(inputs)]
+            if i % 2 == 0:
+                graphs.append(jf.stage(x).graph)
+            else:
+                jf(x)
+        return graphs
+
+    with concurrent.futures.ThreadPoolExecutor(n_threads) as pool:
+        seen = {id(g) for graphs in pool.map(worker, range(n_threads)) for g in graphs}
+    assert sorted(runs) == [(2,), (3,), (4,), (5,)] and jf.trace_count == 4
+    assert seen == {id(g) for g in jf.graphs}  # every thread got the one graph per signature

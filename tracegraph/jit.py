@@ -7,6 +7,19 @@ this signature) and evaluates that Graph on JAX's tracers; so the IR is exactly 
 compiles, and a call on a cached signature is a plain call of the ``jax.jit`` object:
 JAX's C++ dispatch does the cache lookup, and tracegraph adds one Python frame.
 
+NOTE (the cache, as JAX's ``pjit.py`` and ``stages.py``): the options of ``tg.jit`` are
+one frozen `JitOptions`, checked once when the function is wrapped. Everything tracegraph
+knows about one signature is one `_Entry` (the `Signature`, the graph as traced, the
+optimized graph with its pass records, the dump index), in one dict keyed by the
+signature. A new entry is claimed under the function's lock, then traced and optimized
+*outside* it, so threads with different signatures trace side by side; threads (or
+``jax.jit`` itself, which may run the traced function in several threads at once) that
+arrive with a signature already being traced wait on that entry's event instead of
+tracing it again: the user function runs once per signature. A failed trace removes its
+entry, and whoever waited on it tries again. Every inspection method (``trace``,
+``interpret``, ``profile``, ``lower``, ``pass_records``) is one line over ``f.stage(...)``,
+a `Traced` stage object wrapping the entry.
+
 Each new signature is traced, then optimized by a pipeline of passes (by default
 `DEFAULT_PIPELINE`: fold, simplify, fold, cse, dce; ``passes=`` chooses), and the optimized
 graph is what XLA compiles. Options that need work around each call (``dump=``,
@@ -16,10 +29,15 @@ graph is what XLA compiles. Options that need work around each call (``dump=``,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
+import operator
+import os
+import threading
 import warnings
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -28,16 +46,73 @@ from .backends.interpreter import Interpreter, NaNError, Profile, profile_leaves
 from .backends.jax_backend import evaluate
 from .dump import Dumper, dump_dir_from
 from .errors import TracingError
-from .frontend import builder as _builder
-from .frontend.tracing import _trace, arg_names, flatten_args, function_name, leaf_type
+from .core import GraphTrace, at_bottom
+from .frontend.tracing import arg_names, flatten_args, function_name, leaf_type, trace_with
 from .ir.types import TensorType
 from .transforms.pass_manager import DEFAULT_PIPELINE, PassManager
 
 log = logging.getLogger("tracegraph.jit")
 
 
+def _inside_trace() -> bool:
+    """Whether this call comes from inside a tracegraph trace (then a `tg.jit` function
+    is inlined, as a nested ``jax.jit`` is). The one place that asks."""
+    return not at_bottom()
+
+
 class RetraceWarning(UserWarning):
     """A `tg.jit` function traced again for a new signature more often than expected."""
+
+
+@dataclasses.dataclass(frozen=True)
+class JitOptions:
+    """Every option of one `tg.jit` function (see `jit`), normalized and checked once when
+    the function is wrapped; ``f.options``. Argument numbers and names are tuples, ``dump``
+    is resolved to ``dump_dir`` (a folder or None), and the keywords passed through to
+    ``jax.jit`` are ``jax_jit_kwargs``, a tuple of (name, value) items.
+
+    Example::
+
+        f = tg.jit(fn, static_argnums=1, passes="cse,dce")
+        f.options.static_argnums   # (1,)
+        f.options.passes           # ('cse', 'dce')
+    """
+
+    static_argnums: tuple[int, ...] = ()
+    static_argnames: tuple[str, ...] = ()
+    donate_argnums: tuple[int, ...] = ()
+    on_retrace: str = "warn"
+    retrace_warn_after: int = 3
+    passes: tuple | None = None  # None: DEFAULT_PIPELINE
+    dump_dir: str | None = None
+    debug_nans: bool = False
+    verify_passes: bool | None = None  # None: $TRACEGRAPH_VERIFY_PASSES
+    jax_jit_kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self):
+        put = functools.partial(object.__setattr__, self)  # frozen: set once, here
+        put("static_argnums", _ints(self.static_argnums, "static_argnums"))
+        put("static_argnames", _names(self.static_argnames, "static_argnames"))
+        put("donate_argnums", _ints(self.donate_argnums, "donate_argnums"))
+        if self.on_retrace not in ("warn", "error", "ignore"):
+            raise ValueError(f"on_retrace must be 'warn', 'error' or 'ignore', not {self.on_retrace!r}")
+        put("retrace_warn_after", _int(self.retrace_warn_after, "retrace_warn_after"))
+        if self.retrace_warn_after < 0:
+            raise ValueError(f"retrace_warn_after must be >= 0, not {self.retrace_warn_after}")
+        passes = self.passes
+        if isinstance(passes, str):  # "fold,cse" or "fold cse", as PassManager reads it
+            passes = [p for p in passes.replace(",", " ").split() if p]
+        put("passes", None if passes is None else tuple(passes))
+        put("dump_dir", None if self.dump_dir is None else os.fspath(self.dump_dir))
+        put("debug_nans", bool(self.debug_nans))
+        put("verify_passes", None if self.verify_passes is None else bool(self.verify_passes))
+        items = self.jax_jit_kwargs
+        items = tuple(items.items() if isinstance(items, dict) else items)
+        own = {f.name for f in dataclasses.fields(self)} | {"dump"}
+        for name, _ in items:
+            if not isinstance(name, str) or name in own:
+                raise ValueError(f"jax_jit_kwargs: {name!r} is not a jax.jit keyword left to pass through")
+        put("jax_jit_kwargs", items)
 
 
 class Signature:
@@ -76,6 +151,94 @@ class Signature:
         return "\n".join("  " + s for s in lines) or "  (no difference in the abstract signature)"
 
 
+class _Entry:
+    """The cache entry of one signature. Claimed (in the cache, not yet ``done``) by the
+    thread that traces it; the graphs and records are set once, before ``done``, and never
+    change after, so ``done`` entries are read without the lock."""
+
+    __slots__ = ("signature", "owner", "ready", "done", "traced_graph", "graph", "pipeline",
+                 "dump_index", "hlo_pending")
+
+    def __init__(self, signature: Signature):
+        self.signature = signature
+        self.owner = threading.get_ident()  # the thread tracing it
+        self.ready = threading.Event()  # set when done, or when the trace failed
+        self.done = False
+        self.traced_graph = None  # the Graph as traced, before the passes
+        self.graph = None  # the optimized Graph: what XLA compiles
+        self.pipeline = None  # the PipelineResult: one PassRecord per pass
+        self.dump_index = None  # its folder number under the dump folder (with dump=)
+        self.hlo_pending = False  # StableHLO/HLO not dumped yet (written after a compile)
+
+
+class Traced:
+    """One signature of a `tg.jit` function, traced and optimized: the stage before
+    lowering, as ``jax.stages.Traced``. Made by ``f.stage(*args, **kwargs)``; it holds
+    that call's arguments, so its methods take none.
+
+    Attributes: ``signature`` (`Signature`), ``graph`` (the optimized Graph, what XLA
+    compiles), ``traced_graph`` (the Graph before the passes), ``pass_records`` (a
+    `PassRecord` per pass).
+
+    Example::
+
+        s = f.stage(x)
+        print(s.graph); s.lower().as_text(); s.interpret(check_nans=True)
+    """
+
+    def __init__(self, jit_fn: "JitFunction", entry: _Entry, leaves, args, kwargs):
+        self._jit_fn = jit_fn
+        self._entry = entry
+        self._leaves = leaves
+        self._args = args
+        self._kwargs = kwargs
+
+    @property
+    def signature(self) -> Signature:
+        return self._entry.signature
+
+    @property
+    def graph(self):
+        return self._entry.graph
+
+    @property
+    def traced_graph(self):
+        return self._entry.traced_graph
+
+    @property
+    def pass_records(self) -> list:
+        """What each pass did; ``tg.transforms.format_records(...)`` prints them as a table."""
+        return list(self._entry.pipeline.records)
+
+    def graph_of(self, optimized: bool = True):
+        """``graph`` (optimized) or ``traced_graph``."""
+        return self._entry.graph if optimized else self._entry.traced_graph
+
+    def lower(self):
+        """``jax.stages.Lowered`` for this signature; ``.as_text()`` is StableHLO."""
+        return self._jit_fn._jitted.lower(*self._args, **self._kwargs)
+
+    def interpret(self, *, check_nans: bool = False, hooks=(), profile: Profile | None = None,
+                  optimized: bool = True):
+        """Run the Graph with the eager interpreter, node by node (see `tg.Interpreter`
+        for ``check_nans``, ``hooks`` and ``profile``); ``optimized=False`` runs the graph
+        as traced. Returns the outputs in the function's structure."""
+        graph = self.graph_of(optimized)
+        outs = Interpreter(graph, hooks=hooks, check_nans=check_nans, profile=profile).run(*self._leaves)
+        if profile is not None:
+            profile.runs += 1
+            if profile.root is None:
+                profile.root = graph
+        return graph.unflatten_outputs(outs)
+
+    def profile(self, *, warmup: int = 1, repeat: int = 1, optimized: bool = True) -> Profile:
+        """Time every node of the Graph in the interpreter (`tg.profile`)."""
+        return profile_leaves(self.graph_of(optimized), self._leaves, warmup=warmup, repeat=repeat)
+
+    def __repr__(self):
+        return f"<Traced {self._jit_fn._name}({self.signature.describe()})>"
+
+
 class JitFunction:
     """A function compiled through tracegraph IR. Create with `tg.jit`."""
 
@@ -101,158 +264,207 @@ class JitFunction:
         verify_passes: bool | None = None,
         **jax_jit_kwargs,
     ):
-        if on_retrace not in ("warn", "error", "ignore"):
-            raise ValueError(f"on_retrace must be 'warn', 'error' or 'ignore', not {on_retrace!r}")
+        options = JitOptions(
+            static_argnums=static_argnums,
+            static_argnames=static_argnames,
+            donate_argnums=donate_argnums,
+            on_retrace=on_retrace,
+            retrace_warn_after=retrace_warn_after,
+            passes=passes,
+            dump_dir=dump_dir_from(dump),
+            debug_nans=debug_nans,
+            verify_passes=verify_passes,
+            jax_jit_kwargs=tuple(jax_jit_kwargs.items()),
+        )
+        pass_manager = PassManager(  # checks the pass names
+            options.passes, verify=options.verify_passes, keep_stages=options.dump_dir is not None
+        )
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self.static_argnums = _as_tuple(static_argnums)
-        self.static_argnames = _as_tuple(static_argnames)
-        self.on_retrace = on_retrace
-        self.retrace_warn_after = retrace_warn_after
-        self.trace_count = 0
-        self._graphs: dict = {}  # signature key -> optimized Graph (what XLA compiles)
-        self._traced: dict = {}  # signature key -> Graph as traced, before the passes
-        self._pipelines: dict = {}  # signature key -> PipelineResult (pass records)
-        self._signatures: list[Signature] = []
+        self._options = options
+        self._pass_manager = pass_manager
         self._name = function_name(fn)
-        self.debug_nans = bool(debug_nans)
-        dump_dir = dump_dir_from(dump)
-        self._dumper = Dumper(dump_dir, self._name) if dump_dir else None
-        self._pending_hlo: dict = {}  # signature key -> index, HLO not yet dumped
-        self._pass_manager = PassManager(
-            passes, verify=verify_passes, keep_stages=self._dumper is not None
-        )
+        self.trace_count = 0
+        self._lock = threading.Lock()  # guards _entries, trace_count and the dump counters
+        self._entries: dict = {}  # Signature.key -> _Entry, in the order they were claimed
+        self._dumper = Dumper(options.dump_dir, self._name) if options.dump_dir else None
+        self._dumped = 0  # signatures dumped so far: the next dump folder number
+        self._pending_hlo = 0  # entries whose StableHLO/HLO is not dumped yet
         # The body carries the user function's name and signature (jax.jit resolves
         # static_argnames with it, and names the XLA module after it).
         body = functools.wraps(fn)(lambda *a, **k: self._jax_body(*a, **k))
         self._jitted = jax.jit(
             body,
-            static_argnums=self.static_argnums,
-            static_argnames=self.static_argnames,
-            donate_argnums=donate_argnums,
-            **jax_jit_kwargs,
+            static_argnums=options.static_argnums,
+            static_argnames=options.static_argnames,
+            donate_argnums=options.donate_argnums,
+            **dict(options.jax_jit_kwargs),
         )
+
+    @property
+    def options(self) -> JitOptions:
+        """The frozen `JitOptions` this function was made with."""
+        return self._options
 
     # -- calling --------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        if _builder._STACK:  # called from inside another trace: inline, as nested jit does
+        if _inside_trace():  # called from inside another trace: inline, as nested jit does
             return self.fn(*args, **kwargs)
         return self._jitted(*args, **kwargs)
 
     def _jax_body(self, *args, **kwargs):
-        graph, leaves = self._graph_for(args, kwargs)
-        outs = evaluate(graph, leaves)
-        return graph.unflatten_outputs(outs)
+        entry, leaves = self._lookup(args, kwargs)
+        outs = evaluate(entry.graph, leaves)
+        return entry.graph.unflatten_outputs(outs)
 
-    # -- inspection -----------------------------------------------------------------
+    # -- inspection: one line each over the stage -------------------------------------
+    def stage(self, *args, **kwargs) -> Traced:
+        """The `Traced` stage of this signature (arrays or `tg.spec`s as arguments): its
+        graphs and pass records, and ``.lower()``, ``.interpret()``, ``.profile()``.
+        Traces and optimizes the signature if it is new; compiles nothing.
+
+        Example::
+
+            s = f.stage(tg.spec((4, 784)))
+            print(s.graph); print(tg.transforms.format_records(s.pass_records))
+        """
+        entry, leaves = self._lookup(args, kwargs)
+        return Traced(self, entry, leaves, args, kwargs)
+
     def trace(self, *args, optimized: bool = True, **kwargs):
         """The Graph lowered for this signature (arrays or `tg.spec`s as arguments): the
         optimized one; ``optimized=False`` gives the graph as traced, before the passes."""
-        key, _ = self._entry(args, kwargs)
-        return self._graphs[key] if optimized else self._traced[key]
+        return self.stage(*args, **kwargs).graph_of(optimized)
 
     def pass_records(self, *args, **kwargs) -> list:
         """What each pass did for this signature: `PassRecord`s (name, time, nodes);
         ``tg.transforms.format_records(...)`` prints them as a table."""
-        key, _ = self._entry(args, kwargs)
-        return list(self._pipelines[key].records)
+        return self.stage(*args, **kwargs).pass_records
 
     def lower(self, *args, **kwargs):
         """``jax.stages.Lowered`` for this signature; ``.as_text()`` is StableHLO."""
-        return self._jitted.lower(*args, **kwargs)
+        return self.stage(*args, **kwargs).lower()
 
     def interpret(self, *args, check_nans: bool = False, hooks=(), profile: Profile | None = None,
                   optimized: bool = True, **kwargs):
         """Run this signature's Graph with the eager interpreter, node by node (see
         `tg.Interpreter` for ``check_nans``, ``hooks`` and ``profile``); ``optimized=False``
         runs the graph as traced."""
-        key, leaves = self._entry(args, kwargs)
-        graph = self._graphs[key] if optimized else self._traced[key]
-        outs = Interpreter(graph, hooks=hooks, check_nans=check_nans, profile=profile).run(*leaves)
-        if profile is not None:
-            profile.runs += 1
-            if profile.root is None:
-                profile.root = graph
-        return graph.unflatten_outputs(outs)
+        return self.stage(*args, **kwargs).interpret(
+            check_nans=check_nans, hooks=hooks, profile=profile, optimized=optimized
+        )
 
     def profile(self, *args, warmup: int = 1, repeat: int = 1, optimized: bool = True, **kwargs) -> Profile:
         """Time every node of this signature's graph in the interpreter (`tg.profile`);
         ``print(f.profile(x))`` shows the table."""
-        key, leaves = self._entry(args, kwargs)
-        graph = self._graphs[key] if optimized else self._traced[key]
-        return profile_leaves(graph, leaves, warmup=warmup, repeat=repeat)
+        return self.stage(*args, **kwargs).profile(warmup=warmup, repeat=repeat, optimized=optimized)
 
     @property
     def graphs(self) -> list:
-        """Every Graph traced so far, one per signature, oldest first."""
-        return list(self._graphs.values())
+        """Every Graph traced so far (optimized), one per signature, oldest first."""
+        with self._lock:
+            entries = list(self._entries.values())
+        return [e.graph for e in entries if e.done]
 
-    # -- tracing --------------------------------------------------------------------
+    # -- the cache ------------------------------------------------------------------
     def _split(self, args, kwargs):
-        nums = {i % len(args) if args else i for i in self.static_argnums if -len(args) <= i < len(args)}
+        opts = self._options
+        nums = {i % len(args) if args else i for i in opts.static_argnums if -len(args) <= i < len(args)}
         dyn_args = tuple(a for i, a in enumerate(args) if i not in nums)
-        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self.static_argnames}
+        dyn_kwargs = {k: v for k, v in kwargs.items() if k not in opts.static_argnames}
         statics = [(i, args[i]) for i in sorted(nums)]
-        statics += [(k, kwargs[k]) for k in sorted(kwargs) if k in self.static_argnames]
+        statics += [(k, kwargs[k]) for k in sorted(kwargs) if k in opts.static_argnames]
         return dyn_args, dyn_kwargs, statics, nums
 
-    def _graph_for(self, args, kwargs):
-        key, leaves = self._entry(args, kwargs)
-        return self._graphs[key], leaves
-
-    def _entry(self, args, kwargs):
-        """(signature key, flat dynamic leaves); traces and optimizes a new signature."""
+    def _lookup(self, args, kwargs):
+        """(cache entry, flat dynamic leaves) of this call; a new signature is traced and
+        optimized here, once however many threads ask for it at the same time."""
         dyn_args, dyn_kwargs, statics, nums = self._split(args, kwargs)
         pos_names = [n for i, n in enumerate(arg_names(self.fn, len(args))) if i not in nums]
         leaves, names, treedef = flatten_args(_Named(self.fn, pos_names), dyn_args, dyn_kwargs)
         types = [leaf_type(x, n) for x, n in zip(leaves, names)]
         sig = Signature(treedef, names, types, statics)
         try:
-            known = sig.key in self._graphs
+            entry = self._entries.get(sig.key)
         except TypeError:
             raise TracingError(
                 f"{self._name}: static arguments must be hashable, got {statics!r:.200}"
             ) from None
-        if not known:
-            reason = self._note_trace(sig)
-            traced = self._make_graph(args, kwargs, nums, dyn_args, dyn_kwargs, pos_names)
+        if entry is None or not entry.done:
+            make = functools.partial(self._make_graph, args, kwargs, nums, dyn_args, dyn_kwargs, pos_names)
+            entry = self._create(sig, make)
+        return entry, leaves
+
+    def _create(self, sig: Signature, make_graph) -> _Entry:
+        """The done entry of ``sig``: claim it and trace it, or wait for the thread that
+        claimed it. Only the claim holds the lock, so other signatures trace meanwhile."""
+        while True:
+            with self._lock:
+                entry = self._entries.get(sig.key)
+                if entry is None:
+                    reason = self._note_trace(sig)  # may raise (on_retrace="error")
+                    entry = self._entries[sig.key] = _Entry(sig)
+                    break
+            if entry.done:
+                return entry
+            if entry.owner == threading.get_ident():
+                raise TracingError(
+                    f"tg.jit function {self._name!r} asked for its own signature while tracing "
+                    f"it ({sig.describe()}); call the function, not f.trace/f.stage, inside it"
+                )
+            entry.ready.wait()
+            if entry.done:
+                return entry
+            # its trace failed and the entry is gone: claim it again (and meet the error)
+        try:
+            traced = make_graph()
             result = self._pass_manager.run(traced)
-            self._traced[sig.key] = traced
-            self._pipelines[sig.key] = result
-            self._graphs[sig.key] = result.graph
-            self._signatures.append(sig)
+            entry.traced_graph, entry.graph, entry.pipeline = traced, result.graph, result
             if self._dumper is not None:
-                index = len(self._signatures) - 1
-                self._dumper.write_ir(index, sig.describe(), reason, traced, result)
-                self._pending_hlo[sig.key] = index
-        return sig.key, leaves
+                with self._lock:
+                    entry.dump_index, self._dumped = self._dumped, self._dumped + 1
+                self._dumper.write_ir(entry.dump_index, sig.describe(), reason, traced, result)
+                with self._lock:
+                    entry.hlo_pending = True
+                    self._pending_hlo += 1
+        except BaseException:
+            with self._lock:
+                del self._entries[sig.key]
+            entry.ready.set()  # wake the waiters: they find no entry and claim it anew
+            raise
+        entry.done = True
+        entry.ready.set()
+        return entry
 
     def _make_graph(self, args, kwargs, nums, dyn_args, dyn_kwargs, pos_names):
         fn = self.fn
-        static_kwargs = {k: v for k, v in kwargs.items() if k in self.static_argnames}
+        static_kwargs = {k: v for k, v in kwargs.items() if k in self._options.static_argnames}
 
         def body(*dargs, **dkwargs):
             it = iter(dargs)
             full = [args[i] if i in nums else next(it) for i in range(len(args))]
             return fn(*full, **dkwargs, **static_kwargs)
 
-        graph, _ = _trace(_Named(body, pos_names), dyn_args, dyn_kwargs, eager=False, name=self._name)
+        graph, _ = trace_with(GraphTrace(self._name), _Named(body, pos_names), dyn_args, dyn_kwargs)
         return graph
 
     def _note_trace(self, sig: Signature) -> str:
-        """Count a trace; warn, log or refuse a retrace. Returns why it traced."""
-        self.trace_count += 1
-        if not self._signatures:
+        """Count a trace; warn, log or refuse a retrace. Returns why it traces. Called
+        with the lock held, so counts and "the last trace" agree across threads."""
+        last = next(reversed(self._entries.values()), None)  # the latest claimed signature
+        if last is None:
+            self.trace_count += 1
             return "first call"
-        diff = sig.explain(self._signatures[-1])
+        diff = sig.explain(last.signature)
         msg = (
-            f"tg.jit function {self._name!r} is tracing again (trace #{self.trace_count}) "
+            f"tg.jit function {self._name!r} is tracing again (trace #{self.trace_count + 1}) "
             f"for a new signature; what changed since the last trace:\n{diff}"
         )
         log.info("%s", msg)  # opt-in: logging.getLogger("tracegraph.jit").setLevel(INFO)
-        if self.on_retrace == "error":
+        if self._options.on_retrace == "error":
             raise TracingError(msg + "\n(on_retrace='error' forbids retracing)")
-        if self.on_retrace == "warn" and self.trace_count > self.retrace_warn_after:
+        self.trace_count += 1
+        if self._options.on_retrace == "warn" and self.trace_count > self._options.retrace_warn_after:
             warnings.warn(RetraceWarning(msg), stacklevel=5)
         return "new signature; changed since the last trace:\n" + diff
 
@@ -262,20 +474,24 @@ class _InstrumentedJitFunction(JitFunction):
     (``dump=``), and checking results for NaN/Inf (``debug_nans=True``)."""
 
     def __call__(self, *args, **kwargs):
-        if _builder._STACK:
+        if _inside_trace():
             return self.fn(*args, **kwargs)
         out = self._jitted(*args, **kwargs)
         if self._pending_hlo:
             self._dump_compiled(args, kwargs)
-        if self.debug_nans:
+        if self._options.debug_nans:
             self._check_result(out, args, kwargs)
         return out
 
     def _dump_compiled(self, args, kwargs):
-        key, _ = self._entry(args, kwargs)
-        index = self._pending_hlo.pop(key, None)
-        if index is not None:
-            self._dumper.write_compiled(index, self._jitted.lower(*args, **kwargs))
+        stage = self.stage(*args, **kwargs)
+        entry = stage._entry
+        with self._lock:  # one thread writes each entry's compiled dump
+            claimed, entry.hlo_pending = entry.hlo_pending, False
+            if claimed:
+                self._pending_hlo -= 1
+        if claimed:
+            self._dumper.write_compiled(entry.dump_index, stage.lower())
 
     def _check_result(self, out, args, kwargs):
         bad = [
@@ -286,8 +502,7 @@ class _InstrumentedJitFunction(JitFunction):
             return
         # As JAX's debug_nans: run again op by op to find the first node that makes one.
         # The graph as traced (before the passes) keeps every node the user wrote.
-        key, leaves = self._entry(args, kwargs)
-        Interpreter(self._traced[key], check_nans=True).run(*leaves)
+        self.stage(*args, **kwargs).interpret(check_nans=True, optimized=False)
         raise NaNError(
             f"tg.jit function {self._name!r} returned NaN/Inf, but running its graph op by "
             "op did not produce one (XLA's fused code rounds differently); try "
@@ -308,12 +523,33 @@ class _Named:
         return self.fn(*args, **kwargs)
 
 
-def _as_tuple(x):
+def _as_tuple(x) -> tuple:
     if x is None:
         return ()
     if isinstance(x, (int, str)):
         return (x,)
     return tuple(x)
+
+
+def _int(x, what: str) -> int:
+    if isinstance(x, bool):
+        raise TypeError(f"{what}: expected an int, got {x!r}")
+    try:
+        return operator.index(x)
+    except TypeError:
+        raise TypeError(f"{what}: expected an int, got {x!r}") from None
+
+
+def _ints(x, what: str) -> tuple[int, ...]:
+    return tuple(_int(i, what) for i in _as_tuple(x))
+
+
+def _names(x, what: str) -> tuple[str, ...]:
+    names = _as_tuple(x)
+    for n in names:
+        if not isinstance(n, str):
+            raise TypeError(f"{what}: expected argument names (str), got {n!r}")
+    return names
 
 
 def jit(fn=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), **kwargs):
@@ -344,7 +580,9 @@ def jit(fn=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), **
     Returns a `JitFunction`: call it; ``.trace(*args)`` gives the optimized Graph
     (``.trace(*args, optimized=False)`` the graph as traced), ``.pass_records(*args)``
     what each pass did, ``.lower(*args)`` the JAX ``Lowered``, ``.interpret(*args)`` runs
-    the Graph node by node, ``.profile(*args)`` times each node.
+    the Graph node by node, ``.profile(*args)`` times each node; ``.stage(*args)`` is the
+    `Traced` stage all of these read. ``.options`` is the frozen `JitOptions`. Calling
+    from several threads at once is safe: each signature is traced once.
 
     Example::
 
@@ -371,4 +609,7 @@ def jit(fn=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), **
     )
 
 
-__all__ = ["jit", "JitFunction", "RetraceWarning", "Signature", "TensorType", "DEFAULT_PIPELINE"]
+__all__ = [
+    "jit", "JitFunction", "JitOptions", "Traced", "RetraceWarning", "Signature", "TensorType",
+    "DEFAULT_PIPELINE",
+]
