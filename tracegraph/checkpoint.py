@@ -11,10 +11,17 @@ keeps the real dtype. Jax arrays are fetched to the host.
 NOTE: saving is atomic: the archive goes to a temporary file in the target's directory,
 which is flushed and fsync'ed, renamed over the target with `os.replace`, and then the
 directory is fsync'ed. A crash or kill at any moment leaves the target either as it was
-or as the complete new checkpoint — never half-written. (A killed save can leave its
-``.NAME.*.tmp`` file behind; it is never read.) Loading uses ``allow_pickle=False``,
-checks every entry's size against the declared shape before reading it, and raises
-`CheckpointError` for anything damaged.
+or as the complete new checkpoint — never half-written. A killed save can leave its
+``.NAME.<random>.tmp`` file behind; it is never read, and the next save into the folder
+deletes it (only such files, and only once their writer is dead: see `tracegraph._atomic`).
+A save that the file system refuses (a full disk, a read-only folder) raises
+`CheckpointWriteError`, naming the target, and leaves the previous checkpoint as it was.
+
+Loading parses the zip and each ``.npy`` header itself (never pickle), checks the JSON
+document key by key, the entries against it (no missing or extra ones) and each array's
+header against its declared dtype and shape before reading its data, and verifies every
+entry's CRC. Anything malformed is a `CheckpointError` naming the file and the problem,
+and nothing is returned until every leaf has been read and checked.
 
 Example::
 
@@ -25,10 +32,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import numbers
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 
 import jax
@@ -38,13 +47,17 @@ import numpy as np
 from ._atomic import write_atomically
 from .errors import Error
 
-__all__ = ["CheckpointError", "CheckpointInfo", "CheckpointManager", "info", "load", "save"]
+__all__ = ["CheckpointError", "CheckpointInfo", "CheckpointManager", "CheckpointWriteError",
+           "info", "load", "save"]
 
 FORMAT = "tracegraph-checkpoint"
 VERSION = 1
 META_ENTRY = "__checkpoint__.json"
 MAX_JSON_BYTES = 256 << 20
 _NPY_HEADER_ALLOWANCE = 1 << 16  # an .npy header is far smaller than this
+_NPY_MAGIC = b"\x93NUMPY"
+_NPY_MIN_HEADER = 10  # magic, version and header length, before the header text
+_CHUNK = 16 << 20  # bytes read at a time into a leaf's array
 _MAX_LISTED = 20
 
 _NUMPY_DTYPES = {
@@ -68,6 +81,34 @@ class CheckpointError(Error):
     loaded (a damaged file, or one that does not match ``like``)."""
 
 
+class CheckpointWriteError(CheckpointError, OSError):
+    """The file system refused a save (a full disk, a read-only folder, a missing one).
+
+    The message names the target, not the temporary file; ``errno``, ``strerror`` and
+    ``filename`` (the target) are those of an `OSError`, which it also is, and the
+    original error is its ``__cause__``. The previous checkpoint, if any, is unchanged.
+    """
+
+    def __init__(self, path: str, cause: OSError):
+        reason = cause.strerror or str(cause) or type(cause).__name__
+        super().__init__(cause.errno, reason, path)
+        kept = ("the previous checkpoint there is unchanged" if os.path.isfile(path)
+                else "no file was written")
+        self.message = f"{path}: cannot save the checkpoint ({reason}); {kept}"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):  # OSError pickles its args, which is not our signature
+        return (_rebuild_write_error, (self.filename, self.errno, self.strerror, self.message))
+
+
+def _rebuild_write_error(path, errno, strerror, message):
+    e = CheckpointWriteError(path, OSError(errno, strerror))
+    e.message = message
+    return e
+
+
 @dataclass(frozen=True)
 class CheckpointInfo:
     """What a checkpoint holds, read without loading its arrays (see `info`)."""
@@ -86,7 +127,9 @@ def save(path, tree, *, step: int | None = None, metadata=None) -> None:
 
     Arguments:
         path: the file to write (any name; ``.ckpt`` by convention). Its directory must
-            exist. An existing file is replaced only once the new one is complete.
+            exist. An existing file is replaced only once the new one is complete; if
+            the file system refuses the write (a full disk, no permission) it is left
+            as it was and `CheckpointWriteError` (an `OSError` too) names ``path``.
         tree: dicts (str or int keys), lists, tuples, None, and registered pytree nodes
             (`tg.nn.Module`, optax states, ...) with numpy/jax arrays or Python scalars
             as leaves.
@@ -109,7 +152,11 @@ def save(path, tree, *, step: int | None = None, metadata=None) -> None:
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"save: metadata must be JSON-serializable ({e})") from None
     archive = {META_ENTRY: np.frombuffer(text.encode("utf-8"), np.uint8), **entries}
-    write_atomically(os.fspath(path), lambda f: _write_archive(f, archive))
+    target = os.fspath(path)
+    try:
+        write_atomically(target, lambda f: _write_archive(f, archive), remove_stale=True)
+    except OSError as e:  # its filename is the temp file's; name the target instead
+        raise CheckpointWriteError(target, e) from e
 
 
 def _encode(node, path: tuple, entries: dict, leaves: list):
@@ -130,7 +177,8 @@ def _encode(node, path: tuple, entries: dict, leaves: list):
                 raise CheckpointError(f"save: dict key {k!r} at {_path_str(path) or 'the root'} "
                                       f"is not a str or int")
     keys = [_key_name(p[0]) for p, _ in children]
-    encoded = [_encode(child, path + (k,), entries, leaves) for k, (_, child) in zip(keys, children)]
+    encoded = [_encode(child, path + (k,), entries, leaves)
+               for k, (_, child) in zip(keys, children)]
     if type(node) is dict:
         by_key = dict(zip(keys, encoded))
         return {"dict": [[k, by_key[k]] for k in node]}  # the dict's own key order
@@ -205,70 +253,81 @@ def load(path, like=None, *, strict: bool = True):
         registered class (a Module, an optax state) as a dict of its fields — or a
         tuple, when its children have no names.
 
+    Raises:
+        CheckpointError: the file is not a checkpoint, is damaged in any way, or does
+            not match ``like``; the message names the file and what is wrong. A missing
+            or unreadable file is the `OSError` of ``open``.
+
     Example::
 
         params = tg.checkpoint.load("params.ckpt", like=init_params)
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:  # a missing file is an OSError, not a CheckpointError
-        npz = _open_archive(f, path)
-        with npz:
-            doc = _read_document(npz, path)
-            leaves = [_read_leaf(npz, i, spec, path) for i, spec in enumerate(doc["leaves"])]
+    with _open_archive(path) as zf:
+        doc = _read_document(zf, path)
+        leaves = [_read_leaf(zf, i, spec, path) for i, spec in enumerate(doc["leaves"])]
     if like is None:
-        return _decode(doc["tree"], leaves)
+        try:
+            return _decode(doc["tree"], leaves)
+        except RecursionError:
+            raise CheckpointError(f"{path}: damaged checkpoint, the tree is nested too "
+                                  f"deeply to rebuild") from None
     return _into_like(like, leaves, doc["leaves"], path, strict)
 
 
 def info(path) -> CheckpointInfo:
     """Step, metadata and ``(path, shape, dtype)`` of each leaf, without reading arrays.
 
+    The document, the archive's entries and each array's ``.npy`` header are checked as
+    `load` checks them (raising `CheckpointError`); the arrays' data are not read.
+
     Example::
 
         tg.checkpoint.info("params.ckpt").step
     """
     path = os.fspath(path)
-    with open(path, "rb") as f, _open_archive(f, path) as npz:
-        doc = _read_document(npz, path)
+    with _open_archive(path) as zf:
+        doc = _read_document(zf, path)
+        for i, spec in enumerate(doc["leaves"]):
+            _read_leaf(zf, i, spec, path, header_only=True)
     leaves = tuple((s["path"], tuple(s["shape"]), s["dtype"]) for s in doc["leaves"])
     return CheckpointInfo(doc["step"], doc["metadata"], leaves)
 
 
-def _open_archive(f, path):
-    try:
-        npz = np.load(f, allow_pickle=False)
-    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes numpy raise
-        raise CheckpointError(f"{path}: not a readable checkpoint, the file is damaged or "
-                              f"truncated ({type(e).__name__}: {e})") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise CheckpointError(f"{path}: not a checkpoint (a bare .npy array, not an archive)")
-    return npz
+@contextlib.contextmanager
+def _open_archive(path: str):
+    """The checkpoint's zip directory, opened (nothing of the entries read yet)."""
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
+    with open(path, "rb") as f:  # a missing file is an OSError, not a CheckpointError
+        try:
+            head = f.read(len(_NPY_MAGIC))
+            f.seek(0)
+            if not head:
+                raise CheckpointError(f"{path}: not a checkpoint, the file is empty")
+            if head == _NPY_MAGIC:
+                raise CheckpointError(f"{path}: not a checkpoint (a bare .npy array, not an "
+                                      f"archive)")
+            zf = zipfile.ZipFile(f)
+        except CheckpointError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever a damaged zip makes zipfile raise
+            raise CheckpointError(f"{path}: not a readable checkpoint, the file is damaged or "
+                                  f"truncated ({type(e).__name__}: {e})") from None
+        with zf:
+            yield zf
 
 
-def _read_entry(npz, name: str, max_bytes: int, path: str) -> np.ndarray:
-    """One entry, refusing entries larger than declared (so a forged header cannot make
-    us allocate more than the checkpoint says it holds)."""
-    try:
-        size = npz.zip.getinfo(name + ".npy").file_size
-    except KeyError:
-        raise CheckpointError(f"{path}: damaged checkpoint, the entry {name!r} is missing") from None
-    if size > max_bytes + _NPY_HEADER_ALLOWANCE:
-        raise CheckpointError(f"{path}: damaged checkpoint, entry {name!r} holds {size} bytes, "
-                              f"more than its declared {max_bytes}")
-    try:
-        return npz[name]
-    except Exception as e:  # noqa: BLE001 - corrupt or truncated entry, bad CRC, ...
-        raise CheckpointError(f"{path}: damaged checkpoint, entry {name!r} cannot be read "
-                              f"({type(e).__name__}: {e})") from None
-
-
-def _read_document(npz, path: str) -> dict:
-    if META_ENTRY not in npz.files:
+def _read_document(zf, path: str) -> dict:
+    """The checked JSON document; also checks the archive's entries against it."""
+    names = zf.namelist()
+    if len(set(names)) != len(names):
+        dups = sorted({n for n in names if names.count(n) > 1})
+        raise CheckpointError(f"{path}: damaged checkpoint, entries appear twice: "
+                              f"{_listed(dups)}")
+    if META_ENTRY + ".npy" not in names:
         raise CheckpointError(f"{path}: not a tracegraph checkpoint (no {META_ENTRY} entry)")
-    raw = _read_entry(npz, META_ENTRY, MAX_JSON_BYTES, path)
-    if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise CheckpointError(f"{path}: damaged checkpoint, {META_ENTRY} is "
-                              f"{raw.dtype}{list(raw.shape)}, not bytes")
+    raw = _read_npy(zf, META_ENTRY, path, np.dtype(np.uint8), None)
     try:
         doc = json.loads(raw.tobytes().decode("utf-8"))
     except (ValueError, RecursionError) as e:
@@ -276,88 +335,244 @@ def _read_document(npz, path: str) -> dict:
                               f"({e})") from None
     try:
         _validate(doc)
-    except (KeyError, TypeError, ValueError, RecursionError) as e:
+    except (TypeError, ValueError, RecursionError) as e:
         raise CheckpointError(f"{path}: damaged checkpoint, bad {META_ENTRY}: {e}") from None
+    expected = [f"a{i}" for i in range(len(doc["leaves"]))]
+    present = set(names)
+    missing = [n for n in expected if n + ".npy" not in present]
+    if missing:
+        what = f"the entry {missing[0]!r} is" if len(missing) == 1 else \
+            f"the entries {_listed(missing)} are"
+        raise CheckpointError(f"{path}: damaged checkpoint, {what} missing")
+    extra = sorted(present - {n + ".npy" for n in expected} - {META_ENTRY + ".npy"})
+    if extra:
+        raise CheckpointError(f"{path}: damaged checkpoint, unexpected entries "
+                              f"{_listed(extra)} (it declares {len(expected)} leaves)")
+    for name, spec in zip(expected, doc["leaves"]):
+        storage, shape = _storage(spec)
+        _check_entry_size(zf, name, _nbytes(storage, shape), path)
     return doc
 
 
+def _listed(names) -> str:
+    shown = ", ".join(repr(n) for n in names[:_MAX_LISTED])
+    return shown + (f" and {len(names) - _MAX_LISTED} more" if len(names) > _MAX_LISTED else "")
+
+
+def _storage(spec: dict) -> tuple[np.dtype, tuple]:
+    """The dtype an entry is stored as (bit patterns for ml_dtypes) and its shape."""
+    name = spec["dtype"]
+    if name in _NUMPY_DTYPES:
+        return _NUMPY_DTYPES[name], tuple(spec["shape"])
+    return np.dtype(f"u{_BIT_DTYPES[name].itemsize}"), tuple(spec["shape"])
+
+
+def _nbytes(dtype: np.dtype, shape: tuple) -> int:
+    n = dtype.itemsize
+    for d in shape:
+        n *= d
+    return n
+
+
+def _check_entry_size(zf, name: str, nbytes: int, path: str,
+                      max_bytes: int | None = None) -> zipfile.ZipInfo:
+    """The entry's zip record, refusing sizes that cannot hold ``nbytes`` of data (or
+    that hold more than ``max_bytes``, default ``nbytes``), so that a forged header
+    cannot make us allocate more than the checkpoint says it holds."""
+    zi = zf.getinfo(name + ".npy")
+    size = zi.file_size
+    limit = nbytes if max_bytes is None else max_bytes
+    if size > limit + _NPY_HEADER_ALLOWANCE:
+        raise CheckpointError(f"{path}: damaged checkpoint, entry {name!r} holds {size} bytes, "
+                              f"more than its declared {limit}")
+    if size < nbytes + _NPY_MIN_HEADER:
+        raise CheckpointError(f"{path}: damaged checkpoint, entry {name!r} holds {size} bytes, "
+                              f"less than its declared {nbytes}")
+    if zi.flag_bits & 0x1:
+        raise CheckpointError(f"{path}: damaged checkpoint, entry {name!r} is encrypted")
+    if zi.compress_type == zipfile.ZIP_STORED and zi.compress_size != size:
+        raise CheckpointError(f"{path}: damaged checkpoint, entry {name!r} is stored with "
+                              f"{zi.compress_size} bytes but declares {size}")
+    return zi
+
+
+def _read_npy(zf, name: str, path: str, dtype: np.dtype, shape: tuple | None,
+              header_only: bool = False):
+    """Entry ``name`` as an array of ``dtype`` and ``shape`` (``None``: the document, any
+    1-D length up to `MAX_JSON_BYTES`). Its ``.npy`` header is checked before any data is
+    read; then exactly the declared bytes are read, and the entry's CRC checked. With
+    ``header_only``, only the header is checked (and None returned)."""
+    if shape is None:
+        zi = _check_entry_size(zf, name, 0, path, MAX_JSON_BYTES)
+    else:
+        zi = _check_entry_size(zf, name, _nbytes(dtype, shape), path)
+    what = f"entry {name!r}"
+    try:
+        with zf.open(zi) as m:
+            version = np.lib.format.read_magic(m)
+            if version == (1, 0):
+                have_shape, fortran, have = np.lib.format.read_array_header_1_0(m)
+            elif version == (2, 0):
+                have_shape, fortran, have = np.lib.format.read_array_header_2_0(m)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            same_type = have.newbyteorder("<") == dtype.newbyteorder("<")
+            if shape is None:
+                if not same_type or len(have_shape) != 1 or \
+                        have_shape[0] > MAX_JSON_BYTES:
+                    raise CheckpointError(f"{path}: damaged checkpoint, {name} is "
+                                          f"{have}{list(have_shape)}, not bytes")
+                shape = tuple(have_shape)
+            elif not same_type or tuple(have_shape) != shape:
+                raise _HeaderMismatch(have, have_shape)
+            if header_only:
+                return None
+            nbytes = _nbytes(have, shape)
+            arr = np.empty(nbytes // have.itemsize, have)
+            view = arr.view(np.uint8)
+            done = 0
+            while done < nbytes:
+                n = m.readinto(view[done:done + _CHUNK])
+                if not n:
+                    raise ValueError(f"the data ends after {done} of {nbytes} bytes")
+                done += n
+            if m.read(1):  # reading to the end also checks the CRC
+                raise ValueError(f"bytes after the {nbytes} declared ones")
+    except (CheckpointError, _HeaderMismatch):
+        raise
+    except Exception as e:  # noqa: BLE001 - corrupt or truncated entry, bad CRC, ...
+        raise CheckpointError(f"{path}: damaged checkpoint, {what} cannot be read "
+                              f"({type(e).__name__}: {e})") from None
+    if have != dtype:
+        arr = arr.astype(dtype)  # written on a machine of the other byte order
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+class _HeaderMismatch(Exception):
+    """An entry's .npy header disagrees with the document (reported by the caller, who
+    knows the leaf's name)."""
+
+    def __init__(self, dtype, shape):
+        super().__init__(dtype, shape)
+        self.dtype, self.shape = dtype, tuple(shape)
+
+
+_DOC_KEYS = ("format", "version", "step", "metadata", "tree", "leaves")
+_LEAF_KEYS = ("path", "shape", "dtype", "py")
+_PY_KINDS = {"bool": "b", "int": "iu", "float": "f", "complex": "c"}  # dtype kinds
+_LIKE_KINDS = {"bool": "b", "int": "biu", "float": "biuf", "complex": "biufc"}  # lossless-ish
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_keys(d: dict, keys: tuple, what: str) -> None:
+    missing = [k for k in keys if k not in d]
+    extra = [k for k in d if k not in keys]
+    if missing or extra:
+        raise ValueError(f"{what} " + " and ".join(
+            ([f"lacks {_listed(missing)}"] if missing else [])
+            + ([f"has unexpected keys {_listed(extra)}"] if extra else [])))
+
+
 def _validate(doc) -> None:
+    """Check the document's every key and type; raises ValueError or TypeError."""
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"format is not {FORMAT!r}")
-    if doc.get("version") != VERSION:
-        raise ValueError(f"version {doc.get('version')!r} is not supported (this tracegraph "
+    version = doc.get("version")
+    if not _is_int(version) or version != VERSION:
+        raise ValueError(f"version {version!r} is not supported (this tracegraph "
                          f"reads version {VERSION})")
+    _check_keys(doc, _DOC_KEYS, "the document")
     step = doc["step"]
-    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+    if step is not None and not _is_int(step):
         raise TypeError(f"step {step!r} is not an int")
     leaves = doc["leaves"]
     if not isinstance(leaves, list):
         raise TypeError("leaves is not a list")
     for i, s in enumerate(leaves):
-        if not isinstance(s, dict) or not isinstance(s["path"], str):
-            raise TypeError(f"leaf {i} is malformed")
+        if not isinstance(s, dict):
+            raise TypeError(f"leaf {i} is not an object")
+        _check_keys(s, _LEAF_KEYS, f"leaf {i}")
+        if not isinstance(s["path"], str):
+            raise TypeError(f"leaf {i} has a path {s['path']!r} that is not a string")
         shape = s["shape"]
-        if not isinstance(shape, list) or not all(
-            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-        ):
-            raise ValueError(f"leaf {i} has a bad shape {shape!r}")
-        if s["dtype"] not in _NUMPY_DTYPES and s["dtype"] not in _BIT_DTYPES:
-            raise ValueError(f"leaf {i} has an unknown dtype {s['dtype']!r}")
-        if s.get("py") not in (None, *_PY_SCALARS.values()) or (s.get("py") and shape):
-            raise ValueError(f"leaf {i} has a bad scalar kind {s.get('py')!r}")
-    used = [0] * len(leaves)
-    _validate_tree(doc["tree"], used)
-    if any(n != 1 for n in used):
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise ValueError(f"leaf {i} has a bad shape {str(shape)[:80]}")
+        dtype = s["dtype"]
+        if not isinstance(dtype, str) or (dtype not in _NUMPY_DTYPES and dtype not in _BIT_DTYPES):
+            raise ValueError(f"leaf {i} has an unknown dtype {str(dtype)[:80]!r}")
+        py = s["py"]
+        if py is not None and (not isinstance(py, str) or py not in _PY_KINDS or shape
+                               or dtype not in _NUMPY_DTYPES
+                               or _NUMPY_DTYPES[dtype].kind not in _PY_KINDS[py]):
+            raise ValueError(f"leaf {i} has a bad scalar kind {str(py)[:80]!r} for "
+                             f"{dtype}{shape}")
+    used: list[list] = [[] for _ in leaves]  # where each leaf sits in the tree
+    _validate_tree(doc["tree"], (), used)
+    if any(len(w) != 1 for w in used):
         raise ValueError("the tree does not use every leaf exactly once")
+    for i, (where,) in enumerate(used):  # like= pairs leaves by these paths
+        if leaves[i]["path"] != _path_str(where):
+            raise ValueError(f"leaf {i} is named {leaves[i]['path'][:80]!r} but sits at "
+                             f"{_path_str(where)[:80]!r} in the tree")
 
 
-def _validate_tree(node, used) -> None:
+def _validate_tree(node, where: tuple, used: list) -> None:
+    """Check one tree node (at path ``where``); records where each leaf sits."""
     if node is None:
         return
-    if not isinstance(node, dict) or len(node) not in (1, 3):
-        raise ValueError(f"bad tree node {str(node)[:80]!r}")
+    if not isinstance(node, dict) or set(node) not in (
+            {"leaf"}, {"dict"}, {"list"}, {"tuple"}, {"node", "keys", "children"}):
+        raise ValueError(f"bad tree node {str(node)[:80]!r} at {_path_str(where) or 'the root'}")
     if "leaf" in node:
         i = node["leaf"]
-        if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(used):
-            raise ValueError(f"bad leaf index {i!r}")
-        used[i] += 1
+        if not _is_int(i) or not 0 <= i < len(used):
+            raise ValueError(f"bad leaf index {str(i)[:80]!r}")
+        used[i].append(where)
     elif "dict" in node:
-        for item in node["dict"]:
-            if not isinstance(item, list) or len(item) != 2 or isinstance(item[0], bool) \
-                    or not isinstance(item[0], (str, int)):
+        items = node["dict"]
+        if not isinstance(items, list):
+            raise ValueError("bad dict node")
+        seen = set()
+        for item in items:
+            if not isinstance(item, list) or len(item) != 2 or not (
+                    isinstance(item[0], str) or _is_int(item[0])) or item[0] in seen:
                 raise ValueError(f"bad dict item {str(item)[:80]!r}")
-            _validate_tree(item[1], used)
-    elif "list" in node or "tuple" in node:
+            seen.add(item[0])
+            _validate_tree(item[1], where + (item[0],), used)
+    elif "node" in node:
+        keys, kids = node["keys"], node["children"]
+        if not isinstance(node["node"], str) or not isinstance(keys, list) \
+                or not isinstance(kids, list) or len(keys) != len(kids) \
+                or not all(isinstance(k, str) or _is_int(k) for k in keys):
+            raise ValueError("bad custom node")
+        for k, c in zip(keys, kids):
+            _validate_tree(c, where + (k,), used)
+    else:
         kids = node.get("list", node.get("tuple"))
         if not isinstance(kids, list):
             raise ValueError("bad list/tuple node")
-        for c in kids:
-            _validate_tree(c, used)
-    elif set(node) == {"node", "keys", "children"}:
-        if not isinstance(node["keys"], list) or not isinstance(node["children"], list) \
-                or len(node["keys"]) != len(node["children"]):
-            raise ValueError("bad custom node")
-        for c in node["children"]:
-            _validate_tree(c, used)
-    else:
-        raise ValueError(f"bad tree node {str(node)[:80]!r}")
+        for i, c in enumerate(kids):
+            _validate_tree(c, where + (i,), used)
 
 
-def _read_leaf(npz, i: int, spec: dict, path: str):
-    name = spec["dtype"]
-    dtype = _NUMPY_DTYPES.get(name) or _BIT_DTYPES[name]
-    storage = dtype if name in _NUMPY_DTYPES else np.dtype(f"u{dtype.itemsize}")
-    shape = tuple(spec["shape"])
-    nbytes = int(np.prod(shape, dtype=object)) * storage.itemsize
-    arr = _read_entry(npz, f"a{i}", nbytes, path)
-    if arr.dtype != storage or arr.shape != shape:
+def _read_leaf(zf, i: int, spec: dict, path: str, header_only: bool = False):
+    storage, shape = _storage(spec)
+    try:
+        arr = _read_npy(zf, f"a{i}", path, storage, shape, header_only)
+        if header_only:
+            return None
+    except _HeaderMismatch as e:
         raise CheckpointError(f"{path}: damaged checkpoint, leaf {spec['path'] or '<root>'} is "
-                              f"{arr.dtype}{list(arr.shape)}, its header says "
-                              f"{storage}{list(shape)}")
-    if storage != dtype:
-        arr = arr.view(dtype)
-    py = spec.get("py")
-    if py is not None:
+                              f"{e.dtype}{list(e.shape)}, its header says "
+                              f"{storage}{list(shape)}") from None
+    name = spec["dtype"]
+    if name in _BIT_DTYPES:
+        arr = arr.view(_BIT_DTYPES[name])
+    py = spec["py"]
+    if py is not None:  # _validate checked that the kind fits the dtype
         return {"bool": bool, "int": int, "float": float, "complex": complex}[py](arr[()])
     return arr
 
@@ -413,17 +628,24 @@ def _into_like(like, leaves, specs, path: str, strict: bool):
             wd = np.dtype(want_dtype).name if want_dtype is not None else "scalar"
             problems.append(f"{lp or '<root>'}: checkpoint {spec['dtype']}{list(have_shape)}, "
                             f"like {wd}{list(want_shape)}")
+    out = []
+    for (_, want), lp, i in zip(flat, like_paths, order or ()):
+        leaf = leaves[i]
+        if type(want) in _PY_SCALARS and isinstance(leaf, np.ndarray):
+            kind = type(want).__name__
+            try:  # a NaN into an int fails; a complex into a float would lose a part
+                if leaf.dtype.kind not in _LIKE_KINDS[kind]:
+                    raise TypeError(f"a {leaf.dtype} cannot become a Python {kind}")
+                leaf = type(want)(leaf[()])
+            except (TypeError, ValueError, OverflowError) as e:
+                problems.append(f"{lp or '<root>'}: checkpoint {specs[i]['dtype']} value "
+                                f"{leaf[()]!r}, like a Python {kind} ({e})")
+        out.append(leaf)
     if problems:
         shown = problems[:_MAX_LISTED]
         if len(problems) > _MAX_LISTED:
             shown.append(f"... and {len(problems) - _MAX_LISTED} more")
         raise CheckpointError(f"{path} does not match like:\n  " + "\n  ".join(shown))
-    out = []
-    for (_, want), i in zip(flat, order):
-        leaf = leaves[i]
-        if type(want) in _PY_SCALARS and isinstance(leaf, np.ndarray):
-            leaf = type(want)(leaf[()])
-        out.append(leaf)
     return jax.tree_util.tree_unflatten(treedef, out)
 
 
