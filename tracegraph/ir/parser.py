@@ -95,7 +95,21 @@ def build_node(ir: IRClasses, op_name, inputs, attrs: dict, out_types, location=
     the op's type rules give. The attributes keep the order given, defaults last."""
     op = registry.lookup(op_name)
     op.check_arity(len(inputs))
-    checked = op.check_attrs(attrs)
+    for key, value in attrs.items():
+        # a reader gives dtypes as np.dtype (the text's names, JSON's {"dtype": ...});
+        # anything else would go to np.dtype(), which reads strings and tuples such as
+        # ("f4", -1) its own way and raises what it likes
+        kind = op.attrs[key].kind if key in op.attrs else None
+        is_dtype = isinstance(value, np.dtype) or (value is None and kind == "opt_dtype")
+        if kind in ("dtype", "opt_dtype") and not is_dtype:
+            raise IRError(f"op {op_name!r}, attribute {key!r}: expected a dtype name, "
+                          f"got {value!r:.60}")
+    try:
+        checked = op.check_attrs(attrs)
+    except IRError:
+        raise
+    except Exception as e:  # noqa: BLE001 - an attribute check failing on foreign input
+        raise IRError(f"op {op_name!r}: bad attributes ({type(e).__name__}: {e})") from None
     ordered = {k: checked[k] for k in attrs}
     ordered.update((k, v) for k, v in checked.items() if k not in ordered)
     try:
@@ -314,7 +328,7 @@ class _Parser:
             in_tree if in_tree is not None else default_in_tree(len(inputs)), out_tree,
         )
         try:
-            verifier.verify(graph, depth)
+            verifier.verify(graph, depth, nested=False)  # subgraphs: verified as read
         except IRError as e:
             raise head.error(str(e)) from None
         return graph
@@ -783,6 +797,9 @@ def parse_graph(text, ir: IRClasses, constants=None):
         raise IRError(f"expected the text of a graph (str), got {type(text).__name__}")
     check_text_size(text)
     p = _Parser(text, ir, constants)
-    graph = p.graph(0, "")
-    p.finish()
+    try:
+        graph = p.graph(0, "")
+        p.finish()
+    except RecursionError:  # the depth limits keep far from it; a deep caller's stack may not
+        raise IRError("text nested too deeply to read") from None
     return graph

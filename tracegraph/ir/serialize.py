@@ -183,7 +183,10 @@ def load_document(text, ir: IRClasses, fetch):
         raise IRError(f"not a tracegraph IR document (format {doc['format']!r:.40})")
     if type(doc["version"]) is not int or doc["version"] != VERSION:
         raise IRError(f"unsupported IR version {doc['version']!r:.20} (this reader knows {VERSION})")
-    return _Loader(ir, fetch).graph(doc["graph"], 0, "graph")
+    try:
+        return _Loader(ir, fetch).graph(doc["graph"], 0, "graph")
+    except RecursionError:  # the depth limits keep far from it; a deep caller's stack may not
+        raise IRError("JSON document nested too deeply to read") from None
 
 
 def _loads(text: str):
@@ -313,7 +316,7 @@ class _Loader:
         out_tree = self.tree(obj, "out_tree", path, default_out_tree(len(outputs)))
         graph = self.ir.Graph(name, inputs, constants, nodes, outputs, in_tree, out_tree)
         try:
-            verifier.verify(graph, depth)
+            verifier.verify(graph, depth, nested=False)  # subgraphs: verified as read
         except IRError as e:
             raise IRError(f"{path}: {e}") from None
         return graph

@@ -6,7 +6,7 @@ arities and attributes, and types re-derived through each op's shape rule.
 
 from __future__ import annotations
 
-from ..errors import Error, IRError
+from ..errors import IRError
 from . import registry
 from .types import TensorType, checked_num_elements
 
@@ -48,6 +48,8 @@ def verify(graph, _depth: int = 0, *, nested: bool = True) -> None:
             attrs = op.check_attrs(node.attrs)
         except IRError as e:
             raise IRError(f"{where}: {e}") from None
+        except Exception as e:  # noqa: BLE001 - an attribute check failing on foreign values
+            raise IRError(f"{where}: bad attributes ({type(e).__name__}: {e})") from None
         if set(attrs) != set(node.attrs):
             raise IRError(f"{where}: attributes {sorted(node.attrs)} != {sorted(attrs)}")
         for k, v in attrs.items() if nested else ():
@@ -61,7 +63,7 @@ def verify(graph, _depth: int = 0, *, nested: bool = True) -> None:
                 raise IRError(f"{where}: input {j} is used before it is defined (or dangling)")
         try:
             expected = op.infer([v.type for v in node.inputs], attrs)
-        except Error as e:
+        except Exception as e:  # noqa: BLE001 - tg.Error from a rule, or a rule failing on foreign types
             raise IRError(f"{where}: shape rule rejects the inputs: {e}") from None
         if len(expected) != len(node.outputs):
             raise IRError(f"{where}: has {len(node.outputs)} outputs, op gives {len(expected)}")
