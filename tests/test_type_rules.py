@@ -1,11 +1,13 @@
 """Type rules (the shape, dtype, weak and sharding facets of every op) and shardings in
-the IR: every op's rules against what its implementation gives under `jax.eval_shape`,
+the IR: every op's rules against what its implementation gives under `jax.eval_shape`
+(the type matrix: every dtype, weak and strong operands, Python scalars),
 the standard and per-op sharding rules, rule failures that name the op and the rule,
 and sharded types through text, JSON and files (malformed ones: tg.IRError)."""
 
 import functools
 import json
 import re
+import warnings
 
 import jax
 import numpy as np
@@ -15,8 +17,8 @@ from jax.sharding import PartitionSpec
 import tracegraph as tg
 from tracegraph.core import bind, trace_graph
 from tracegraph.ir import OpDef, all_ops, lookup, registry
-from tracegraph.ir.types import TensorType
-from tracegraph.ops.defop import defop
+from tracegraph.ir.types import DTYPE_NAMES, TensorType
+from tracegraph.ops.defop import default_float, default_int, defop
 
 from conftest import x64_if_needed
 from op_matrix import sample_cases
@@ -61,19 +63,6 @@ def test_type_rules_match_the_implementation(name, index):
         assert got == _jax_types(op, attrs, structs), f"{name}[{sample.name}]"
 
 
-# Ops whose rules keep a weak operand's flag where the implementation drops it (or the
-# other way round); the rules are kept as they were when the facets were split out.
-KNOWN_WEAK_DIFFERENCES = {
-    "erfc": "lax.erfc after convert_element_type drops the flag; the rule keeps it",
-    "expm1": "as erfc",
-    "gelu": "jax.nn.gelu drops the flag; the rule keeps it",
-    "logical_not": "jnp.logical_not gives a strong bool; the rule keeps the flag",
-    "pow": "jnp.power of weak ints gives a strong int; the rule keeps the flag",
-    "max_pool2d_grad": "jax.vjp keeps the flag of weak operands; the rule drops it",
-    "max_pool2d_jvp": "jax.jvp keeps the flag of weak operands; the rule drops it",
-}
-
-
 def _weakable(dtype):
     defaults = (np.int64, np.float64, np.complex128)
     return np.dtype(dtype) in {np.dtype(jax.dtypes.canonicalize_dtype(t)) for t in defaults}
@@ -101,8 +90,6 @@ def test_weak_type_rules_match_the_implementation(name, index):
             got, want = op.infer(types, attrs), _jax_types(op, attrs, args)
             if got != want:
                 differences.append(f"weak operands {sorted(weak)}: rules {got}, jax {want}")
-    if differences and name in KNOWN_WEAK_DIFFERENCES:
-        pytest.xfail(KNOWN_WEAK_DIFFERENCES[name])
     assert not differences, f"{name}[{sample.name}]: " + "; ".join(differences)
 
 
@@ -334,3 +321,133 @@ def test_bad_sharding_json_is_an_ir_error(sharding, pattern):
     doc["graph"]["inputs"][0]["type"]["sharding"] = sharding
     with pytest.raises(tg.IRError, match=r"graph.inputs\[0\].type: .*" + re.escape(pattern)):
         tg.Graph.from_json(json.dumps(doc))
+
+
+# -- the full type matrix: ops x samples x dtypes x weak/strong/Python-scalar operands ------
+# NOTE: a sample's operands are grouped by their dtype (data operands share one; indices,
+# keys and predicates have their own). Each group in turn takes each matrix dtype, strong,
+# each operand weak, all weak, and each operand replaced by a weak int / weak float (what a
+# Python scalar or a weakly typed array of that kind is). JAX (`jax.eval_shape` of the
+# implementation) is the reference; a combination the shape rule rejects must fail in the
+# implementation too, unless it is in DELIBERATE_REJECTIONS.
+
+MATRIX_DTYPES = ("bool", "i8", "i32", "u8", "f16", "bf16", "f32")
+X64_DTYPES = ("i64", "f64")
+
+# op -> (the rule's refusal message, why it is deliberate though JAX would run the op):
+# tracegraph is stricter than JAX here on purpose.
+DELIBERATE_REJECTIONS = {
+    "conv2d": ("needs floating-point operands",
+               "integer/bool convolutions: no gradient, and XLA's are backend-dependent"),
+    "conv_general": ("needs floating-point operands", "as conv2d"),
+    "avg_pool2d": ("needs a numeric operand", "the mean of bools is not a pooling"),
+    "max_pool2d": ("needs a numeric operand", "bool max pooling is a logical or; say so"),
+    "max_pool2d_grad": ("needs a floating-point x", "a gradient op: JAX gives float0 for ints"),
+    "dropout": ("needs a floating-point operand", "scaling ints by 1/(1-p) silently makes floats"),
+    "one_hot": ("needs integer class ids", "float class ids compare by equality: a silent bug"),
+    "random_seed": ("must be an integer scalar", "a seed is an integer"),
+    "random_fold_in": ("needs an integer scalar to fold in", "as random_seed"),
+    "select": ("needs a bool predicate", "lax.select's contract; an int selector is select_n"),
+    "index_add": ("indices must be integers", "bool indices are masks in numpy, not 0/1"),
+}
+
+
+# refusals deliberate in every op
+DELIBERATE_EVERYWHERE = {
+    "a random key must be u32[2]": "keys are what tg.random.key / jax.random.PRNGKey give; "
+                                   "an op may ignore its key (dropout at rate 0), a key of "
+                                   "another dtype is still a bug",
+}
+
+
+def _deliberate(name, error):
+    if not isinstance(error, tg.ShapeError):
+        return False
+    patterns = [DELIBERATE_REJECTIONS.get(name, ("\0",))[0], *DELIBERATE_EVERYWHERE]
+    return any(p in str(error) for p in patterns)
+
+
+def _variants(group, sample_dtypes):
+    """(name, {position: (dtype or None for the group dtype, weak)}) for one dtype group."""
+    out = [("strong", {})]
+    out += [(f"weak{k}", {k: (None, True)}) for k in group]
+    if len(group) > 1:
+        out.append(("all-weak", {k: (None, True) for k in group}))
+    if len(sample_dtypes) > 1 or len(group) > 1:  # a weak int / float among other operands
+        for k in group:
+            out.append((f"pyint{k}", {k: ("int", True)}))
+            out.append((f"pyfloat{k}", {k: ("float", True)}))
+    return out
+
+
+def _fails(fn):
+    try:
+        return False, fn()
+    except Exception as e:  # noqa: BLE001 - any failure counts
+        return True, e
+
+
+def _matrix_cases(sample, dtypes):
+    """Yield (description, operand structs) for one sample."""
+    base = [_arg_struct(a) for a in sample.args]
+    groups = {}
+    for k, s in enumerate(base):
+        groups.setdefault(np.dtype(s.dtype), []).append(k)
+    for group in groups.values():
+        for dname in dtypes:
+            dt = np.dtype(DTYPE_NAMES[dname])
+            for vname, change in _variants(group, groups):
+                structs = list(base)
+                for k in group:
+                    kdt, weak = change.get(k, (None, False))
+                    kdt = {None: dt, "int": default_int(), "float": default_float()}[kdt]
+                    structs[k] = jax.ShapeDtypeStruct(base[k].shape, kdt, weak_type=weak)
+                yield f"{dname} {vname} (group {group})", structs
+
+
+def _show(types):
+    if isinstance(types, Exception):
+        return f"{type(types).__name__}: {str(types).splitlines()[0][:160] if str(types) else ''}"
+    return "(" + ", ".join(f"{t.dtype}{list(t.shape)}{'~' if t.weak else ''}" for t in types) + ")"
+
+
+def _check_matrix(name, index, dtypes):
+    """(problems, number of cases) of one sample over ``dtypes``."""
+    op = lookup(name)
+    problems, count = [], 0
+    for wide in (False, True):
+        dts = [d for d in dtypes if (d in X64_DTYPES) == wide]
+        if not dts:
+            continue
+        with jax.enable_x64(wide):
+            sample = op.samples()[index]
+            attrs = op.check_attrs(sample.attrs)
+            for what, structs in _matrix_cases(sample, dts):
+                count += 1
+                types = [TensorType(s.shape, s.dtype, s.weak_type) for s in structs]
+                rule_failed, got = _fails(lambda t=types, a=attrs: op.infer(t, a))
+                with warnings.catch_warnings():  # jax's deprecations of odd dtypes
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    impl_failed, want = _fails(lambda a=attrs, s=structs: _jax_types(op, a, s))
+                if rule_failed and not isinstance(got, tg.ShapeError):  # a rule crashed
+                    problems.append(f"{what}: {_show(got)}")
+                elif rule_failed and impl_failed:
+                    continue
+                elif rule_failed:
+                    if _deliberate(name, got):
+                        continue
+                    problems.append(f"{what}: rules refuse ({_show(got)}), jax {_show(want)}")
+                elif impl_failed:
+                    problems.append(f"{what}: rules {_show(got)}, jax fails ({_show(want)})")
+                elif got != want:
+                    problems.append(f"{what}: rules {_show(got)}, jax {_show(want)}")
+    return problems, count
+
+
+@pytest.mark.parametrize("name,index", list(sample_cases(default_per_op=1, keep=_no_subgraphs)))
+def test_type_matrix(name, index):
+    """Every dtype, weak/strong and Python-scalar variant of an op's sample (the first
+    sample of each op by default, every sample with -m slow)."""
+    problems, _ = _check_matrix(name, index, MATRIX_DTYPES + X64_DTYPES)
+    assert not problems, f"{name}[{index}]:\n  " + "\n  ".join(problems[:20]) + (
+        f"\n  ... {len(problems)} in all" if len(problems) > 20 else "")

@@ -21,6 +21,7 @@ from .defop import (
     defop,
     bind,
     lax_weak,
+    promoted_dtype,
     no_sharding,
 )
 from .samples import FLOATS, arr
@@ -401,6 +402,7 @@ def _conv_general_samples():
 conv_general = defop(
     "conv_general",
     shape=_conv_general_shape,
+    dtype=promoted_dtype,  # the implementation's jnp.result_type
     weak=lax_weak,
     sharding=no_sharding,
     impl=_conv_general_impl,
@@ -597,6 +599,7 @@ def _conv2d_vjp(ct, x, w, *, out, stride, padding, dilation, groups):
 conv2d = defop(
     "conv2d",
     shape=_conv2d_shape,
+    dtype=promoted_dtype,  # the implementation's jnp.result_type
     weak=lax_weak,
     sharding=no_sharding,
     impl=_conv2d_impl,

@@ -27,9 +27,10 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from ..core import bind
+from ..core import bind, weak_of
 from ..errors import ShapeError
 from ..ir.registry import NOT_DIFFERENTIABLE, Attr, OpDef, Sample, register
 from ..ir.types import TensorType, is_bool, is_inexact, is_int
@@ -38,8 +39,9 @@ __all__ = [
     "defop", "bind", "unbroadcast", "Attr", "Sample", "NOT_DIFFERENTIABLE", "TensorType", "ShapeError",
     "standard_dtype", "standard_weak", "standard_sharding", "promoted_dtype", "promoted_weak",
     "same_shape", "broadcast_shape", "inexact_dtype", "first_dtype", "first_weak", "first_sharding",
-    "fixed_dtype", "lax_weak", "never_weak", "no_sharding",
-    "promote", "broadcast_shapes", "to_inexact",
+    "fixed_dtype", "lax_weak", "never_weak", "no_sharding", "inexact_weak", "numeric_dtype",
+    "as_inexact",
+    "promote", "result_type", "broadcast_shapes", "to_inexact",
     "default_int", "default_float", "normalize_axis", "normalize_axes",
 ]
 
@@ -126,17 +128,54 @@ def _weak_stand_in(dtype):
     return {"b": False, "i": 0, "u": 0, "f": 0.0, "c": 0j}.get(k, 0.0) if k != "V" else 0.0
 
 
-@functools.lru_cache(maxsize=4096)
-def _promote_cached(key, x64):
+def _stand_in_result_type(key):
     args = [_weak_stand_in(dt) if weak else dt for dt, weak in key]
     dt, weak = jax.dtypes.result_type(*args, return_weak_type_flag=True)
     return np.dtype(dt), bool(weak)
 
 
+@functools.lru_cache(maxsize=4096)
+def _lattice_cached(key, x64):
+    # NOTE: jax.numpy promotes operands with `lattice_result_type`, which differs from
+    # `jax.dtypes.result_type` for weak operands: weak operands all of one dtype keep it
+    # (weak bf16 + weak bf16 is weak bf16, not the default float), and a bool result is
+    # never weak. This is that function, written with the public `result_type`.
+    dtypes = [np.dtype(dt) for dt, _ in key]
+    weaks = [weak for _, weak in key]
+    if len(key) == 1:
+        dt, weak = dtypes[0], weaks[0]
+    elif len(set(dtypes)) == 1 and not all(weaks):
+        dt, weak = dtypes[0], False
+    elif all(weaks):
+        dt, weak = jax.dtypes.result_type(*dtypes), True
+    else:  # a weak operand among others: the lattice gives the default of its kind
+        dt, weak = _stand_in_result_type(key)
+    dt = np.dtype(jax.dtypes.canonicalize_dtype(dt))
+    return dt, bool(weak) and dt != np.bool_
+
+
+@functools.lru_cache(maxsize=4096)
+def _result_type_cached(key, x64):
+    dt, weak = _lattice_cached(key, x64)
+    if weak:  # jax.dtypes.result_type: a weak result takes the default of its kind
+        kind = "f" if is_inexact(dt) and dt.kind != "c" else dt.kind
+        wide = {"i": np.int64, "u": np.uint64, "f": np.float64, "c": np.complex128}[kind]
+        dt = np.dtype(jax.dtypes.canonicalize_dtype(wide))
+    return dt, weak
+
+
 def promote(*types: TensorType) -> tuple[np.dtype, bool]:
-    """Result dtype and weak flag of combining ``types``, by JAX's promotion lattice."""
+    """Result dtype and weak flag of combining ``types``, by JAX's promotion lattice: the
+    type jax.numpy converts the operands of its elementwise ops to."""
     key = tuple([(t.dtype, t.weak) for t in types])
-    return _promote_cached(key, jax.config.jax_enable_x64)
+    return _lattice_cached(key, jax.config.jax_enable_x64)
+
+
+def result_type(*types: TensorType) -> tuple[np.dtype, bool]:
+    """`jax.dtypes.result_type` of ``types`` with its weak flag: as `promote`, but a weak
+    result takes the default dtype of its kind (what jnp.matmul and jnp.einsum give)."""
+    key = tuple([(t.dtype, t.weak) for t in types])
+    return _result_type_cached(key, jax.config.jax_enable_x64)
 
 
 def to_inexact(dtype) -> np.dtype:
@@ -247,13 +286,13 @@ def standard_sharding(shape_rule, multi_output=False):
 
 
 def promoted_dtype(*types: TensorType, **_) -> np.dtype:
-    """`promote`'s dtype of every operand, also of a single one (a weak operand takes the
-    default dtype of its kind, as jnp.einsum gives)."""
-    return promote(*types)[0]
+    """`result_type`'s dtype of every operand, also of a single one: a weak result takes
+    the default dtype of its kind (jnp.einsum, jnp.matmul)."""
+    return result_type(*types)[0]
 
 
 def promoted_weak(*types: TensorType, **_) -> bool:
-    return promote(*types)[1]
+    return result_type(*types)[1]
 
 
 def same_shape(x: TensorType, *_, **__) -> tuple[int, ...]:
@@ -269,6 +308,30 @@ def broadcast_shape(*types: TensorType, **_) -> tuple[int, ...]:
 def inexact_dtype(x: TensorType, *_, **__) -> np.dtype:
     """The dtype rule of float-valued ops: integers and bool become floats (`to_inexact`)."""
     return to_inexact(x.dtype)
+
+
+def inexact_weak(x: TensorType, *_, **__) -> bool:
+    """The weak rule of float-valued ops (as jax.numpy's): a weak operand gives a weak
+    result, except a (weak) bool, which is never weak in JAX's promotion."""
+    return x.weak and not is_bool(x.dtype)
+
+
+def numeric_dtype(*types: TensorType, **_) -> np.dtype:
+    """`standard_dtype`, with bool made the default int (jax.numpy's arithmetic that has
+    no bool form: floor_divide, remainder, power)."""
+    dt = standard_dtype(*types)
+    return default_int() if is_bool(dt) else dt
+
+
+def as_inexact(x):
+    """An implementation's operand as the float jax.numpy would compute in: integers and
+    bool become `to_inexact` of their dtype, a weak int stays weak (`inexact_weak`)."""
+    x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return x
+    if weak_of(x) and not is_bool(x.dtype):
+        return jnp.multiply(x, 1.0)  # weak int * weak float: the weak float of its width
+    return jax.lax.convert_element_type(x, to_inexact(x.dtype))
 
 
 def first_dtype(x: TensorType, *_, **__) -> np.dtype:
@@ -291,9 +354,10 @@ def fixed_dtype(dtype):
 
 
 def lax_weak(x: TensorType, y: TensorType, *_, **__) -> bool:
-    """The weak rule of lax contractions (dot_general, convolutions): weak only when both
-    operands are weak and of one dtype (no conversion happened)."""
-    return x.weak and y.weak and x.dtype == y.dtype
+    """The weak rule of lax contractions (dot_general, convolutions), whose implementations
+    convert both operands to `promoted_dtype` (a strong conversion): weak only when both
+    operands are weak and already of that dtype (no conversion happened)."""
+    return x.weak and y.weak and x.dtype == y.dtype == promoted_dtype(x, y)
 
 
 def never_weak(*_, **__) -> bool:

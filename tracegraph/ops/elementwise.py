@@ -26,15 +26,21 @@ from .defop import (
     broadcast_shape,
     defop,
     fixed_dtype,
+    as_inexact,
     inexact_dtype,
+    inexact_weak,
+    default_float,
+    default_int,
+    numeric_dtype,
     never_weak,
     promote,
+    promoted_weak,
     same_shape,
     standard_dtype,
     standard_weak,
     to_inexact,
 )
-from ..core import weak_of
+from ..ir.types import is_inexact, is_int
 from .samples import BOOL, FLOATS, INTS, arr, positive
 
 # -- samples ------------------------------------------------------------------------
@@ -70,18 +76,21 @@ def _nonzero(shape, dtype, tag=""):
     return a if a.dtype.kind == "u" else a * (1 - 2 * (arr(shape, "bool", tag=tag + "s")))
 
 
+def _no_bool(name, shape_rule):
+    """``shape_rule``, refusing bool operands (jax.numpy's op has no bool form)."""
+
+    def rule(*types, **attrs):
+        if standard_dtype(*types) == np.bool_:  # after promotion: bool - 1 is an int
+            raise ShapeError(f"{name} does not take bool operands, got " + ", ".join(map(str, types)))
+        return shape_rule(*types, **attrs)
+
+    return rule
+
+
 # -- unary --------------------------------------------------------------------------
 
 
-def _inexact(x):
-    """Integer/bool operands of float-valued ops become floats as jax.numpy makes them,
-    keeping a weak operand weak."""
-    dt = jnp.result_type(x)
-    if jnp.issubdtype(dt, jnp.inexact):
-        return x
-    if weak_of(x):
-        return jnp.multiply(x, 1.0)
-    return lax.convert_element_type(x, to_inexact(dt))
+_inexact = as_inexact
 
 
 def _float_op(name, fn, vjp, make=arr, reference=None, doc=""):
@@ -89,6 +98,7 @@ def _float_op(name, fn, vjp, make=arr, reference=None, doc=""):
         name,
         shape=same_shape,
         dtype=inexact_dtype,
+        weak=inexact_weak,
         impl=fn,
         vjp=vjp,
         samples=lambda: _unary_samples(FLOATS, make, ints=("i32",)),
@@ -99,7 +109,7 @@ def _float_op(name, fn, vjp, make=arr, reference=None, doc=""):
 
 neg = defop(
     "neg",
-    shape=same_shape,
+    shape=_no_bool("neg", same_shape),
     impl=jnp.negative,
     vjp=lambda ct, x, *, out: [-ct],
     samples=lambda: _unary_samples(FLOATS + ("i32", "i8")),
@@ -141,9 +151,16 @@ erf = _float_op(
     vjp=lambda ct, x, *, out: [ct * bind("exp", -(x * x)) * (2 / math.sqrt(math.pi))],
 )
 
+def _with_weak_int(x, **_):
+    # jnp.maximum(x, 0): x promoted with a weak int (bool and weak narrow ints: the default int)
+    return promote(x, TensorType((), default_int(), True))
+
+
 relu = defop(
     "relu",
     shape=same_shape,
+    dtype=lambda x: _with_weak_int(x)[0],
+    weak=lambda x: _with_weak_int(x)[1],
     impl=jax.nn.relu,
     vjp=lambda ct, x, *, out: [bind("where", x > 0, ct, 0)],  # 0 at the kink, as JAX
     samples=lambda: _unary_samples(FLOATS + ("i32",)),
@@ -154,6 +171,7 @@ gelu = defop(
     "gelu",
     shape=same_shape,
     dtype=inexact_dtype,
+    weak=never_weak,  # jax.nn.gelu's result is never weak
     impl=lambda x, *, approximate: jax.nn.gelu(x, approximate=approximate),
     attrs={"approximate": Attr("bool", True)},
     vjp=lambda ct, x, *, out, approximate: [ct * _gelu_derivative(x, approximate)],
@@ -164,7 +182,7 @@ gelu = defop(
 
 sign = defop(
     "sign",
-    shape=same_shape,
+    shape=_no_bool("sign", same_shape),
     impl=jnp.sign,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(FLOATS + ("i32",)),
@@ -188,7 +206,7 @@ ceil = defop(
 )
 round_ = defop(
     "round",
-    shape=same_shape,
+    shape=_no_bool("round", same_shape),
     impl=jnp.round,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(FLOATS),
@@ -200,7 +218,11 @@ round_ = defop(
 logical_not = defop(
     "logical_not",
     shape=same_shape,
-    dtype=fixed_dtype(np.bool_),  # keeps the weak flag
+    dtype=fixed_dtype(np.bool_),
+    # jnp.logical_not is ne(x, 0) but for bool, and the 0 is a weak Python scalar only
+    # for a weak scalar x of a default dtype
+    weak=lambda x: x.weak and (x.dtype == np.bool_ or (
+        x.ndim == 0 and x.dtype in (default_int(), default_float()))),
     impl=jnp.logical_not,
     vjp=NOT_DIFFERENTIABLE,
     samples=lambda: _unary_samples(BOOL + ("i32",)),
@@ -242,7 +264,7 @@ add = defop(
 )
 sub = defop(
     "sub",
-    shape=broadcast_shape,
+    shape=_no_bool("sub", broadcast_shape),
     impl=jnp.subtract,
     vjp=lambda ct, x, y, *, out: [unbroadcast(ct, x.shape), unbroadcast(-ct, y.shape)],
     arity=2,
@@ -271,10 +293,24 @@ div = defop(
     samples=lambda: _binary_samples(FLOATS + ("i32",), rhs=_nonzero),
     reference=lambda x, y: x / y,
 )
+def _pow_weak(x, y):
+    # jnp.power: integer results are computed strong; a float base with an integer
+    # exponent goes to lax.pow unpromoted (weak only if both are); else the promotion's
+    if is_int(numeric_dtype(x, y)):
+        return False
+    if is_inexact(x.dtype) and is_int(y.dtype):
+        return x.weak and y.weak
+    return promote(x, y)[1]
+
+
 pow_ = defop(
     "pow",
     shape=broadcast_shape,
-    impl=jnp.power,
+    dtype=numeric_dtype,
+    weak=_pow_weak,
+    # under jit, so that a concrete scalar exponent does not take jnp.power's integer_pow
+    # path, whose weak flag differs from the traced one (eager and jit would disagree)
+    impl=jax.jit(jnp.power),
     vjp=lambda ct, x, y, *, out: _pow_vjp(ct, x, y, out),
     # bf16: gradients sum products with cancellation, a few bf16 ulps apart from JAX's order
     tolerances={"bf16": (5e-2, 5e-2)},
@@ -301,9 +337,25 @@ minimum = defop(
     samples=lambda: _binary_samples(FLOATS + ("i32",)),
     reference=jnp.minimum,
 )
+def _floor_divide_shape(x, y):
+    # jnp.floor_divide mixes its weak operands with strong float constants (lax.select
+    # refuses the mix) where both are weak floats narrower than the default
+    dt = numeric_dtype(x, y)
+    if x.weak and y.weak and is_inexact(dt) and dt != default_float():
+        raise ShapeError(f"floor_divide of two weak {dt} operands fails in jax.numpy")
+    return broadcast_shape(x, y)
+
+
+def _floor_divide_dtype(x, y):
+    # two weak signed ints meet weak int literals in jnp.floor_divide: the default int
+    dt = numeric_dtype(x, y)
+    return default_int() if x.weak and y.weak and dt.kind == "i" else dt
+
+
 floor_divide = defop(
     "floor_divide",
-    shape=broadcast_shape,
+    shape=_floor_divide_shape,
+    dtype=_floor_divide_dtype,
     impl=jnp.floor_divide,
     arity=2,
     vjp=NOT_DIFFERENTIABLE,
@@ -313,6 +365,7 @@ floor_divide = defop(
 remainder = defop(
     "remainder",
     shape=broadcast_shape,
+    dtype=numeric_dtype,
     impl=jnp.remainder,
     # x % y = x - y * floor(x / y): d/dx = 1, d/dy = -floor(x / y)
     vjp=lambda ct, x, y, *, out: [
@@ -347,7 +400,7 @@ def _comparison(name, fn, reference):
         name,
         shape=broadcast_shape,
         dtype=fixed_dtype(np.bool_),
-        weak=_both_weak,
+        weak=promoted_weak,
         impl=fn,
         arity=2,
         vjp=NOT_DIFFERENTIABLE,
@@ -446,7 +499,7 @@ def _clip_promote(x, lo, hi):
     stand_ins = [TensorType((), x.dtype, x.weak)]
     for b in (lo, hi):
         if b is not None:
-            stand_ins.append(TensorType((), np.float32 if isinstance(b, float) else np.int32, True))
+            stand_ins.append(TensorType((), default_float() if isinstance(b, float) else default_int(), True))
     return promote(*stand_ins)
 
 

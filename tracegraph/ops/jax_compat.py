@@ -23,7 +23,9 @@ from .defop import (
     TensorType,
     bind,
     defop,
+    as_inexact,
     inexact_dtype,
+    inexact_weak,
     normalize_axis,
     same_shape,
     to_inexact,
@@ -51,15 +53,14 @@ def _float64_reference(fn):
     return ref
 
 
-def _as_float(x):
-    dt = to_inexact(jnp.result_type(x))
-    return x if x.dtype == dt else lax.convert_element_type(x, dt)
+_as_float = as_inexact  # jax.numpy's: a weak int becomes a weak float
 
 
 expm1 = defop(
     "expm1",
     shape=same_shape,
     dtype=inexact_dtype,
+    weak=inexact_weak,
     impl=lambda x: lax.expm1(_as_float(x)),
     vjp=lambda ct, x, *, out: [ct * (out + 1)],
     samples=lambda: _unary_samples(-3.0, 3.0)
@@ -72,6 +73,7 @@ erfc = defop(
     "erfc",
     shape=same_shape,
     dtype=inexact_dtype,
+    weak=inexact_weak,
     impl=lambda x: lax.erfc(_as_float(x)),
     # d/dx erfc(x) = -2/sqrt(pi) exp(-x^2)
     vjp=lambda ct, x, *, out: [ct * bind("exp", -(x * x)) * (-2 / math.sqrt(math.pi))],
@@ -86,6 +88,7 @@ erf_inv = defop(
     "erf_inv",
     shape=same_shape,
     dtype=inexact_dtype,
+    weak=inexact_weak,
     impl=lambda x: lax.erf_inv(_as_float(x)),
     # d/dx erf_inv(x) = sqrt(pi)/2 exp(erf_inv(x)^2)
     vjp=lambda ct, x, *, out: [ct * bind("exp", out * out) * (math.sqrt(math.pi) / 2)],

@@ -7,10 +7,12 @@ Their results carry no sharding (which dims a contraction partitions is no plain
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..core import weak_of
 from ..errors import Error
 from .defop import (
     Attr,
@@ -46,6 +48,22 @@ def _narrow(result, dt):
 
 
 # -- matmul -------------------------------------------------------------------------
+
+
+def _narrow_weak_ints(*xs):
+    """Operands for jnp.matmul / jnp.einsum: a weak int wider than the integer result
+    (i8 array @ weak i32 array) converted to it first. jax.numpy asks lax for a result
+    narrower than that operand there, which lax refuses; converted, the result is what
+    `promoted_dtype` says, as for the other promotions."""
+    dt = np.dtype(jax.dtypes.result_type(*xs))
+    if dt.kind not in "iu":
+        return xs
+    return tuple(
+        lax.convert_element_type(x, dt)
+        if weak_of(x) and np.dtype(jnp.result_type(x)).kind in "iu" and jnp.asarray(x).dtype.itemsize > dt.itemsize
+        else x
+        for x in xs
+    )
 
 
 def _matmul_shape(x: TensorType, y: TensorType) -> tuple[int, ...]:
@@ -116,8 +134,10 @@ def _matmul_vjp(ct, x, y, *, out):
 matmul = defop(
     "matmul",
     shape=_matmul_shape,
+    dtype=promoted_dtype,  # jnp.matmul: jax.dtypes.result_type, weak results the default
+    weak=promoted_weak,
     sharding=no_sharding,
-    impl=jnp.matmul,
+    impl=lambda x, y: jnp.matmul(*_narrow_weak_ints(x, y)),
     arity=2,
     vjp=_matmul_vjp,
     samples=_matmul_samples,
@@ -253,6 +273,7 @@ def _dot_general_vjp(ct, x, y, *, out, contracting, batch):
 dot_general = defop(
     "dot_general",
     shape=_dot_general_shape,
+    dtype=promoted_dtype,
     weak=lax_weak,
     sharding=no_sharding,
     impl=_dot_general_impl,
@@ -346,7 +367,7 @@ def _einsum_shape(*types: TensorType, spec: str) -> tuple[int, ...]:
 
 
 def _einsum_impl(*xs, spec):
-    return jnp.einsum(spec, *xs)
+    return jnp.einsum(spec, *_narrow_weak_ints(*xs))
 
 
 def _einsum_reference(*xs, spec):

@@ -323,7 +323,7 @@ max_pool2d_grad = defop(
     "max_pool2d_grad",
     shape=_max_pool_grad_shape,
     dtype=first_dtype,
-    weak=never_weak,
+    weak=lambda x, ct, **_: x.weak and ct.weak,  # jax.vjp of the pool: weak if both are
     impl=_max_pool_grad_impl,
     attrs=_POOL_ATTRS,
     arity=2,
@@ -341,7 +341,7 @@ max_pool2d_jvp = defop(
     "max_pool2d_jvp",
     shape=_max_pool_jvp_shape,
     dtype=first_dtype,
-    weak=never_weak,
+    weak=lambda x, t, **_: x.weak and t.weak,  # jax.jvp of the pool: weak if both are
     impl=_max_pool_jvp_impl,
     attrs=_POOL_ATTRS,
     arity=2,

@@ -14,6 +14,7 @@ the optimized IR instead of leaving it visible where the user wrote it.
 from __future__ import annotations
 
 import jax
+from jax import lax
 import numpy as np
 
 from ..ir.types import is_float
@@ -269,7 +270,11 @@ def _dropout(x, key, *, rate):
     if rate == 1.0:
         return x * 0  # every unit dropped; avoids 0/0
     keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return x * keep / (1.0 - rate)
+    # lax with constants like x (a strong bool or a Python float would widen a weak f16
+    # x to f32); a multiplication by the reciprocal, as PyTorch scales, rounds the same
+    # compiled and op by op (XLA turns a division by a constant into one under jit)
+    x = jax.numpy.asarray(x)
+    return lax.select(keep, lax.mul(x, lax.full_like(x, 1.0 / (1.0 - rate))), lax.full_like(x, 0))
 
 
 def _dropout_reference(x, key, *, rate):

@@ -32,8 +32,6 @@ from .defop import (
     no_sharding,
     normalize_axes,
     normalize_axis,
-    promoted_dtype,
-    promoted_weak,
     unbroadcast,
 )
 from .samples import arr
@@ -374,8 +372,7 @@ def _concatenate_shape(*xs: TensorType, axis):
 concatenate = defop(
     "concatenate",
     shape=_concatenate_shape,
-    dtype=promoted_dtype,
-    weak=promoted_weak,
+    # dtype and weak: the standard rules, jnp.concatenate's promotion (one operand as it is)
     impl=lambda *xs, axis: jnp.concatenate(xs, axis=axis),
     vjp=_concatenate_vjp,
     attrs={"axis": Attr("int", 0)},
@@ -420,8 +417,7 @@ def _stack_shape(*xs: TensorType, axis):
 stack = defop(
     "stack",
     shape=_stack_shape,
-    dtype=promoted_dtype,
-    weak=promoted_weak,
+    # dtype and weak: the standard rules, jnp.stack's promotion (one operand as it is)
     impl=lambda *xs, axis: jnp.stack(xs, axis=axis),
     vjp=_stack_vjp,
     attrs={"axis": Attr("int", 0)},
@@ -662,6 +658,8 @@ take_along_axis = defop(
 
 def _index_add_shape(base: TensorType, indices: TensorType, updates: TensorType, *, axis):
     want = _take_shape(base, indices, axis=axis)
+    if base.dtype == np.bool_:  # .at[].add has no bool form
+        raise ShapeError(f"index_add needs a numeric base, got {base}")
     if updates.shape != want:
         raise ShapeError(f"index_add updates must have shape {list(want)}, got {updates}")
     return base.shape
