@@ -223,3 +223,26 @@ def test_every_retrace_is_logged_with_what_changed(caplog):
     messages = [r.getMessage() for r in caplog.records if r.name == "tracegraph.jit"]
     assert len(messages) == 2
     assert "x: f32[2] -> f32[3]" in messages[0] and "static argument 1: 2 -> 3" in messages[1]
+
+
+def test_check_nans_on_the_optimized_graph_names_the_op_that_made_the_nan():
+    # log(-1) has only constant inputs: constant folding would make it a NaN constant and
+    # the NaN would be blamed on its consumer; non-finite results are not folded
+    def f(x):
+        bad = tg.log(tg.full((2,), -1.0))  # the NaN's line
+        return x * bad
+
+    jf = tg.jit(f)
+    x = np.ones(2, np.float32)
+    assert "log" in [n.op for n in jf.trace(x).nodes]
+    with pytest.raises(tg.NaNError) as e:
+        jf.interpret(x, check_nans=True)
+    msg = str(e.value)
+    assert "(log)" in msg and "test_instruments.py" in msg
+
+
+def test_check_nans_names_a_nan_constant():
+    c = np.array([1.0, np.nan], np.float32)
+    jf = tg.jit(lambda x: x + c)
+    with pytest.raises(tg.NaNError, match="NaN in constant 0"):
+        jf.interpret(np.ones(2, np.float32), check_nans=True)

@@ -35,8 +35,9 @@ from __future__ import annotations
 import time
 
 import jax
+import jax.numpy as jnp
 
-from ..core import EVAL, check_outputs, eval_graph, program_of, run_impl
+from ..core import EVAL, check_outputs, eval_graph, is_python_scalar, program_of, run_impl
 from ..ir import registry
 from ..ir.graph import register_runner
 from .instruments import Hook, NaNError, Profile, Watch, _replacement, check_finite
@@ -64,9 +65,13 @@ class Interpreter:
         if self.check_nans:
             for v, a in zip(self.graph.inputs, args):
                 check_finite(self.graph, None, a, f"input %{v.name}")
+            for i, v in enumerate(self.graph.constants):
+                check_finite(self.graph, None, v.data, f"constant {i} ({v.type})")
         instrumented = self.hooks or self.check_nans or self.profile is not None
         step = self._instrumented if instrumented else self.run_node
-        return eval_graph(self.graph, args, trace=EVAL, run_node=step)
+        outs = eval_graph(self.graph, args, trace=EVAL, run_node=step)
+        # a weak scalar travels as a Python scalar; hand back arrays (weakly typed)
+        return [jnp.asarray(o) if is_python_scalar(o) else o for o in outs]
 
     def run_node(self, node, args) -> list:
         """Execute one node on concrete arrays; returns its outputs as a list.

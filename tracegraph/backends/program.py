@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import weak_value
 from ..errors import Error
 
 
@@ -28,10 +29,16 @@ def coerce_inputs(graph, flat_args) -> list:
                 f"{dtype}{list(shape)}"
             )
         if t.weak:
-            out.append(a if isinstance(a, numbers.Number) else np.asarray(a).item())
+            out.append(_weak(a, t))
         else:
             out.append(a if getattr(a, "dtype", None) == t.dtype else jnp.asarray(a, t.dtype))
     return out
+
+
+def _weak(a, t):
+    if isinstance(a, numbers.Number) and not isinstance(a, np.generic):
+        return a
+    return weak_value(a, t.dtype)
 
 
 def _dtype_ok(given, declared) -> bool:

@@ -10,12 +10,29 @@ from __future__ import annotations
 import numbers
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from jax._src.lax.lax import _convert_element_type  # no public way makes a weak array
 
 from ..errors import Error
 
 
+def weak_value(a, dtype):
+    """A weakly typed value of ``a``: a Python scalar for a 0-d value (as JAX keeps
+    Python scalars), a weak-typed JAX array otherwise (as ``jnp.arange(3) * 1.5``)."""
+    if isinstance(a, (int, float, complex)) and not isinstance(a, bool):
+        return a
+    if weak_of(a) and a.dtype == dtype:
+        return a
+    if np.ndim(a) == 0 and not isinstance(a, jax.core.Tracer):
+        return np.asarray(a).item()
+    return _convert_element_type(jnp.asarray(a), jnp.dtype(dtype), weak_type=True)
+
+
 def weak_of(a) -> bool:
+    """JAX's weak flag of a value: Python int/float/complex are weak, Python bools never."""
+    if isinstance(a, bool):
+        return False
     if isinstance(a, numbers.Number) and not isinstance(a, np.generic):
         return True
     aval = getattr(a, "aval", None)

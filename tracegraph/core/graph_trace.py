@@ -26,6 +26,7 @@ from ..ir.tree import TreeSpec, default_out_tree
 from ..ir.types import TensorType
 from ..ir.verifier import verify
 from .evaluate import eval_graph
+from .execute import weak_value
 from .tensor import Tensor
 from .trace import Trace, canonical_array, check_and_infer, is_python_scalar, python_scalar_dtype, using
 
@@ -60,7 +61,8 @@ class GraphBuilder:
 
     def add_constant(self, array, weak: bool = False) -> Value:
         arr = array if hasattr(array, "dtype") and hasattr(array, "shape") else np.asarray(array)
-        if weak:
+        key = None
+        if weak and arr.shape == () and not isinstance(arr, jax.core.Tracer):
             # keyed on the bytes: 0.0 == -0.0 (and NaN != NaN) as Python values
             key = (arr.dtype, np.asarray(arr).tobytes())
             hit = self._weak_constants.get(key)
@@ -68,7 +70,7 @@ class GraphBuilder:
                 return hit
         v = Value(TensorType(arr.shape, arr.dtype, weak), data=arr)
         self.constants.append(v)
-        if weak:
+        if key is not None:
             self._weak_constants[key] = v
         return v
 
@@ -125,7 +127,8 @@ class GraphTrace(Trace):
         if hasattr(x, "shape") and hasattr(x, "dtype"):
             if isinstance(x, jax.core.Tracer):
                 return self.lift_tracer(x)
-            return self.constant(canonical_array(x))
+            # a weakly typed JAX array (jnp.full(3, 2.0)) stays weak, as under jax.jit
+            return self.constant(canonical_array(x), weak=bool(getattr(x, "weak_type", False)))
         if isinstance(x, (list, tuple)):
             return self.constant(np.asarray(x))
         raise TracingError(
@@ -134,7 +137,7 @@ class GraphTrace(Trace):
 
     def lift_tracer(self, x) -> Tensor:
         # a JAX tracer of an enclosing jax transformation: a constant of this graph
-        return self.constant(x)
+        return self.constant(x, weak=bool(getattr(x.aval, "weak_type", False)))
 
     def capture(self, t: Tensor) -> Tensor:
         """Use a Tensor of an enclosing trace here: it becomes an input of this graph."""
@@ -198,9 +201,7 @@ class GraphTrace(Trace):
 
 
 def _constant_data(v: Value):
-    if v.type.weak:
-        return np.asarray(v.data).item()  # a Python scalar keeps JAX's weak typing
-    return v.data
+    return weak_value(v.data, v.type.dtype) if v.type.weak else v.data
 
 
 def trace_graph(fn, in_types, name: str = "subgraph", parent: Trace | None = None) -> Graph:

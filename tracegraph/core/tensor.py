@@ -13,7 +13,14 @@ never arrays, so an activation is freed as soon as the last Tensor holding it is
 
 from __future__ import annotations
 
+import os
+import sys
+
 import numpy as np
+
+# jax.Array's binary operators (``jnp_array + t``) call ``other.__jax_array__()`` before
+# deferring to ``other``'s reflected operator; they live in this file of JAX.
+_JAX_OPERATORS_FILE = os.path.join("numpy", "array_methods.py")
 
 
 class Tensor:
@@ -86,8 +93,17 @@ class Tensor:
         a = np.asarray(self._trace.concrete(self, "Conversion to a numpy array"))
         return a if dtype is None else a.astype(dtype)
 
+    @property
     def __jax_array__(self):
-        return self._trace.concrete(self, "Use as a JAX array")
+        # JAX looks this attribute up on whatever it is given. From jax.Array's binary
+        # operators (``jnp_array + t``) the answer is a function returning NotImplemented:
+        # JAX's operator then returns NotImplemented and Python calls ``t.__radd__``, so
+        # the op is bound, in the graph. Anywhere else (``jnp.sin(t)``) the JAX code
+        # would run outside the graph: the trace refuses, naming the function and line.
+        caller = sys._getframe(1).f_code
+        if caller.co_name.startswith("_operator_") and caller.co_filename.endswith(_JAX_OPERATORS_FILE):
+            return _not_implemented
+        return self._trace.foreign_call(self)
 
     def __repr__(self):
         t = self._value.type
@@ -96,3 +112,7 @@ class Tensor:
         return f"Tensor({t}, {np.asarray(self._data)!r})".replace("\n", "\n" + " " * 7)
 
     __str__ = __repr__
+
+
+def _not_implemented():
+    return NotImplemented

@@ -22,15 +22,17 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import numbers
+import os
+import sys
 
 import jax
 import numpy as np
 
-from ..errors import Error, ShapeError, TracingError, user_location, user_location_long
+from ..errors import _PACKAGE_DIR, Error, ShapeError, TracingError, user_location, user_location_long
 from ..ir import registry
 from ..ir.graph import Node, Value
 from ..ir.types import TensorType
-from .execute import run_impl
+from .execute import run_impl, weak_value
 from .tensor import Tensor
 
 _CONTROL_FLOW_HINT = (
@@ -46,8 +48,6 @@ _STATIC_HINT = (
 _HINTS = {
     "Python truth value (if/while/and/or)": _CONTROL_FLOW_HINT,
     "Conversion to a numpy array": "numpy functions cannot run on traced tensors; use the tg.* functions.",
-    "Use as a JAX array": "Call JAX code on tracegraph tensors through tg.from_jax(jax_fn), which "
-    "turns its jaxpr into tracegraph IR.",
 }
 
 
@@ -96,12 +96,43 @@ class Trace:
     def known_value(self, x):
         return None
 
+    def foreign_call(self, t):
+        """A JAX function was called on ``t`` (``jnp.sin(t)``): it would run outside the
+        graph, so every trace refuses, naming the JAX function and the user's line."""
+        raise TracingError(foreign_call_message(t))
+
     # module paths for the nodes created under this trace (`tg.scope`)
     def push_scope(self, name: str) -> None:
         pass
 
     def pop_scope(self) -> None:
         pass
+
+
+_JAX_DIR = os.path.dirname(os.path.abspath(jax.__file__)) + os.sep
+_JAX_NUMPY_LAX = (os.path.join(_JAX_DIR, "_src", "numpy", ""), os.path.join(_JAX_DIR, "_src", "lax", ""))
+
+
+def foreign_call_message(t) -> str:
+    """``jax.numpy.sin was called on a tracegraph Tensor (f32[3]) at f.py:3 (in g) ...``"""
+    frame, name = sys._getframe(1), None
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_JAX_DIR) or frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+    ):
+        code = frame.f_code
+        if code.co_filename.startswith(_JAX_NUMPY_LAX) and not code.co_name.startswith("_"):
+            name = code.co_name  # the outermost public jax.numpy / lax function so far
+        frame = frame.f_back
+    where = "<unknown location>" if frame is None else (
+        f"{frame.f_code.co_filename}:{frame.f_lineno} (in {frame.f_code.co_name})"
+    )
+    what = f"the JAX function {name}()" if name else "a JAX function"
+    return (
+        f"{what} was called on a tracegraph Tensor ({t.type}) at {where}: it would run "
+        "outside the graph (no node, no gradient). Use the tg.* function of the same name "
+        "(tg.sin, tg.matmul, ...: they mirror jax.numpy), or wrap the JAX code with "
+        "tg.from_jax(fn), which turns its jaxpr into tracegraph IR."
+    )
 
 
 # -- the stack -------------------------------------------------------------------------
@@ -244,12 +275,10 @@ class EvalTrace(Trace):
         return run_impl(registry.lookup(node.op), node, operands)
 
     def lift_constant(self, value):
-        if value.type.weak:
-            return np.asarray(value.data).item()  # a Python scalar keeps JAX's weak typing
-        return value.data
+        return weak_value(value.data, value.type.dtype) if value.type.weak else value.data
 
     def constant(self, array, weak: bool = False):
-        return np.asarray(array).item() if weak else jax.numpy.asarray(array)
+        return weak_value(array, np.asarray(array).dtype) if weak else jax.numpy.asarray(array)
 
     def known_value(self, x):
         if isinstance(x, jax.core.Tracer):

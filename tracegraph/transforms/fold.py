@@ -17,6 +17,8 @@ Bounded, so that folding never bloats the graph or stalls compilation:
   (nodes with subgraph attributes);
 - a weakly typed result is folded only when it is a scalar (a weak constant is kept as a
   Python scalar, which has no shape);
+- a result holding a NaN or an Inf is not folded: the node stays, so the interpreter's
+  ``check_nans`` still names the op and the user line that made it;
 - a result of more than one element whose elements are all equal becomes a ``full``
   node rather than a dense constant (``full(shape=(64,10), value=0.015625, dtype=f32)``).
 
@@ -113,6 +115,8 @@ def _evaluate(node, ins, made):
         arr = np.asarray(a)
         if arr.shape != o.type.shape or arr.dtype != o.type.dtype:
             return None
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            return None  # a NaN/Inf keeps its node: check_nans then names its op and line
         result.append(arr)
     return result
 
