@@ -52,19 +52,26 @@ class Program:
         for s, i in last.items():
             if s not in live_out:
                 dead[i].append(s)
-        needed = {id(v) for v in graph.outputs}
-        live = [False] * len(graph.nodes)
-        for i in range(len(graph.nodes) - 1, -1, -1):
-            n = graph.nodes[i]
-            if any(id(v) in needed for v in n.outputs):
-                live[i] = True
-                needed.update(id(v) for v in n.inputs)
+        live, _ = live_nodes(graph)
         self.steps = []
         for i, n in enumerate(graph.nodes):
             outs = [slot[id(v)] for v in n.outputs]
             unread = [s for s in outs if s not in last and s not in live_out]
             self.steps.append(Step(n, [slot[id(v)] for v in n.inputs], outs, dead[i], unread, live[i]))
         self.slot = slot
+
+
+def live_nodes(graph) -> tuple[list[bool], set[int]]:
+    """One backward sweep: which nodes some graph output depends on, and the ids of the
+    values those outputs need (graph inputs and constants included)."""
+    needed = {id(v) for v in graph.outputs}
+    live = [False] * len(graph.nodes)
+    for i in range(len(graph.nodes) - 1, -1, -1):
+        n = graph.nodes[i]
+        if any(id(v) in needed for v in n.outputs):
+            live[i] = True
+            needed.update(id(v) for v in n.inputs)
+    return live, needed
 
 
 def program_of(graph) -> Program:

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+from ..core import live_nodes
 from ..ir.graph import Graph
 from .rewrite import Rewrite, SubgraphMap
 
@@ -26,13 +27,7 @@ def dce(graph: Graph) -> Graph:
 
 
 def _dce(graph: Graph, subs: SubgraphMap) -> Graph:
-    live = {id(v) for v in graph.outputs}
-    alive = [False] * len(graph.nodes)
-    for i in range(len(graph.nodes) - 1, -1, -1):
-        node = graph.nodes[i]
-        if any(id(v) in live for v in node.outputs):
-            alive[i] = True
-            live.update(id(v) for v in node.inputs)
+    alive, live = live_nodes(graph)
 
     rw = Rewrite(graph)
     for node, keep in zip(graph.nodes, alive):
