@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from .core import Linearized, Tensor, at_bottom, current_trace, function_name, using, vjp_graph
-from .errors import Error
+from .errors import Error, public, user_location_long
 from .frontend.eager import EagerTrace
 from .ir.types import is_inexact
 
@@ -66,6 +67,7 @@ def _recording_trace():
         yield top, True
 
 
+@public("vjp")
 def vjp(fn, *primals, has_aux: bool = False):
     """Reverse-mode: ``out, vjp_fn = tg.vjp(fn, *primals)``; ``vjp_fn(ct)`` returns a tuple
     of cotangents, one per primal (JAX's meaning). With ``has_aux=True`` returns
@@ -81,6 +83,7 @@ def vjp(fn, *primals, has_aux: bool = False):
         out = lin.out_tree(lin.outputs)
         aux = lin.aux_tree() if has_aux else None
 
+    @public("vjp")
     def vjp_fn(ct):
         grads = lin.pullback(ct)
         return _unwrap(grads) if top else grads
@@ -93,13 +96,25 @@ def vjp(fn, *primals, has_aux: bool = False):
 def value_and_grad(fn, argnums=0, has_aux: bool = False):
     """``f(*args) -> (value, grad)`` (or ``((value, aux), grad)`` with ``has_aux``);
     ``argnums`` an int or a tuple of ints (then grad is a tuple), as in JAX."""
-    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    return _value_and_grad(fn, argnums, has_aux, "value_and_grad")
 
+
+def _value_and_grad(fn, argnums, has_aux, what):
+    try:
+        nums = (operator.index(argnums),) if not isinstance(argnums, (tuple, list)) else tuple(
+            operator.index(i) for i in argnums)
+    except TypeError:
+        raise Error(f"{what}: argnums must be an int or a tuple of ints, got {argnums!r} "
+                    f"(at {user_location_long(3)})") from None
+
+    @public(what)
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):
         for i in nums:
             if not -len(args) <= i < len(args):
-                raise Error(f"argnums {argnums} out of range for {len(args)} positional arguments")
+                raise Error(
+                    f"{what}: argnums {argnums} out of range for {len(args)} positional arguments"
+                )
         idx = [i % len(args) for i in nums]
 
         def partial(*dargs):
@@ -114,7 +129,7 @@ def value_and_grad(fn, argnums=0, has_aux: bool = False):
             if len(lin.outputs) != 1 or lin.outputs[0].shape != () or not is_inexact(lin.outputs[0].dtype):
                 types = ", ".join(str(t.type) for t in lin.outputs)
                 raise Error(
-                    f"grad of {function_name(fn)} needs a scalar float output, got ({types}); "
+                    f"{what} of {function_name(fn)} needs a scalar float output, got ({types}); "
                     "use tg.vjp for non-scalar outputs"
                 )
             value = lin.outputs[0]
@@ -137,7 +152,7 @@ def grad(fn, argnums=0, has_aux: bool = False):
         df = tg.grad(lambda x: tg.sum(tg.sin(x)))
         df(np.zeros(3))   # -> [1., 1., 1.]
     """
-    vg = value_and_grad(fn, argnums, has_aux)
+    vg = _value_and_grad(fn, argnums, has_aux, "grad")
 
     @functools.wraps(fn)
     def wrapped(*args, **kwargs):

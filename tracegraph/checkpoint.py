@@ -103,6 +103,27 @@ class CheckpointWriteError(CheckpointError, OSError):
         return (_rebuild_write_error, (self.filename, self.errno, self.strerror, self.message))
 
 
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """`load`/`info` of a path where no file is; also the `FileNotFoundError` that
+    ``open`` raises (``errno``, ``filename``)."""
+
+    def __init__(self, path: str, cause: OSError):
+        super().__init__(cause.errno, cause.strerror, path)
+        self.message = f"{path}: no checkpoint there ({cause.strerror})"
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self):
+        return (_rebuild_not_found, (self.filename, self.errno, self.strerror, self.message))
+
+
+def _rebuild_not_found(path, errno, strerror, message):
+    e = CheckpointNotFoundError(path, OSError(errno, strerror))
+    e.message = message
+    return e
+
+
 def _rebuild_write_error(path, errno, strerror, message):
     e = CheckpointWriteError(path, OSError(errno, strerror))
     e.message = message
@@ -256,7 +277,8 @@ def load(path, like=None, *, strict: bool = True):
     Raises:
         CheckpointError: the file is not a checkpoint, is damaged in any way, or does
             not match ``like``; the message names the file and what is wrong. A missing
-            or unreadable file is the `OSError` of ``open``.
+            file is a `CheckpointNotFoundError` (also a `FileNotFoundError`); another
+            unreadable file is the `OSError` of ``open``.
 
     Example::
 
@@ -299,7 +321,11 @@ def _open_archive(path: str):
     """The checkpoint's zip directory, opened (nothing of the entries read yet)."""
     if os.path.isdir(path):
         raise CheckpointError(f"{path}: is a directory, not a checkpoint file")
-    with open(path, "rb") as f:  # a missing file is an OSError, not a CheckpointError
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - other OSErrors of open are raised as they are
+    except FileNotFoundError as e:
+        raise CheckpointNotFoundError(path, e) from None
+    with f:
         try:
             head = f.read(len(_NPY_MAGIC))
             f.seek(0)
@@ -721,3 +747,8 @@ class CheckpointManager:
 
     def __repr__(self) -> str:
         return f"CheckpointManager({self.directory!r}, keep={self.keep}, steps={self.steps()})"
+
+
+from .errors import public_functions as _public_functions
+
+_public_functions(globals(), kind=CheckpointError)

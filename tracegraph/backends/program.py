@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import weak_value
-from ..errors import Error
+from ..errors import ShapeError
 
 
 def coerce_inputs(graph, flat_args) -> list:
@@ -24,9 +24,10 @@ def coerce_inputs(graph, flat_args) -> list:
         else:
             dtype = np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype)
         if shape != t.shape or not _dtype_ok(dtype, t.dtype):
-            raise Error(
-                f"graph {graph.name}: input {i} (%{v.name or i}) expects {t}, got "
-                f"{dtype}{list(shape)}"
+            what = "shape" if shape != t.shape else "dtype"
+            raise ShapeError(
+                f"graph {graph.name}: input {v.name or i} (input {i}) expects {t}, got "
+                f"{dtype}{list(shape)} (wrong {what})"
             )
         if t.weak:
             out.append(_weak(a, t))

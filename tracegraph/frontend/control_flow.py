@@ -18,10 +18,10 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from ..errors import ShapeError, TracingError, user_location_long
+from ..errors import Error, ShapeError, TracingError, user_location_long
 from ..ir.graph import Graph, Value
 from ..ir.tree import default_out_tree
-from ..core import GraphTrace, Tensor, bind, current_trace, using
+from ..core import GraphTrace, Tensor, bind, current_trace, type_of, using
 
 
 def _is_tensor(x):
@@ -92,15 +92,49 @@ def _types_str(types):
     return "(" + ", ".join(str(t) for t in types) + ")"
 
 
-def _carry_mismatch(what, treedef, init_types, out_types):
+def _carry_mismatch(what, treedef, init_types, out_types, depth=3):
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(
         jax.tree_util.tree_unflatten(treedef, list(range(len(init_types)))))[0]]
     lines = [
         f"  carry{p or ''}: {a} -> {b}" for p, a, b in zip(paths, init_types, out_types) if a != b
     ]
     return ShapeError(
-        f"{what} must keep the carry's types (at {user_location_long(3)}):\n" + "\n".join(lines)
+        f"{what} must keep the carry's types (at {user_location_long(depth)}):\n" + "\n".join(lines)
     )
+
+
+def _leaf_types(b, leaves, what):
+    """The types of result leaves computed with known values (define-by-run); a leaf
+    that is not an array is the same mistake tg.jit reports."""
+    types = []
+    for i, x in enumerate(leaves):
+        try:
+            types.append(type_of(b.lift(x)))
+        except (TypeError, Error):
+            raise TracingError(
+                f"{what} returned a {type(x).__name__} (output {i}); control-flow bodies "
+                f"return arrays"
+            ) from None
+    return types
+
+
+def _carry_ok(a, o) -> bool:
+    """Whether a body output of type ``o`` may carry a value of type ``a``: as tg.jit
+    decides (a weak carry takes a strong output of the same shape)."""
+    return a == o or (a.weak and a.shape == o.shape and (a.dtype == o.dtype or not o.weak))
+
+
+def _check_carry(b, what, treedef, init_types, out):
+    """Define-by-run: a loop body's result must keep the carry's structure and types,
+    as tg.jit requires (the modes agree on what they accept)."""
+    leaves, out_treedef = _flatten(out)
+    if out_treedef != treedef:
+        raise TracingError(
+            f"{what} returns {out_treedef}, the carry is {treedef} (at {user_location_long(3)})"
+        )
+    out_types = _leaf_types(b, leaves, what)
+    if not all(_carry_ok(a, o) for a, o in zip(init_types, out_types)):
+        raise _carry_mismatch(what, treedef, init_types, out_types)
 
 
 def _bool_pred(trace, pred):
@@ -124,7 +158,7 @@ def cond(pred, true_fn, false_fn, *operands):
         raise ShapeError(f"cond predicate must be a scalar, got {b.lift(p).type if isinstance(p, Tensor) else np.shape(p)} (at {user_location_long(2)})")
     value = b.known_value(p)
     if value is not None:
-        return (true_fn if bool(value) else false_fn)(*operands)
+        return _cond_known(b, bool(value), true_fn, false_fn, operands)
     p = _bool_pred(b, p)
     leaves, treedef = _flatten(tuple(operands))
     ins = [b.lift(x) for x in leaves]
@@ -151,6 +185,38 @@ def cond(pred, true_fn, false_fn, *operands):
     (gt, gf), consts = _close([t, f])
     outs = bind("cond", p, *ins, *consts, true_branch=gt, false_branch=gf)
     return jax.tree_util.tree_unflatten(t.out_treedef, list(outs))
+
+
+def _cond_known(b, value, true_fn, false_fn, operands):
+    """Define-by-run cond: run the chosen branch; trace the other one (recording
+    nothing) to reject what tg.jit rejects: branches of different structures or types."""
+    taken, other = (true_fn, false_fn) if value else (false_fn, true_fn)
+    names = ("true_fn", "false_fn") if value else ("false_fn", "true_fn")
+    result = taken(*operands)
+    leaves, treedef = _flatten(result)
+    types = _leaf_types(b, leaves, f"cond {names[0]}")
+    op_leaves, op_treedef = _flatten(tuple(operands))
+    op_types = _leaf_types(b, op_leaves, "cond operands")
+    o = _Body(
+        lambda *xs: other(*jax.tree_util.tree_unflatten(op_treedef, xs)), op_types, b,
+        "false_branch" if value else "true_branch",
+    )
+    if o.out_treedef != treedef:
+        raise TracingError(
+            f"cond branches return different structures: {names[0]} {treedef} vs "
+            f"{names[1]} {o.out_treedef} (at {user_location_long(3)})"
+        )
+    joined = []
+    for i, (x, y) in enumerate(zip(types, o.out_types)):
+        if x != y and not (x.shape == y.shape and (x.weak or y.weak)):
+            mine, theirs = (types, o.out_types) if value else (o.out_types, types)
+            raise ShapeError(
+                f"cond branches return different types: true_fn {_types_str(mine)}, "
+                f"false_fn {_types_str(theirs)} (at {user_location_long(3)})"
+            )
+        # a weak output joins the other branch's strong dtype, as in tg.jit
+        joined.append(bind("astype", leaves[i], dtype=y.dtype) if x != y and x.weak and not y.weak else leaves[i])
+    return jax.tree_util.tree_unflatten(treedef, joined) if joined else result
 
 
 # -- while_loop -------------------------------------------------------------------------
@@ -188,11 +254,25 @@ def while_loop(cond_fun, body_fun, init_val):
     `fori_loop` with Python int bounds for gradients.
     """
     b = current_trace()
+    return _while_loop(b, cond_fun, body_fun, init_val, "while_loop body")
+
+
+def _while_loop(b, cond_fun, body_fun, init_val, what):
     if _values_known(b, init_val):
+        leaves, treedef = _flatten(init_val)
+        init_types = _leaf_types(b, leaves, what)
         val = init_val
-        while bool(b.known_value(b.lift(cond_fun(val)))):
+        while True:
+            c = b.lift(cond_fun(val))
+            if tuple(np.shape(c)) != () or type_of(c).dtype.kind != "b":
+                raise ShapeError(
+                    f"while_loop cond_fun must return a bool scalar, got {type_of(c)} "
+                    f"(at {user_location_long(2)})"
+                )
+            if not bool(b.known_value(c)):
+                return val
             val = body_fun(val)
-        return val
+            _check_carry(b, what, treedef, init_types, val)
     leaves, treedef = _flatten(init_val)
 
     def call(fn):
@@ -208,10 +288,10 @@ def while_loop(cond_fun, body_fun, init_val):
             )
         return [c, body]
 
-    carry, bs = _trace_loop(b, bodies, leaves, "while_loop body")
+    carry, bs = _trace_loop(b, bodies, leaves, what)
     if bs is None:
         types = [b.lift(x).type for x in leaves]
-        raise _carry_mismatch("while_loop body", treedef, types, bodies(types)[1].out_types)
+        raise _carry_mismatch(what, treedef, types, bodies(types)[1].out_types)
     c, body = bs
     if len(c.outs) != 1 or c.outs[0].shape != () or c.outs[0].dtype.kind != "b":
         raise ShapeError(
@@ -229,6 +309,10 @@ def while_loop(cond_fun, body_fun, init_val):
 def scan(f, init, xs=None, length=None, reverse: bool = False):
     """``lax.scan``: ``carry, y = f(carry, x)`` over the leading axis of ``xs``; returns
     the final carry and the stacked ``y``s. ``xs`` may be None with ``length`` given."""
+    return _scan(f, init, xs, length, reverse, "scan body")
+
+
+def _scan(f, init, xs, length, reverse, what):
     b = current_trace()
     x_leaves, x_treedef = _flatten(xs)
     x_ts = [b.lift(x) for x in x_leaves]
@@ -244,7 +328,7 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
         )
     n = lengths.pop()
     if _values_known(b, (init, x_ts)):
-        return _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse)
+        return _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse, what)
     c_leaves, c_treedef = _flatten(init)
     nc = len(c_leaves)
     slice_types = [t.type.with_(shape=t.shape[1:]) for t in x_ts]
@@ -256,7 +340,7 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
             res = f(carry, x)
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
                 raise TracingError(
-                    f"scan body must return a pair (carry, y) (at {user_location_long(2)})"
+                    f"{what} must return a pair (carry, y) (at {user_location_long(2)})"
                 )
             new_c, y = res
             c_l, c_t = _flatten(new_c)
@@ -272,10 +356,10 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
         s.y_treedef = body.y_treedef
         return [s]
 
-    carry, bs = _trace_loop(b, lambda types: call(types), c_leaves, "scan body")
+    carry, bs = _trace_loop(b, lambda types: call(types), c_leaves, what)
     if bs is None:
         types = [b.lift(x).type for x in c_leaves]
-        raise _carry_mismatch("scan body", c_treedef, types, call(types)[0].out_types[:nc])
+        raise _carry_mismatch(what, c_treedef, types, call(types)[0].out_types[:nc])
     (gb,), consts = _close(bs)
     outs = bind(
         "scan", *carry, *x_ts, *consts,
@@ -286,12 +370,18 @@ def scan(f, init, xs=None, length=None, reverse: bool = False):
     return final, ys
 
 
-def _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse):
+def _scan_eagerly(b, f, init, x_ts, x_treedef, n, reverse, what):
     carry, ys = init, []
+    c_leaves, c_treedef = _flatten(init)
+    init_types = _leaf_types(b, c_leaves, what)
     order = range(n - 1, -1, -1) if reverse else range(n)
     for i in order:
         x = jax.tree_util.tree_unflatten(x_treedef, [_index(t, i) for t in x_ts])
-        carry, y = f(carry, x)
+        res = f(carry, x)
+        if not (isinstance(res, (tuple, list)) and len(res) == 2):
+            raise TracingError(f"{what} must return a pair (carry, y) (at {user_location_long(2)})")
+        carry, y = res
+        _check_carry(b, what, c_treedef, init_types, carry)
         ys.append(y)
     if reverse:
         ys.reverse()
@@ -323,9 +413,12 @@ def fori_loop(lower, upper, body_fun, init_val):
         lower, upper = int(lower), int(upper)
         b = current_trace()
         if _values_known(b, init_val):
+            leaves, treedef = _flatten(init_val)
+            init_types = _leaf_types(b, leaves, "fori_loop body")
             val = init_val
             for i in range(lower, upper):
                 val = body_fun(i, val)
+                _check_carry(b, "fori_loop body", treedef, init_types, val)
             return val
         if upper <= lower:
             return init_val
@@ -335,7 +428,7 @@ def fori_loop(lower, upper, body_fun, init_val):
             return (i + 1, body_fun(i, val)), None
 
         i0 = b.lift(np.int32(lower))
-        (_, val), _ = scan(step, (i0, init_val), None, length=upper - lower)
+        (_, val), _ = _scan(step, (i0, init_val), None, upper - lower, False, "fori_loop body")
         return val
 
     def cond_fun(carry):
@@ -346,7 +439,7 @@ def fori_loop(lower, upper, body_fun, init_val):
         i, hi, val = carry
         return i + 1, hi, body_fun(i, val)
 
-    _, _, val = while_loop(cond_fun, body, (lower, upper, init_val))
+    _, _, val = _while_loop(current_trace(), cond_fun, body, (lower, upper, init_val), "fori_loop body")
     return val
 
 
@@ -358,3 +451,8 @@ def _values_known(trace, tree) -> bool:
 
 def _is_static_int(v) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals())

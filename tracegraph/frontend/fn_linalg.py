@@ -90,3 +90,8 @@ def dot_general(lhs, rhs, dimension_numbers):
 def stop_gradient(x):
     """Identity forward; no gradient flows back through it (``lax.stop_gradient``)."""
     return bind("stop_gradient", x)
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals())

@@ -100,3 +100,8 @@ def clip(x, min=None, max=None):  # noqa: A002 - numpy's names
 def astype(x, dtype):
     """Convert to ``dtype`` (a numpy dtype, jnp dtype or a name like ``"bf16"``)."""
     return bind("astype", x, dtype=dtype)
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals())

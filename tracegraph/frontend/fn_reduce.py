@@ -84,3 +84,8 @@ def _arg_reduction(op):
 
 argmax = _arg_reduction("argmax")
 argmin = _arg_reduction("argmin")
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals(), exclude=("normalize_axis_arg",))

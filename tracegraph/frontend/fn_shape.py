@@ -539,3 +539,8 @@ def iterate(x: Tensor):
     if not x.shape:
         raise TypeError("iteration over a 0-d tensor")
     return (getitem(x, i) for i in range(x.shape[0]))
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals(), exclude=("shape_of", "ndim_of", "iterate"), renames={"getitem": "index"})

@@ -20,7 +20,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from ..errors import IRError
+from ..errors import IRError, public
 from . import graphviz, parser, printer, serialize, verifier
 from .tree import TreeSpec, default_in_tree, default_out_tree
 from .types import TensorType
@@ -115,10 +115,12 @@ class Graph:
         return [v.type for v in self.outputs]
 
     # -- running (the backends provide these) ---------------------------------------
+    @public("graph")
     def __call__(self, *args, **kwargs):
         """Run the graph compiled with ``jax.jit`` (compiled once per graph)."""
         return _runner("jit")(self, *args, **kwargs)
 
+    @public("graph")
     def interpret(self, *args, **kwargs):
         """Run the graph node by node with the eager interpreter."""
         return _runner("interpret")(self, *args, **kwargs)
@@ -174,7 +176,14 @@ class Graph:
             yield from n.outputs
 
     def flatten_args(self, args, kwargs) -> list:
-        leaves = flatten_by_spec(self.in_tree, (tuple(args), dict(kwargs)))
+        try:
+            leaves = flatten_by_spec(self.in_tree, (tuple(args), dict(kwargs)))
+        except IRError as e:
+            raise IRError(
+                f"graph {self.name}: the arguments do not match its inputs "
+                f"({len(self.inputs)} arrays: {', '.join(v.name or '?' for v in self.inputs[:8])}"
+                f"{', ...' if len(self.inputs) > 8 else ''}): {e}"
+            ) from None
         if len(leaves) != len(self.inputs):
             raise IRError(
                 f"graph {self.name}: expected {len(self.inputs)} array inputs, got {len(leaves)}"

@@ -337,3 +337,8 @@ def binary_cross_entropy_with_logits(logits, targets, reduction: str = "mean"):
     ``softplus(x) - x * t`` (equal to optax.sigmoid_binary_cross_entropy)."""
     loss = fn_math.subtract(softplus(logits), fn_math.multiply(logits, targets))
     return _reduce("binary_cross_entropy_with_logits", loss, reduction)
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals())
