@@ -20,7 +20,7 @@ import numpy as np
 import tracegraph as tg
 from tracegraph.nn import functional as F
 
-MODES = ("jit", "interpret", "eager")
+MODES = tg.train.MODES  # jit, interpret, eager, compile, imperative
 
 
 def parser(description: str, *, steps=None, epochs=None, batch_size=32, lr=1e-3,
@@ -30,7 +30,9 @@ def parser(description: str, *, steps=None, epochs=None, batch_size=32, lr=1e-3,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--mode", choices=MODES, default="jit",
                    help="jit: define-then-run (tg.jit, XLA); interpret: the same IR run node "
-                        "by node; eager: define-by-run (tg.eager)")
+                        "by node; eager: define-by-run (tg.eager); compile: define-by-run "
+                        "recorded and run compiled, Python control flow kept (tg.compile); "
+                        "imperative: PyTorch style, loss.backward() and optimizer.step()")
     p.add_argument("--steps", type=int, default=steps,
                    help="stop after this many training steps (default: run --epochs)")
     p.add_argument("--epochs", type=int, default=epochs, help="passes over the training data")
@@ -43,8 +45,8 @@ def parser(description: str, *, steps=None, epochs=None, batch_size=32, lr=1e-3,
                    help="write the train step's IR (text, JSON, Graphviz DOT, after each "
                         "pass), its StableHLO and optimized HLO to DIR")
     p.add_argument("--compare", action="store_true",
-                   help="first run a few steps in each of jit, interpret and eager mode from "
-                        "the same parameters and batches, and print a table")
+                   help="first run a few steps in each mode from the same parameters and "
+                        "batches, and print a table")
     p.add_argument("--compare-steps", type=int, default=compare_steps,
                    help="steps per mode for --compare (the first one, which traces and "
                         "compiles, is left out of the median)")

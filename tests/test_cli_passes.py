@@ -58,6 +58,7 @@ def test_dump_text_json_dot_and_hlo(tmp_path):
     assert "HloModule" in (tmp_path / "m.hlo").read_text()
 
 
+@pytest.mark.slow  # a subprocess per case; test_dump_text_json_dot_and_hlo covers dumping
 def test_dump_passes_option(tmp_path):
     src = tmp_path / "model.py"
     src.write_text("import tracegraph as tg\n\ndef f(x):\n    return -(-x) * 1.0 + tg.exp(x)\n")
@@ -97,6 +98,7 @@ def test_save_show_and_run(tmp_path):
             np.testing.assert_allclose(got["out_0"], want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # subprocesses; test_save_show_and_run covers `tracegraph run`
 def test_run_positional_inputs_profile_and_errors(tmp_path):
     g = tg.trace(lambda x, y: tg.log(x) * y, tg.spec((3,)), tg.spec((3,)))
     tg.save(g, tmp_path / "g.tg")

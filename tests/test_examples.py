@@ -67,8 +67,20 @@ def test_example_trains_in_jit_mode(name, jit_runs):
         assert out["sample"].startswith("The ") and len(out["sample"]) == len("The ") + 4
 
 
-@pytest.mark.parametrize("mode", ["interpret", "eager"])
-@pytest.mark.parametrize("name", NAMES)
+# the slowest pairs (about 80 s of the default run) run with -m slow
+_SLOW_PAIRS = {
+    ("transformer", "interpret"), ("transformer", "eager"), ("char_lstm", "eager"), ("char_lstm", "interpret"),
+}
+
+
+@pytest.mark.parametrize(
+    "name,mode",
+    [
+        pytest.param(n, m, marks=[pytest.mark.slow] if (n, m) in _SLOW_PAIRS else [])
+        for n in NAMES
+        for m in ("interpret", "eager")
+    ],
+)
 def test_example_runs_in_other_modes_with_the_same_losses(name, mode, jit_runs, capsys):
     out = run(name, steps=STEPS, mode=mode)
     losses = out["losses"]

@@ -259,10 +259,11 @@ def test_dropout_train_and_eval(mode):
     kept = np.asarray(got) != 0
     assert 0.5 < kept.mean() < 0.9
     np.testing.assert_allclose(np.asarray(got)[kept], (x / 0.7)[kept], rtol=1e-6)
-    # eval: identity, no key needed (a flag per call, or a copy with every flag off)
+    # eval: identity, no key needed (a flag per call, or every flag off, in place)
     assert_close(run_mode(mode, lambda m, x: m(x, train=False), (drop, x)), x, 0, 0)
     assert_close(run_mode(mode, call, (drop.eval(), x)), x, 0, 0)
-    assert drop.eval().training is False and drop.training is True
+    assert drop.training is False
+    assert drop.train() is drop and drop.training is True
 
 
 def test_dropout_needs_key_in_training():
@@ -511,6 +512,7 @@ def test_mha_dropout(mode):
     k = tg.random.key(22)
     eval_out = mha_ref(m, x, x, x)
     assert_close(run_mode(mode, call, (m.eval(), x)), eval_out, rtol=1e-4, atol=1e-5)
+    m.train()
     a = run_mode(mode, lambda m, x, k: m(x, key=k), (m, x, k))
     b = run_mode(mode, lambda m, x, k: m(x, key=k), (m, x, k))
     assert_close(a, b, 0, 0)  # deterministic given the key
@@ -569,6 +571,7 @@ def test_sequential_passes_keys_and_train(mode):
     plain = jax.nn.relu(seq[0](x))
     assert_close(run_mode(mode, lambda m, x: m(x, train=False), (seq, x)), plain, 1e-6, 1e-6)
     assert_close(run_mode(mode, call, (seq.eval(), x)), plain, 1e-6, 1e-6)
+    seq.train()
 
 
 def test_sequential_slice_renames():
@@ -810,10 +813,13 @@ def test_init_functions_match_jax():
 
 
 def test_key_errors():
-    with pytest.raises(TypeError, match="key"):
-        nn.Linear(3, 2)
-    with pytest.raises(TypeError, match="key"):
-        nn.Linear(3, 2, key=None)
+    # no key: PyTorch style, from the global stream; the parameters are leaf tensors
+    tg.manual_seed(3)
+    a = nn.Linear(3, 2)
+    tg.manual_seed(3)
+    b = nn.Linear(3, 2, key=None)
+    assert isinstance(a.weight, tg.TapeTensor) and a.weight.requires_grad
+    np.testing.assert_array_equal(a.weight, b.weight)
     with pytest.raises(TypeError, match="uint32"):
         nn.Linear(3, 2, key=np.zeros(3, np.uint32))
     with pytest.raises(tg.TracingError, match="outside"):
@@ -1085,15 +1091,18 @@ def test_user_field_called_name():
     assert m.name == "fields may use any name" and m.parameters()[0].shape == (2,)
 
 
-def test_train_eval_copies():
+def test_train_eval_in_place():
     seq = nn.Sequential([nn.Dropout(0.2), nn.MultiHeadAttention(4, 2, dropout=0.1, key=tg.random.key(0))])
+    before = jax.tree_util.tree_structure(seq)
     ev = seq.eval()
-    assert ev[0].training is False and ev[1].training is False
-    assert seq[0].training is True
-    assert ev.train()[1].training is True
-    assert jax.tree_util.tree_structure(ev) != jax.tree_util.tree_structure(seq)
+    assert ev is seq and not seq.training
+    assert seq[0].training is False and seq[1].training is False
+    assert jax.tree_util.tree_structure(seq) != before  # the flag is static: jit retraces
+    assert seq.train()[1].training is True and seq.training
+    assert jax.tree_util.tree_structure(seq) == before
 
 
+@pytest.mark.slow  # about 30 s; the per-layer gradient tests run by default
 def test_model_grad_end_to_end(encoder):
     """tg.grad of a loss through a model of every kind of layer (embedding, attention,
     layer norm, Sequential MLP, LSTM): a model-shaped gradient, the same in jit,

@@ -103,7 +103,7 @@ def _readme_examples():
     return pairs
 
 
-@pytest.mark.parametrize("index", range(2))
+@pytest.mark.parametrize("index", range(3))
 def test_readme_example_output_is_real(tmp_path, index):
     pairs = _readme_examples()
     if index >= len(pairs):

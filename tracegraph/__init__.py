@@ -19,6 +19,10 @@ from .frontend import tensor_methods as _tensor_methods  # noqa: F401
 from .core import Tensor, scope
 from .frontend.control_flow import cond, fori_loop, scan, while_loop
 from .frontend.eager import EagerFunction, eager
+from .frontend.tape import (
+    TapeTensor, enable_grad, is_grad_enabled, no_grad, rand, randn, set_grad_enabled, tensor,
+)
+from .frontend.fn_random import manual_seed
 from .frontend.fn_math import (
     abs, add, astype, ceil, clip, cos, divide, equal, erf, exp, floor, floor_divide, gelu,
     greater, greater_equal, less, less_equal, log, log1p, logical_and, logical_not,
@@ -40,6 +44,7 @@ from .backends.interpreter import Hook, Interpreter, NaNError, Profile, Watch, p
 from .ir import Graph, Node, TensorType, Value
 from .ir.files import load, save
 from .jit import JitFunction, RetraceWarning, jit
+from .compile import CompiledFunction, GuardMiss, compile  # noqa: A004 - torch.compile's name
 from .autodiff import grad, value_and_grad, vjp
 from .interop import from_jax, to_jax
 from . import transforms
@@ -69,3 +74,13 @@ def trace(fn, *args, **kwargs) -> Graph:
 def parse(text: str, constants=None) -> Graph:
     """Read a graph back from its text form (``str(graph)``)."""
     return Graph.parse(text, constants)
+
+
+# PyTorch's dtype names, for code ported from it (``tg.tensor(x, dtype=tg.float)``); with
+# x64 off (JAX's default) the 64-bit ones give 32-bit arrays, as every JAX dtype does
+import numpy as _np  # noqa: E402
+
+float16, bfloat16, float32, float64 = _np.float16, "bf16", _np.float32, _np.float64
+int8, int16, int32, int64, uint8 = _np.int8, _np.int16, _np.int32, _np.int64, _np.uint8
+half, double, long, short = _np.float16, _np.float64, _np.int64, _np.int16
+float, int, bool = _np.float32, _np.int32, _np.bool_  # noqa: A001 - PyTorch's names

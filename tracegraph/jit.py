@@ -45,9 +45,9 @@ import jax.numpy as jnp
 from .backends.interpreter import Interpreter, NaNError, Profile, profile_leaves
 from .backends.jax_backend import evaluate
 from .dump import Dumper, dump_dir_from
-from .errors import TracingError
+from .errors import TracingError, public
 from .core import GraphTrace, at_bottom
-from .frontend.tracing import arg_names, flatten_args, function_name, leaf_type, trace_with
+from .frontend.tracing import arg_names, arrays_of_free, flatten_args, function_name, leaf_type, trace_with
 from .ir.types import TensorType
 from .transforms.pass_manager import DEFAULT_PIPELINE, PassManager
 
@@ -307,10 +307,21 @@ class JitFunction:
         return self._options
 
     # -- calling --------------------------------------------------------------------
+    @public("jit", TracingError)
     def __call__(self, *args, **kwargs):
         if _inside_trace():  # called from inside another trace: inline, as nested jit does
             return self.fn(*args, **kwargs)
-        return self._jitted(*args, **kwargs)
+        return self._call_jitted(args, kwargs)
+
+    def _call_jitted(self, args, kwargs):
+        args, kwargs = arrays_of_free((args, kwargs))  # PyTorch-style tensors: their arrays
+        try:
+            return self._jitted(*args, **kwargs)
+        except (TypeError, ValueError) as e:
+            text = str(e)
+            if "Error interpreting argument" in text or "Non-hashable static" in text:
+                self._lookup(args, kwargs)  # raises tracegraph's own error for the arguments
+            raise
 
     def _jax_body(self, *args, **kwargs):
         entry, leaves = self._lookup(args, kwargs)
@@ -318,6 +329,7 @@ class JitFunction:
         return entry.graph.unflatten_outputs(outs)
 
     # -- inspection: one line each over the stage -------------------------------------
+    @public("jit", TracingError)
     def stage(self, *args, **kwargs) -> Traced:
         """The `Traced` stage of this signature (arrays or `tg.spec`s as arguments): its
         graphs and pass records, and ``.lower()``, ``.interpret()``, ``.profile()``.
@@ -331,6 +343,7 @@ class JitFunction:
         entry, leaves = self._lookup(args, kwargs)
         return Traced(self, entry, leaves, args, kwargs)
 
+    @public("jit", TracingError)
     def trace(self, *args, optimized: bool = True, **kwargs):
         """The Graph lowered for this signature (arrays or `tg.spec`s as arguments): the
         optimized one; ``optimized=False`` gives the graph as traced, before the passes."""
@@ -341,10 +354,12 @@ class JitFunction:
         ``tg.transforms.format_records(...)`` prints them as a table."""
         return self.stage(*args, **kwargs).pass_records
 
+    @public("jit", TracingError)
     def lower(self, *args, **kwargs):
         """``jax.stages.Lowered`` for this signature; ``.as_text()`` is StableHLO."""
         return self.stage(*args, **kwargs).lower()
 
+    @public("jit", TracingError)
     def interpret(self, *args, check_nans: bool = False, hooks=(), profile: Profile | None = None,
                   optimized: bool = True, **kwargs):
         """Run this signature's Graph with the eager interpreter, node by node (see
@@ -445,7 +460,9 @@ class JitFunction:
             full = [args[i] if i in nums else next(it) for i in range(len(args))]
             return fn(*full, **dkwargs, **static_kwargs)
 
-        graph, _ = trace_with(GraphTrace(self._name), _Named(body, pos_names), dyn_args, dyn_kwargs)
+        trace = GraphTrace(self._name)
+        trace.refuse_trainable = True
+        graph, _ = trace_with(trace, _Named(body, pos_names), dyn_args, dyn_kwargs)
         return graph
 
     def _note_trace(self, sig: Signature) -> str:
@@ -473,10 +490,11 @@ class _InstrumentedJitFunction(JitFunction):
     """`JitFunction` with per-call work: dumping StableHLO/HLO once per new signature
     (``dump=``), and checking results for NaN/Inf (``debug_nans=True``)."""
 
+    @public("jit", TracingError)
     def __call__(self, *args, **kwargs):
         if _inside_trace():
             return self.fn(*args, **kwargs)
-        out = self._jitted(*args, **kwargs)
+        out = self._call_jitted(args, kwargs)
         if self._pending_hlo:
             self._dump_compiled(args, kwargs)
         if self._options.debug_nans:
@@ -552,6 +570,7 @@ def _names(x, what: str) -> tuple[str, ...]:
     return names
 
 
+@public("jit", TracingError)
 def jit(fn=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), **kwargs):
     """Compile ``fn`` through tracegraph IR and XLA. Usable as ``@tg.jit`` or
     ``tg.jit(fn, static_argnums=...)``.

@@ -34,12 +34,17 @@ import jax
 import numpy as np
 
 from .errors import Error
+from .compile import compile as compile_fn
+from .core import Tensor
 from .frontend.eager import eager
+from .frontend.tape import leaf, tensor
+from .ir.types import is_inexact
+from .optim import FromTransform
 from .jit import jit
 from .optim import apply_updates
 from .autodiff import value_and_grad
 
-MODES = ("jit", "interpret", "eager")
+MODES = ("jit", "interpret", "eager", "compile", "imperative")
 
 
 @jax.tree_util.register_dataclass
@@ -82,9 +87,39 @@ def compile_step(fn: Callable, mode: str, **jit_kwargs) -> Callable:
     if mode == "interpret":
         jf = jit(fn, **jit_kwargs)
         return jf.interpret
-    if mode == "eager":
+    if mode in ("eager", "imperative"):  # imperative: eager code on parameter tensors
         return eager(fn)
+    if mode == "compile":
+        return compile_fn(fn)
     raise Error(f"mode must be one of {MODES}, not {mode!r}")
+
+
+def make_imperative_step(model, loss: Callable, optimizer, *, has_aux: bool = False):
+    """PyTorch style: ``(TrainState, batch) -> (TrainState, metrics)`` running
+    ``zero_grad(); loss(model, batch).backward(); step()`` on a copy of ``model`` whose
+    parameters are leaf tensors (the functional ``optimizer`` drives them through
+    `tg.optim.FromTransform`)."""
+    def as_parameter(x):
+        x = x._data if isinstance(x, Tensor) else x
+        return leaf(x, requires_grad=True) if is_inexact(np.asarray(x).dtype) else x
+
+    # a copy whose float leaves are parameter tensors: the caller's model stays as it was
+    model = jax.tree_util.tree_map(as_parameter, model, is_leaf=lambda x: isinstance(x, Tensor))
+    params = [x for x in jax.tree_util.tree_leaves(model, is_leaf=lambda x: isinstance(x, Tensor))
+              if isinstance(x, Tensor)]
+    opt = FromTransform(params, optimizer)
+
+    def step(state: TrainState, batch):
+        opt.zero_grad()
+        batch = jax.tree_util.tree_map(tensor, batch)
+        out = loss(model, batch)
+        value, aux = out if has_aux else (out, {})
+        value.backward()
+        opt.step()
+        metrics = {k: np.asarray(v) for k, v in dict(aux).items()}
+        return TrainState(model, None, state.step + 1), {"loss": value.item(), **metrics}
+
+    return model, step
 
 
 def make_step(loss: Callable, optimizer, *, has_aux: bool = False) -> Callable:
@@ -147,7 +182,9 @@ def fit(
         optimizer (``has_aux=True`` when loss returns ``(loss, metrics_dict)``).
       state: the initial state for a custom step.
       epochs, steps: stop after ``epochs`` passes or ``steps`` steps, whichever first.
-      mode: ``"jit"``, ``"interpret"`` or ``"eager"``.
+      mode: ``"jit"``, ``"interpret"``, ``"eager"``, ``"compile"`` (`tg.compile`) or
+        ``"imperative"`` (PyTorch style: ``loss.backward()`` and an optimizer ``step()``
+        on a copy of the model whose parameters are tensors; needs ``loss``/``optimizer``).
       progress: show a tqdm progress bar (loss, examples/s, ETA) when tqdm is installed.
       callback: called as ``callback(step_index, state, metrics)`` after each step.
     """
@@ -155,13 +192,17 @@ def fit(
         if loss is None or optimizer is None:
             raise Error("fit needs both loss= and optimizer= to build the step")
         model = step_or_model
-        state = TrainState(model, optimizer.init(model), 0) if state is None else state
-        step_fn = make_step(loss, optimizer, has_aux=has_aux)
+        if mode == "imperative":
+            model, step_fn = make_imperative_step(model, loss, optimizer, has_aux=has_aux)
+            state = TrainState(model, None, 0)
+        else:
+            state = TrainState(model, optimizer.init(model), 0) if state is None else state
+            step_fn = make_step(loss, optimizer, has_aux=has_aux)
     else:
         step_fn = step_or_model
         if state is None:
             raise Error("fit with a custom step needs state=")
-    run = compile_step(step_fn, mode)
+    run = step_fn if mode == "imperative" and loss is not None else compile_step(step_fn, mode)
     total = steps
     if total is None:
         try:

@@ -24,7 +24,7 @@ import contextlib
 
 import jax
 
-from ..errors import Error
+from ..errors import Error, ShapeError
 from ..ir import registry
 from ..ir.registry import NOT_DIFFERENTIABLE
 from ..ir.types import is_inexact
@@ -110,6 +110,22 @@ class Linearized:
         self.outputs = outs[: self.num_outputs]
         self.aux = outs[self.num_outputs :]
 
+    @classmethod
+    def of_graph(cls, trace: GraphTrace, graph, env: dict, num_primals: int) -> "Linearized":
+        """The linearization of a forward ``graph`` that already ran: ``env`` maps each
+        of its Values (by id) to a Tensor of ``trace`` holding it; the first
+        ``num_primals`` inputs are the primals. The imperative tape builds its backward
+        graphs this way (its forward ran op by op, before anyone asked for a gradient)."""
+        self = cls.__new__(cls)
+        self.trace, self.graph, self.env = trace, graph, env
+        self.num_primals, self.num_outputs = num_primals, len(graph.outputs)
+        self.in_treedef = jax.tree_util.tree_structure([0] * num_primals)
+        self.out_treedef = jax.tree_util.tree_structure([0] * self.num_outputs)
+        self.outputs = [env[id(v)] for v in graph.outputs]
+        self.aux, self.aux_treedef = [], jax.tree_util.tree_structure(None)
+        self.active = self._activity()
+        return self
+
     def _activity(self) -> set[int]:
         """Values that depend differentiably on the primals (forward sweep)."""
         active = {id(v) for v in self.graph.inputs[: self.num_primals]}
@@ -152,13 +168,24 @@ class Linearized:
         for i, (c, out) in enumerate(zip(ct_leaves, self.outputs)):
             c = trace.lift(c)
             if c.shape != out.shape:
-                raise Error(f"cotangent {i} has shape {list(c.shape)}, output is {out.type}")
+                raise ShapeError(f"cotangent {i} has shape {list(c.shape)}, output is {out.type}")
+            if is_inexact(out.dtype) and not is_inexact(c.dtype):
+                raise ShapeError(f"cotangent {i} has dtype {c.type}, output is {out.type} (a float output needs a float cotangent)")
             cts.append(c if c.dtype == out.dtype else bind("astype", c, dtype=out.dtype))
+        g_bwd, captured = self.backward_graph([c.type for c in cts])
+        grads = eval_graph(g_bwd, cts + captured, trace=trace, prune=True)
+        return jax.tree_util.tree_unflatten(self.in_treedef, grads)
+
+    def backward_graph(self, ct_types) -> tuple:
+        """The backward graph for output cotangents of ``ct_types``: it takes
+        ``(cotangents..., captured...)`` and returns one cotangent per primal; returns it
+        with ``captured``, the Tensors of ``self.trace`` (forward values the rules read)
+        to pass for its trailing inputs."""
         graph, active = self.graph, self.active
-        bwd = GraphTrace("backward", parent=trace)
+        bwd = GraphTrace("backward", parent=self.trace)
         with using(bwd):
             ct_map: dict[int, Tensor] = {}
-            ct_ins = [bwd.new_input(c.type, name=f"ct{i}") for i, c in enumerate(cts)]
+            ct_ins = [bwd.new_input(t, name=f"ct{i}") for i, t in enumerate(ct_types)]
             for v, c in zip(graph.outputs[: self.num_outputs], ct_ins):
                 if id(v) in active:
                     _accumulate(ct_map, v, c)
@@ -185,9 +212,7 @@ class Linearized:
                     c = bind("full", shape=v.type.shape, value=0, dtype=v.type.dtype)
                 results.append(c)
         g_bwd = bwd.finish(results)
-        captured = [outer_t for (_, outer_t) in bwd.builder.captures.values()]
-        grads = eval_graph(g_bwd, cts + captured, trace=trace, prune=True)
-        return jax.tree_util.tree_unflatten(self.in_treedef, grads)
+        return g_bwd, [outer_t for (_, outer_t) in bwd.builder.captures.values()]
 
     def _apply_rule(self, bwd, op, node, out_cts, ct_map):
         env = self.env

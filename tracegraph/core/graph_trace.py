@@ -119,7 +119,11 @@ class GraphTrace(Trace):
 
     def lift(self, x) -> Tensor:
         if isinstance(x, Tensor):
-            return x if x._trace is self else self.capture(x)
+            if x._trace is self:
+                return x
+            if x._trace.free:  # an imperative tensor: the array it holds now
+                return self.lift_free(x)
+            return self.capture(x)
         if is_python_scalar(x):
             dt = python_scalar_dtype(x)
             # JAX treats Python int/float/complex as weakly typed, but never bool
@@ -134,6 +138,35 @@ class GraphTrace(Trace):
         raise TracingError(
             f"cannot use a {type(x).__name__} as an array operand (at {user_location_long(3)})"
         )
+
+    # set by tg.jit, whose graphs are cached: a trainable tensor baked in as a constant
+    # would be stale after the next optimizer step
+    refuse_trainable = False
+
+    def lift_free(self, x: Tensor) -> Tensor:
+        """An imperative tensor used here (a PyTorch-style parameter closed over): a
+        constant holding its current array, as JAX bakes a closed-over array. Inside a
+        nested graph it is captured from the enclosing trace."""
+        if self.parent is not None:
+            return self.capture_free(x)
+        if self.refuse_trainable and getattr(x, "requires_grad", False):
+            raise TracingError(
+                f"a tg.jit function uses a tensor that requires grad ({x.type}) without "
+                f"taking it as an argument (at {user_location_long(3)}): the compiled "
+                "graph would keep its current value after the optimizer changes it. Pass "
+                "the model or tensor as an argument: tg.jit(lambda model, x: model(x))(model, x)"
+            )
+        return self.constant(x._data, weak=x._value.type.weak)
+
+    def capture_free(self, x: Tensor) -> Tensor:
+        b = self.builder
+        hit = b.captures.get(id(x._value))
+        if hit is not None:
+            return self.box(hit[0], x._data)
+        outer = self.parent.lift(x)
+        v = b.add_input(x._value.type, x._value.name)
+        b.captures[id(x._value)] = (v, outer)
+        return self.box(v, outer._data)
 
     def lift_tracer(self, x) -> Tensor:
         # a JAX tracer of an enclosing jax transformation: a constant of this graph

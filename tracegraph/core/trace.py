@@ -67,6 +67,10 @@ class Trace:
     """
 
     parent: "Trace | None" = None
+    # A free trace's Tensors live outside any ``with`` block (imperative tensors, PyTorch
+    # style): `bind` at the bottom of the stack hands ops on them to their own trace, and
+    # a graph trace takes them in as the array they hold.
+    free: bool = False
 
     def lift(self, x):
         raise NotImplementedError
@@ -96,6 +100,11 @@ class Trace:
     def known_value(self, x):
         return None
 
+    def inplace(self, t, fn, other):
+        """``t op= other`` (``t += 1``): by default Python's meaning for immutable values,
+        a new Tensor bound to the same name. Imperative tensors update in place."""
+        return fn(t, other)
+
     def foreign_call(self, t):
         """A JAX function was called on ``t`` (``jnp.sin(t)``): it would run outside the
         graph, so every trace refuses, naming the JAX function and the user's line."""
@@ -116,12 +125,18 @@ _JAX_NUMPY_LAX = (os.path.join(_JAX_DIR, "_src", "numpy", ""), os.path.join(_JAX
 def foreign_call_message(t) -> str:
     """``jax.numpy.sin was called on a tracegraph Tensor (f32[3]) at f.py:3 (in g) ...``"""
     frame, name = sys._getframe(1), None
+    pjit_file = os.path.join(_JAX_DIR, "_src", "pjit.py")
     while frame is not None and (
         frame.f_code.co_filename.startswith(_JAX_DIR) or frame.f_code.co_filename.startswith(_PACKAGE_DIR)
     ):
         code = frame.f_code
         if code.co_filename.startswith(_JAX_NUMPY_LAX) and not code.co_name.startswith("_"):
             name = code.co_name  # the outermost public jax.numpy / lax function so far
+        elif code.co_filename == pjit_file and callable(frame.f_locals.get("fun")):
+            # a jitted jax.numpy function (jnp.tanh): pjit holds it as ``fun``
+            fun_name = getattr(frame.f_locals["fun"], "__name__", "")
+            if fun_name and not fun_name.startswith("_"):
+                name = fun_name
         frame = frame.f_back
     where = "<unknown location>" if frame is None else (
         f"{frame.f_code.co_filename}:{frame.f_lineno} (in {frame.f_code.co_name})"
@@ -181,10 +196,20 @@ def bind(op_name: str, *args, **attrs):
 
     With no trace active the op runs at once on plain arrays and JAX arrays come back.
     """
-    trace = current_trace()
+    stack = _TRACES.get()
+    trace = stack[-1] if stack else _bottom_trace(args)
     op = registry.lookup(op_name)
     outs = trace.process(op, [trace.lift(a) for a in args], attrs)
     return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
+
+
+def _bottom_trace(args) -> Trace:
+    """With no trace active: the trace of an imperative (free) Tensor among the
+    operands, else the evaluation trace."""
+    for a in args:
+        if isinstance(a, Tensor) and a._trace.free:
+            return a._trace
+    return EVAL
 
 
 def check_and_infer(op, in_types, attrs) -> tuple[dict, tuple]:
@@ -244,6 +269,25 @@ def canonical_array(x):
 
 # -- the evaluation trace -------------------------------------------------------------------
 
+# scopes opened with no trace active (`tg.scope`, module calls): imperative ops record them
+_BOTTOM_SCOPES: contextvars.ContextVar[tuple] = contextvars.ContextVar("tracegraph_bottom_scopes", default=())
+
+
+def bottom_scope() -> str:
+    """The dotted scope opened at the bottom of this thread's stack (``encoder.0``)."""
+    return ".".join(_BOTTOM_SCOPES.get())
+
+
+@contextlib.contextmanager
+def bottom_scope_as(path: str):
+    """Inside, the bottom scope is exactly ``path`` (converted JAX code names its own)."""
+    token = _BOTTOM_SCOPES.set(tuple(path.split(".")) if path else ())
+    try:
+        yield
+    finally:
+        _BOTTOM_SCOPES.reset(token)
+
+
 
 class EvalTrace(Trace):
     """The bottom of the stack: ops run at once on plain arrays (or JAX tracers, when
@@ -251,6 +295,8 @@ class EvalTrace(Trace):
 
     def lift(self, x):
         if isinstance(x, Tensor):
+            if x._trace.free:  # an imperative tensor reaching control flow: its value
+                return x
             raise TracingError(
                 f"a traced tensor ({x.type}) is used outside the trace that made it "
                 f"(at {user_location_long(3)})"
@@ -277,10 +323,18 @@ class EvalTrace(Trace):
     def lift_constant(self, value):
         return weak_value(value.data, value.type.dtype) if value.type.weak else value.data
 
+    def push_scope(self, name: str) -> None:
+        _BOTTOM_SCOPES.set(_BOTTOM_SCOPES.get() + (name,))
+
+    def pop_scope(self) -> None:
+        _BOTTOM_SCOPES.set(_BOTTOM_SCOPES.get()[:-1])
+
     def constant(self, array, weak: bool = False):
         return weak_value(array, np.asarray(array).dtype) if weak else jax.numpy.asarray(array)
 
     def known_value(self, x):
+        if isinstance(x, Tensor) and x._trace.free:
+            return x._data
         if isinstance(x, jax.core.Tracer):
             raise TracingError(
                 "a JAX tracer reached tracegraph control flow outside any tracegraph trace; "

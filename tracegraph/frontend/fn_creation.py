@@ -24,6 +24,7 @@ from . import fn_math
 from ..core import bind
 from .fn_shape import _shape_arg, broadcast_to, shape_of
 from ..core import Tensor
+from .tape import as_leaf
 
 
 def canonical_dtype(dtype, default=None) -> np.dtype:
@@ -84,14 +85,31 @@ def full(shape, fill_value, dtype=None):
     return bind("full", shape=shape, value=_static_scalar(fill_value), dtype=dt, weak=weak)
 
 
-def zeros(shape, dtype=None):
-    """An array of zeros; default dtype float32 (float64 with x64). ``tg.zeros((3, 4))``."""
-    return bind("full", shape=_shape_arg(shape), value=0, dtype=canonical_dtype(dtype))
+def zeros(shape, *more, dtype=None, requires_grad=None):
+    """An array of zeros; default dtype float32 (float64 with x64). ``tg.zeros((3, 4))``,
+    ``tg.zeros(3, 4)``; with ``requires_grad=`` a PyTorch-style leaf tensor."""
+    shape, dtype = _torch_shape(shape, more, dtype)
+    out = bind("full", shape=_shape_arg(shape), value=0, dtype=canonical_dtype(dtype))
+    return as_leaf(out, requires_grad)
 
 
-def ones(shape, dtype=None):
-    """An array of ones; default dtype float32 (float64 with x64). ``tg.ones(5, "i32")``."""
-    return bind("full", shape=_shape_arg(shape), value=1, dtype=canonical_dtype(dtype))
+def ones(shape, *more, dtype=None, requires_grad=None):
+    """An array of ones; default dtype float32 (float64 with x64). ``tg.ones(5, "i32")``,
+    ``tg.ones(2, 3)``; with ``requires_grad=`` a PyTorch-style leaf tensor."""
+    shape, dtype = _torch_shape(shape, more, dtype)
+    out = bind("full", shape=_shape_arg(shape), value=1, dtype=canonical_dtype(dtype))
+    return as_leaf(out, requires_grad)
+
+
+def _torch_shape(shape, more, dtype):
+    """numpy's ``zeros(shape, dtype)`` and PyTorch's ``zeros(*sizes)`` spellings."""
+    if not more:
+        return shape, dtype
+    if len(more) == 1 and not isinstance(more[0], (int, np.integer)):
+        if dtype is not None:
+            raise TypeError("dtype given twice")
+        return shape, more[0]
+    return (shape, *more), dtype
 
 
 def full_like(x, fill_value, dtype=None, shape=None):
@@ -153,3 +171,8 @@ def eye(N, M=None, k=0, dtype=None):  # noqa: N803 - numpy's names
 def identity(n, dtype=None):
     """The ``n x n`` identity matrix. ``tg.identity(4)``."""
     return eye(n, dtype=dtype)
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals(), exclude=("canonical_dtype",))

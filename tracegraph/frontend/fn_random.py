@@ -15,6 +15,9 @@ Example::
 from __future__ import annotations
 
 import numbers
+import operator
+import os
+import threading
 
 import jax
 import numpy as np
@@ -42,7 +45,7 @@ def _shape(shape) -> tuple[int, ...]:
     if isinstance(shape, numbers.Integral):
         return (int(shape),)
     try:
-        return tuple(int(d) for d in shape)
+        return tuple(operator.index(d) for d in shape)
     except TypeError:
         raise TracingError(
             f"a random shape must be a tuple of Python ints, got {shape!r} "
@@ -120,3 +123,36 @@ def bernoulli(key, p=0.5, shape=None):
         maxval=1.0,
     )
     return bind("lt", u, p)
+
+
+
+
+# -- the global key stream (PyTorch's generator), for code that gives no key ----------------
+
+_STREAM_LOCK = threading.Lock()
+_STREAM: list = []  # [key] once seeded
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the global key stream that layers built without ``key=`` and `tg.randn` /
+    `tg.rand` draw from (``torch.manual_seed``). Explicit keys never touch it."""
+    raw = np.asarray(jax.random.PRNGKey(int(seed)))
+    with _STREAM_LOCK:
+        _STREAM[:] = [raw]
+
+
+def next_key():
+    """A fresh key from the global stream (seeded from the OS, as PyTorch's default
+    generator, until `manual_seed` is called)."""
+    with _STREAM_LOCK:
+        if not _STREAM:
+            _STREAM.append(np.asarray(jax.random.PRNGKey(int.from_bytes(os.urandom(4), "little"))))
+        with jax.ensure_compile_time_eval():
+            nxt, out = np.asarray(jax.random.split(_STREAM[0]))
+        _STREAM[0] = nxt
+    return out
+
+
+from ..errors import public_functions as _public_functions
+
+_public_functions(globals())

@@ -4,7 +4,11 @@
 from __future__ import annotations
 
 from . import fn_linalg, fn_math, fn_reduce, fn_shape
+from .fn_creation import canonical_dtype
+from .tape import backward as tape_backward
 from ..core import Tensor
+from ..errors import TracingError, user_location_long
+from ..ir.types import DTYPE_NAMES
 
 
 def _swap(f):
@@ -78,14 +82,165 @@ _METHODS = {
 }
 
 
+# -- in place: ``t += x`` rebinds the name in traced code (tensors are values there) and
+# updates the tensor itself when it is imperative (PyTorch style); see `Trace.inplace`
+def _inplace_operator(f):
+    return lambda self, other: self._trace.inplace(self, f, other)
+
+
+_INPLACE_OPERATORS = {
+    "__iadd__": fn_math.add,
+    "__isub__": fn_math.subtract,
+    "__imul__": fn_math.multiply,
+    "__itruediv__": fn_math.divide,
+    "__ifloordiv__": fn_math.floor_divide,
+    "__imod__": fn_math.remainder,
+    "__ipow__": fn_math.power,
+    "__iand__": fn_math.logical_and,
+    "__ior__": fn_math.logical_or,
+    "__ixor__": fn_math.logical_xor,
+    "__imatmul__": fn_linalg.matmul,
+}
+
+
+def _inplace_method(name, f):
+    # x.add_(y) mutates x: only an imperative tensor can; in traced code it would be a
+    # silent no-op on the caller's variable, so it is refused
+    def method(self, *args, **kwargs):
+        if not self._trace.free:
+            raise TracingError(
+                f"x.{name}() updates a tensor in place, which traced code (tg.jit, tg.eager, "
+                f"control-flow bodies) cannot do (at {user_location_long(2)}): write "
+                f"x = {name[:-1]}(x, ...) or x = x op y instead"
+            )
+        return self._trace.inplace(self, lambda t, _: f(t, *args, **kwargs), None)
+
+    method.__name__ = name
+    return method
+
+
+def _alpha(f):
+    return lambda x, other, alpha=1: f(x, other if alpha == 1 else fn_math.multiply(other, alpha))
+
+
+_INPLACE_METHODS = {
+    "add_": _alpha(fn_math.add),
+    "sub_": _alpha(fn_math.subtract),
+    "mul_": fn_math.multiply,
+    "div_": fn_math.divide,
+    "pow_": fn_math.power,
+    "clamp_": lambda x, min=None, max=None: fn_math.clip(x, min, max),
+    "neg_": lambda x: fn_math.negative(x),
+    "exp_": lambda x: fn_math.exp(x),
+}
+
+
+# -- PyTorch's spellings, for code ported from it: dim=/keepdim=, view, unsqueeze, float()
+def _torch_reduction(f, pair=False):
+    def method(self, dim=None, keepdim=False, *, axis=None, keepdims=None, dtype=None):
+        ax = axis if dim is None else dim
+        kd = keepdim if keepdims is None else keepdims
+        out = f(self, ax, kd)
+        if pair and dim is not None:  # torch: x.max(dim=1) -> (values, indices)
+            arg = fn_reduce.argmax if f is fn_reduce.max else fn_reduce.argmin
+            return out, _arg(arg, self, dim, kd)
+        return out if dtype is None else fn_math.astype(out, dtype)
+
+    return method
+
+
+def _arg(f, x, dim, keepdim):
+    return f(x, dim, keepdim)
+
+
+class _Size(int):
+    """``t.size``: numpy's element count (an int) that is also PyTorch's ``t.size()``
+    (the shape) and ``t.size(dim)``."""
+
+    def __new__(cls, shape):
+        n = 1
+        for d in shape:
+            n *= d
+        obj = super().__new__(cls, n)
+        obj._shape = tuple(shape)
+        return obj
+
+    def __call__(self, dim=None):
+        return self._shape if dim is None else self._shape[dim]
+
+
+_size = property(lambda self: _Size(self.shape))
+
+
+_TORCH_METHODS = {
+    "sum": _torch_reduction(fn_reduce.sum),
+    "mean": _torch_reduction(fn_reduce.mean),
+    "prod": _torch_reduction(fn_reduce.prod),
+    "max": _torch_reduction(fn_reduce.max, pair=True),
+    "min": _torch_reduction(fn_reduce.min, pair=True),
+    "argmax": lambda self, dim=None, keepdim=False, *, axis=None, keepdims=None: fn_reduce.argmax(
+        self, axis if dim is None else dim, keepdim if keepdims is None else keepdims),
+    "argmin": lambda self, dim=None, keepdim=False, *, axis=None, keepdims=None: fn_reduce.argmin(
+        self, axis if dim is None else dim, keepdim if keepdims is None else keepdims),
+    "float": lambda self: fn_math.astype(self, "f32"),
+    "double": lambda self: fn_math.astype(self, canonical_dtype("f64")),
+    "half": lambda self: fn_math.astype(self, "f16"),
+    "bfloat16": lambda self: fn_math.astype(self, "bf16"),
+    "long": lambda self: fn_math.astype(self, canonical_dtype("i64")),
+    "int": lambda self: fn_math.astype(self, "i32"),
+    "bool": lambda self: fn_math.astype(self, "bool"),
+    "to": lambda self, *args, **kwargs: _to(self, *args, **kwargs),
+    "cpu": lambda self: self,
+    "contiguous": lambda self, *a, **k: self,
+    "clone": lambda self: fn_math.astype(self, self.dtype),
+    "view": lambda self, *shape: fn_shape.reshape(self, _varargs(shape)),
+    "view_as": lambda self, other: fn_shape.reshape(self, other.shape),
+    "reshape_as": lambda self, other: fn_shape.reshape(self, other.shape),
+    "expand_as": lambda self, other: fn_shape.broadcast_to(self, other.shape),
+    "unsqueeze": lambda self, dim: fn_shape.expand_dims(self, dim),
+    "permute": lambda self, *dims: fn_shape.transpose(self, _varargs(dims)),
+    "t": lambda self: self if self.ndim < 2 else fn_shape.transpose(self),
+    "mm": fn_linalg.matmul,
+    "matmul": fn_linalg.matmul,
+    "eq": fn_math.equal,
+    "ne": fn_math.not_equal,
+    "lt": fn_math.less,
+    "le": fn_math.less_equal,
+    "gt": fn_math.greater,
+    "ge": fn_math.greater_equal,
+    "pow": fn_math.power,
+    "sigmoid": lambda self: fn_math.sigmoid(self),
+    "relu": lambda self: fn_math.maximum(self, 0),
+    "size": _size,
+    "backward": lambda self, *args, **kwargs: tape_backward(self, *args, **kwargs),
+    "dim": lambda self: self.ndim,
+    "numel": lambda self: self.size,
+}
+
+
+def _to(x, *args, dtype=None, device=None, **_):
+    # .to(device) is the identity on one device; .to(dtype) converts
+    for a in args:
+        if not isinstance(a, str) or a in DTYPE_NAMES:
+            try:
+                dtype = canonical_dtype(a)
+            except TypeError:
+                continue
+    return x if dtype is None else fn_math.astype(x, dtype)
+
+
 def _varargs(args):
     # x.reshape(2, 3) and x.reshape((2, 3)) both work, as on numpy arrays.
     return args[0] if len(args) == 1 and isinstance(args[0], (tuple, list)) else args
 
 
 def install():
-    for name, f in {**_OPERATORS, **_METHODS}.items():
+    for name, f in {**_OPERATORS, **_METHODS, **_TORCH_METHODS}.items():
         setattr(Tensor, name, f)
+    for name, f in _INPLACE_OPERATORS.items():
+        setattr(Tensor, name, _inplace_operator(f))
+    for name, f in _INPLACE_METHODS.items():
+        setattr(Tensor, name, _inplace_method(name, f))
     Tensor.__hash__ = object.__hash__  # __eq__ is elementwise; keep identity hashing
 
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import inspect
 import numbers
 import re
+import sys
 
 import jax
 import numpy as np
 
-from ..errors import TracingError
+from ..errors import TracingError, locate, public
 from ..ir.graph import Graph
 from ..ir.tree import CUSTOM, DICT, LIST, NONE, TUPLE, TreeSpec
 from ..ir.types import DTYPE_NAMES, TensorType
 from ..core import GraphTrace, Tensor, function_name, type_of, using
 
 
+@public("spec")
 def spec(shape, dtype="f32") -> jax.ShapeDtypeStruct:
     """An abstract argument for `tg.trace` / ``f.trace``: ``tg.spec((128, 784), "f32")``."""
     dt = DTYPE_NAMES[dtype] if isinstance(dtype, str) and dtype in DTYPE_NAMES else np.dtype(dtype)
@@ -101,13 +103,27 @@ def _path_name(path, pos_names) -> str:
     return ".".join(parts) or "x"
 
 
+def _is_free(x) -> bool:
+    return isinstance(x, Tensor) and x._trace.free
+
+
+def arrays_of_free(tree):
+    """``tree`` with each imperative (PyTorch-style) tensor replaced by its array: as an
+    argument of a traced function it is the array it holds now."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree, is_leaf=_is_free)
+    if not any(_is_free(x) for x in leaves):
+        return tree
+    return jax.tree_util.tree_unflatten(treedef, [x._data if _is_free(x) else x for x in leaves])
+
+
 def flatten_args(fn, args, kwargs):
-    """Flatten ``(args, kwargs)``: returns (leaves, names, treedef)."""
+    """Flatten ``(args, kwargs)``: returns (leaves, names, treedef). Imperative tensors
+    (module parameters trained PyTorch-style) are leaves holding their current array."""
     path_leaves, treedef = jax.tree_util.tree_flatten_with_path(
         (tuple(args), dict(kwargs)), is_leaf=lambda x: isinstance(x, Tensor)
     )
     pos_names = arg_names(fn, len(args))
-    leaves = [x for _, x in path_leaves]
+    leaves = [x._data if _is_free(x) else x for _, x in path_leaves]
     names = [_path_name(p, pos_names) for p, _ in path_leaves]
     return leaves, names, treedef
 
@@ -119,6 +135,20 @@ def trace_function(fn, args, kwargs=None, *, name=None) -> Graph:
 
 
 def trace_with(trace, fn, args, kwargs=None):
+    """Run ``fn`` under ``trace`` (see `_trace_with`); a mistake in the call itself (an
+    argument that is not an array, a result that is not one) names ``tg.eager`` or
+    ``tg.trace`` and the caller's line."""
+    try:
+        return _trace_with(trace, fn, args, kwargs)
+    except Exception as e:
+        mode = "eager" if type(trace).__name__ == "EagerTrace" else "trace"
+        new = locate(e, mode, sys._getframe(1), TracingError)
+        if new is None or new is e:
+            raise
+        raise new from None
+
+
+def _trace_with(trace, fn, args, kwargs=None):
     """Run ``fn`` under ``trace`` (a fresh `GraphTrace` or define-by-run trace) on
     Tensors standing for ``args``; returns (Graph, output Tensors). One graph input per
     array leaf, named after its argument path (``%params.fc1.w``); define-by-run traces

@@ -45,6 +45,9 @@ import numpy as np
 from ..backends.jax_backend import as_jax_function
 from ..errors import Error, TracingError, user_location_long
 from ..core import Tensor, at_bottom, current_trace, function_name
+from ..core.trace import bottom_scope, bottom_scope_as
+from ..frontend.tape import TAPE, is_grad_enabled
+from ..frontend.tracing import arrays_of_free
 from ..ir.graph import Graph
 from ..ops.defop import default_float, default_int
 from .rules import NOT_YET_SUPPORTED, RULES
@@ -109,18 +112,24 @@ class JaxFunction:
             return self.fn(*args, **kwargs)
         b = current_trace()
         if at_bottom():
-            if any(_is_tensor(x) for x in leaves):
+            if any(_is_tensor(x) and not x._trace.free for x in leaves):
                 raise TracingError(
                     f"{self!r}: a traced tensor is used outside the trace that made it "
                     f"(at {user_location_long(2)})"
                 )
-            return self.fn(*args, **kwargs)
+            free = [x for x in leaves if _is_tensor(x)]
+            if not (free and is_grad_enabled() and any(x.requires_grad for x in free)):
+                # plain arrays, or imperative tensors with nothing to record: JAX itself
+                args, kwargs = arrays_of_free((args, kwargs))
+                return self.fn(*args, **kwargs)
+            b = TAPE  # imperative tensors that require grad: record the converted ops
         dynamic = [i for i, x in enumerate(leaves) if _is_dynamic(x)]
         traced = self._jaxpr(leaves, treedef, dynamic)
         if traced.problems:
             raise TracingError(_problem_report(self, traced.problems, user_location_long(2)))
         ins = [b.lift(leaves[i]) for i in dynamic]
-        base = ".".join(s for s in (b.builder.scope, f"from_jax/{self.name}") if s)
+        scope = b.builder.scope if hasattr(b, "builder") else bottom_scope()
+        base = ".".join(s for s in (scope, f"from_jax/{self.name}") if s)
         outs = _Emitter(base).run_closed(traced.closed, ins)
         return jax.tree_util.tree_unflatten(traced.out_treedef, outs)
 
@@ -243,7 +252,11 @@ def _problem_report(fn, problems, where) -> str:
 def _scope(path: str):
     """Give the nodes converted inside exactly this scope (on whichever builder is current:
     control-flow bodies have builders of their own)."""
-    b = current_trace().builder
+    b = getattr(current_trace(), "builder", None)
+    if b is None:  # imperative tensors at the bottom of the stack
+        with bottom_scope_as(path):
+            yield
+        return
     saved = b.scopes
     b.scopes = [path] if path else []
     try:

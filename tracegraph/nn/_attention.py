@@ -54,7 +54,7 @@ class MultiHeadAttention(Module):
     """
 
     def __init__(self, embed_dim: int, num_heads: int, *, causal: bool = False,
-                 dropout: float = 0.0, bias: bool = True, key, dtype=jnp.float32,
+                 dropout: float = 0.0, bias: bool = True, key=None, dtype=jnp.float32,
                  training: bool = True):
         embed_dim, num_heads = int(embed_dim), int(num_heads)
         if num_heads < 1 or embed_dim % num_heads:

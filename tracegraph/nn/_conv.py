@@ -54,7 +54,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, *, key, dtype=jnp.float32,
+                 dilation=1, groups: int = 1, bias: bool = True, *, key=None, dtype=jnp.float32,
                  weight_init=None, bias_init=None):
         in_channels, out_channels, groups = int(in_channels), int(out_channels), int(groups)
         if groups < 1 or in_channels % groups or out_channels % groups:

@@ -36,7 +36,7 @@ class Linear(Module):
         y = fc(x)                           # x: f32[batch, 784] -> f32[batch, 128]
     """
 
-    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, key,
+    def __init__(self, in_features: int, out_features: int, *, bias: bool = True, key=None,
                  dtype=jnp.float32, weight_init=None, bias_init=None):
         wkey, bkey = init.split(key, 2, "Linear")
         dtype = init.param_dtype(dtype)
@@ -70,7 +70,7 @@ class Embedding(Module):
         h = emb(tokens)                     # i32[batch, time] -> f32[batch, time, 64]
     """
 
-    def __init__(self, num_embeddings: int, embedding_dim: int, *, key, dtype=jnp.float32,
+    def __init__(self, num_embeddings: int, embedding_dim: int, *, key=None, dtype=jnp.float32,
                  weight_init=None):
         self.num_embeddings = int(num_embeddings)
         self.embedding_dim = int(embedding_dim)

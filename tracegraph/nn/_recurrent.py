@@ -82,7 +82,7 @@ class LSTM(Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, batch_first: bool = False,
-                 bias: bool = True, key, dtype=jnp.float32):
+                 bias: bool = True, key=None, dtype=jnp.float32):
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.batch_first = bool(batch_first)
         k_ih, k_hh, k_b = init.split(key, 3, "LSTM")
@@ -135,7 +135,7 @@ class GRU(Module):
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, batch_first: bool = False,
-                 bias: bool = True, key, dtype=jnp.float32):
+                 bias: bool = True, key=None, dtype=jnp.float32):
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.batch_first = bool(batch_first)
         k_ih, k_hh, k_bi, k_bh = init.split(key, 4, "GRU")

@@ -29,6 +29,8 @@ import numpy as np
 from ..errors import TracingError
 from ..core import Tensor
 from ..ir.types import DTYPE_NAMES
+from ..frontend.fn_random import next_key
+from ._module._module import mark_pytorch_style
 
 __all__ = [
     "as_key",
@@ -180,12 +182,13 @@ def bias_uniform(fan_in: int):
 def as_key(key, who: str):
     """A concrete PRNG key for initializing ``who``: a ``tg.random.key`` /
     ``jax.random.PRNGKey`` (raw ``u32[2]``), a typed ``jax.random.key``, or a concrete
-    define-by-run Tensor. Parameters are made outside traced code: a traced key is an
-    error, as is a missing one."""
+    define-by-run Tensor; None draws from the global key stream (`tg.manual_seed`).
+    Parameters are made outside traced code: a traced key is an error."""
     if key is None:
-        raise TypeError(
-            f"{who} needs a PRNG key to initialize its parameters: key=tg.random.key(0)"
-        )
+        # PyTorch style: the global key stream (tg.manual_seed), and the model being
+        # built holds parameter tensors when done (see nn/_module)
+        mark_pytorch_style()
+        return next_key()
     if isinstance(key, Tensor):
         value = key._trace.known_value(key)
         if value is None:

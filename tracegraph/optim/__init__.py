@@ -1,4 +1,6 @@
-"""Layer 7: optimizers, all backed by optax transformations.
+"""Layer 7: optimizers, all backed by optax transformations: functional (lowercase,
+optax's ``init``/``update``) and PyTorch-style stateful classes (`SGD`, `Adam`, `AdamW`,
+`RMSprop`: ``zero_grad()`` / ``step()`` on parameter tensors; see ``_stateful.py``).
 
 Inside tracegraph code (tg.jit, tg.trace, tg.eager) ``update`` is captured through
 `tg.from_jax` as explicit IR: a printed train step shows the optimizer's arithmetic.
@@ -27,9 +29,11 @@ from ._optimizers import (
     sgd,
     warmup_cosine_decay_schedule,
 )
+from ._stateful import SGD, Adam, AdamW, FromTransform, Optimizer, RMSprop
 from ._transform import GradientTransformation, apply_updates, chain, wrap
 
 __all__ = [
+    "SGD", "Adam", "AdamW", "FromTransform", "Optimizer", "RMSprop",
     "GradientTransformation", "adam", "adamw", "apply_updates", "chain", "clip_by_global_norm",
     "constant_schedule", "cosine_decay_schedule", "exponential_decay", "rmsprop", "sgd",
     "warmup_cosine_decay_schedule", "wrap",

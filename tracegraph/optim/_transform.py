@@ -3,8 +3,11 @@ through `tg.from_jax`, so inside tracegraph code they are explicit IR."""
 
 from __future__ import annotations
 
+import jax
 import optax
 
+from ..core import Tensor
+from ..errors import ShapeError, public, public_functions
 from ..interop import JaxFunction, from_jax
 
 
@@ -37,13 +40,17 @@ class GradientTransformation:
         self._init = from_jax(tx.init, name=f"{name}.init")
         self._update = from_jax(tx.update, name=f"{name}.update")
 
+    @public("init")
     def init(self, params):
         """The optimizer state for ``params`` (a pytree of arrays or tensors)."""
         return self._init(params)
 
+    @public("update")
     def update(self, grads, state, params=None):
         """``(updates, new_state)`` for gradients ``grads``; add the updates to the
         parameters with `apply_updates`."""
+        if params is not None:
+            _same_structure("update", grads, params, "grads", "params")
         return self._update(grads, state, params)
 
     def __repr__(self):
@@ -74,9 +81,20 @@ _apply_updates = from_jax(optax.apply_updates, name="apply_updates")
 def apply_updates(params, updates):
     """``params + updates`` leaf by leaf, keeping each parameter's dtype
     (``optax.apply_updates``); IR nodes inside tracegraph code."""
+    _same_structure("apply_updates", updates, params, "updates", "params")
     return _apply_updates(params, updates)
+
+
+def _same_structure(op, a, b, name_a, name_b):
+    ta = jax.tree_util.tree_structure(a, is_leaf=lambda x: isinstance(x, Tensor))
+    tb = jax.tree_util.tree_structure(b, is_leaf=lambda x: isinstance(x, Tensor))
+    if ta != tb:
+        raise ShapeError(f"{op}: {name_a} and {name_b} differ in structure: {ta} vs {tb}")
 
 
 def as_schedule(fn, name: str) -> JaxFunction:
     """A learning-rate schedule (``count -> value``) that works on tensors too."""
     return from_jax(fn, name=name)
+
+
+public_functions(globals())

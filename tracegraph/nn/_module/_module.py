@@ -40,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 import inspect
@@ -47,10 +48,11 @@ import math
 import typing
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ...core import Tensor
-from ...ir.types import dtype_name
+from ...ir.types import dtype_name, is_inexact
 from . import _flatten
 from ._field import INIT, META, NAME, SPEC, classify, field_names, is_array, static_of
 from ._scope import module_scope
@@ -187,14 +189,38 @@ def _finish(module, keep=None):
     d.pop(INIT, None)
 
 
+# The construction under way in this context: one record per outermost module built,
+# shared by the modules built inside it. A layer given no ``key=`` draws from the global
+# key stream (`tg.manual_seed`) and marks the record: the model is being built PyTorch
+# style, so when the outermost module is done its float arrays become parameters
+# (leaf tensors that require grad), as ``torch.nn`` layers' are.
+_BUILDING: contextvars.ContextVar[tuple] = contextvars.ContextVar("tracegraph_nn_building", default=())
+
+
+def mark_pytorch_style() -> None:
+    """Called when a layer under construction initializes from the global key stream."""
+    stack = _BUILDING.get()
+    if stack:
+        stack[0][0] = True
+
+
 class _ModuleMeta(type):
     def __call__(cls, *args, **kwargs):
         obj = cls.__new__(cls)
         obj.__dict__[NAME] = None
         obj.__dict__[INIT] = True
-        obj.__init__(*args, **kwargs)
+        stack = _BUILDING.get()
+        record = stack[0] if stack else [False]
+        token = _BUILDING.set((*stack, record))
+        try:
+            obj.__init__(*args, **kwargs)
+        finally:
+            _BUILDING.reset(token)
         _check_fields(obj)
         _finish(obj)
+        if not stack and record[0]:
+            to_parameters(obj)
+            obj.named_parameters()  # the tensors take their paths as names
         return obj
 
 
@@ -301,13 +327,73 @@ class Module(metaclass=_ModuleMeta):
 
     # -- parameters -------------------------------------------------------------------
     def parameters(self) -> list:
-        """The parameter arrays (the pytree leaves), in flattening order."""
-        return jax.tree_util.tree_leaves(self)
+        """The parameters (the pytree leaves), in flattening order: arrays, or leaf
+        tensors that require grad in a module built PyTorch style (no ``key=``)."""
+        return [x for _, x in self.named_parameters()]
 
     def named_parameters(self) -> list[tuple[str, object]]:
         """``[("fc1.weight", array), ...]``: each leaf with its dotted path (the names
-        `tg.jit` gives graph inputs, after the argument's own name)."""
-        return [(path_name(p), x) for p, x in jax.tree_util.tree_flatten_with_path(self)[0]]
+        `tg.jit` gives graph inputs, after the argument's own name). Parameter tensors
+        take the name, so their recorded tapes print ``%fc1.weight``."""
+        out = []
+        for p, x in jax.tree_util.tree_flatten_with_path(self, is_leaf=_is_tensor)[0]:
+            name = path_name(p)
+            if isinstance(x, Tensor) and x._trace.free and x.is_leaf:
+                x._value.name = name
+            out.append((name, x))
+        return out
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """In place: make every float parameter a leaf tensor with ``requires_grad``
+        (turning arrays into tensors first), for training with ``.backward()`` a module
+        built or trained functionally. Returns self."""
+        to_parameters(self)
+        for x in self.parameters():
+            if isinstance(x, Tensor) and x._trace.free and x.is_leaf and is_inexact(x.dtype):
+                x.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the ``.grad`` of every parameter tensor (PyTorch's ``zero_grad``)."""
+        for x in self.parameters():
+            if isinstance(x, Tensor) and x._trace.free:
+                if set_to_none or x.grad is None:
+                    x.grad = None
+                else:
+                    x.grad.zero_()
+
+    def state_dict(self) -> dict:
+        """``{"fc1.weight": array, ...}``: every parameter's current array by its path
+        (plain JAX arrays: a copy of the values, detached from any tape)."""
+        return {name: jnp.asarray(x._data if isinstance(x, Tensor) else x) for name, x in self.named_parameters()}
+
+    def load_state_dict(self, state: dict, strict: bool = True):
+        """Load arrays by path, in place (parameter tensors keep their identity, so an
+        optimizer holding them sees the new values). ``strict``: the keys must match
+        exactly. Returns ``(missing_keys, unexpected_keys)``."""
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        replacements = {}
+        for name, x in own.items():
+            if name not in state:
+                continue
+            new = state[name]
+            new = new._data if isinstance(new, Tensor) and new._trace.free else new
+            if tuple(np.shape(new)) != tuple(np.shape(x)):
+                raise ValueError(
+                    f"load_state_dict: {name} has shape {list(np.shape(new))} in the state, "
+                    f"{list(np.shape(x))} in the module"
+                )
+            if isinstance(x, Tensor) and x._trace.free:
+                x._data = jnp.asarray(new, x.dtype)
+            else:
+                replacements[name] = jnp.asarray(new, x.dtype)
+        if replacements:
+            _replace_leaves(self, replacements)
+        return missing, unexpected
 
     def num_parameters(self) -> int:
         """The number of scalars in all parameters."""
@@ -327,13 +413,34 @@ class Module(metaclass=_ModuleMeta):
 
     # -- train / eval -----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
-        """A copy with every ``training`` flag (Dropout, MultiHeadAttention) set to
-        ``mode`` (PyTorch's ``model.train()``, but returning a new model)."""
-        return _set_training(self, bool(mode))
+        """Set every ``training`` flag (Dropout, MultiHeadAttention) to ``mode``, in
+        place, and return the module (PyTorch's ``model.train()``). The flag is static
+        data, so `tg.jit` retraces for a changed mode."""
+        _set_training(self, bool(mode))
+        return self
 
     def eval(self) -> Module:
-        """``self.train(False)``: a copy whose dropout layers are the identity."""
-        return _set_training(self, False)
+        """``self.train(False)``: dropout layers become the identity, in place."""
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        """A layer's own ``training`` flag; for a model, True unless some flag inside is
+        off (``model.eval()``)."""
+        own = self.__dict__.get("training")
+        if isinstance(own, bool):
+            return own
+        flags = [m.__dict__["training"] for _, m in self.named_modules()
+                 if isinstance(m.__dict__.get("training"), bool)]
+        return all(flags)
+
+    @training.setter
+    def training(self, mode):
+        if not self.__dict__.get(INIT):
+            raise AttributeError(
+                f"cannot set {type(self).__name__}.training: use model.train() / model.eval()"
+            )
+        self.__dict__["training"] = mode
 
     # -- printing ---------------------------------------------------------------------
     def __repr__(self):
@@ -374,25 +481,66 @@ def _has_modules(value) -> bool:
     return next(modules_in(value), None) is not None
 
 
-def _map_modules(value, fn):
-    if isinstance(value, Module):
-        return fn(value)
-    if type(value) in (list, tuple):
-        return type(value)(_map_modules(x, fn) for x in value)
-    if type(value) is dict:
-        return {k: _map_modules(x, fn) for k, x in value.items()}
-    return value
-
-
 def _set_training(module, mode):
-    changes = {}
+    """In place, through every sub-module: the ``training`` flags are static fields, read
+    when the module is flattened, so writing them is all a mode change takes."""
     for field in field_names(module):
         v = module.__dict__[field]
         if field == "training" and isinstance(v, bool):
-            changes[field] = mode
-        elif _has_modules(v):
-            changes[field] = _map_modules(v, lambda m: _set_training(m, mode))
-    return module.replace(**changes) if changes else module
+            module.__dict__[field] = mode
+            _restatic(module, field)
+        else:
+            for sub in modules_in(v):
+                _set_training(sub, mode)
+
+
+def _restatic(module, field):
+    """Refresh the layout's record of a static field written in place."""
+    keep = {f: s for f, s in module.__dict__[SPEC].specs if f != field}
+    _finish(module, keep)
+
+
+def _is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
+
+def to_parameters(module) -> None:
+    """In place: every float array among the module's parameters (through sub-modules,
+    lists, tuples, dicts) becomes a leaf tensor that requires grad."""
+    from ...frontend.tape import leaf
+
+    def convert(v):
+        if isinstance(v, Module):
+            to_parameters(v)
+            return v
+        if type(v) in (list, tuple):
+            return type(v)(convert(x) for x in v)
+        if type(v) is dict:
+            return {k: convert(x) for k, x in v.items()}
+        if isinstance(v, (jax.Array, np.ndarray)) and is_inexact(v.dtype):
+            return leaf(v, requires_grad=True)
+        return v
+
+    for field in field_names(module):
+        module.__dict__[field] = convert(module.__dict__[field])
+
+
+def _replace_leaves(module, by_name: dict) -> None:
+    """In place: the leaves (arrays) named in ``by_name`` take the new arrays."""
+    _replace_in(module, "", by_name)
+
+
+def _replace_in(v, path, by_name):
+    if isinstance(v, Module):
+        for field in field_names(v):
+            sub = path if field in type(v)._tg_index_fields else _join(path, field)
+            v.__dict__[field] = _replace_in(v.__dict__[field], sub, by_name)
+        return v
+    if type(v) in (list, tuple):
+        return type(v)(_replace_in(x, _join(path, str(i)), by_name) for i, x in enumerate(v))
+    if type(v) is dict:
+        return {k: _replace_in(x, _join(path, str(k)), by_name) for k, x in v.items()}
+    return by_name.get(path, v)
 
 
 # -- repr -----------------------------------------------------------------------------------

@@ -1,0 +1,187 @@
+"""One MLP training step (784-256-256-10, batch 128, cross-entropy, Adam) in every way
+tracegraph runs it, side by side with hand-written ``jax.jit`` + optax and PyTorch eager:
+
+- ``jax.jit + optax``: the reference compiled step, hand-written;
+- ``tg.jit``: define-then-run, the whole step one graph;
+- ``tg.compile``: the step recorded define-by-run, then run compiled while its guards hold
+  (a variant with a Python ``if`` on the loss shows a data-dependent branch);
+- ``tg.eager``: the functional step define-by-run, op by op;
+- ``interpreter``: the ``tg.jit`` graph run node by node;
+- ``imperative``: PyTorch style, ``loss.backward()`` and ``tg.optim.Adam.step()``;
+- ``PyTorch eager``: the same program in torch (when installed).
+
+    python benchmarks/define_by_run.py [--repeat 7] [--number 10] [--batch 128]
+
+Prints milliseconds per step (median of --repeat runs of --number steps, after warm-up)
+and each row's ratio to ``jax.jit + optax`` and to PyTorch eager.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import tracegraph as tg
+from tracegraph.nn import functional as F
+
+SIZES = (784, 256, 256, 10)
+
+
+def timed(step, repeat, number):
+    for _ in range(3):
+        out = step()
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            out = step()
+        jax.block_until_ready(out)
+        times.append((time.perf_counter() - start) / number)
+    return statistics.median(times)
+
+
+def make_params(rng):
+    params = []
+    for m, n in zip(SIZES[:-1], SIZES[1:]):
+        params.append({"w": (rng.normal(size=(n, m)) / np.sqrt(m)).astype(np.float32),
+                       "b": np.zeros(n, np.float32)})
+    return params
+
+
+def forward(params, x, relu, matmul):
+    for i, p in enumerate(params):
+        x = matmul(x, p["w"].T) + p["b"]
+        if i < len(params) - 1:
+            x = relu(x)
+    return x
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--number", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=128)
+    a = ap.parse_args(argv)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(a.batch, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], a.batch).astype(np.int32)
+    rows = []
+
+    # hand-written JAX
+    tx = optax.adam(1e-3)
+    jp = jax.tree_util.tree_map(jnp.asarray, make_params(rng))
+    jstate = [jp, tx.init(jp)]
+
+    def jloss(p, x, y):
+        logits = forward(p, x, jax.nn.relu, jnp.matmul)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    @jax.jit
+    def jstep(p, s, x, y):
+        loss, g = jax.value_and_grad(jloss)(p, x, y)
+        u, s = tx.update(g, s, p)
+        return optax.apply_updates(p, u), s, loss
+
+    def run_jax():
+        jstate[0], jstate[1], loss = jstep(jstate[0], jstate[1], x, y)
+        return loss
+
+    rows.append(("jax.jit + optax", run_jax))
+
+    # tracegraph, functional step
+    opt = tg.optim.adam(1e-3)
+
+    def tloss(p, x, y):
+        return F.cross_entropy(forward(p, x, tg.relu, tg.matmul), y)
+
+    def step(p, s, x, y):
+        loss, g = tg.value_and_grad(tloss)(p, x, y)
+        u, s = opt.update(g, s, p)
+        return tg.optim.apply_updates(p, u), s, loss
+
+    def step_branch(p, s, x, y):  # a Python decision on a value: one guard in tg.compile
+        loss, g = tg.value_and_grad(tloss)(p, x, y)
+        if loss > 1e-6:
+            u, s = opt.update(g, s, p)
+            p = tg.optim.apply_updates(p, u)
+        return p, s, loss
+
+    def stateful(fn):
+        tp = jax.tree_util.tree_map(jnp.asarray, make_params(rng))
+        st = [tp, opt.init(tp)]
+
+        def run():
+            st[0], st[1], loss = fn(st[0], st[1], x, y)
+            return loss
+
+        return run
+
+    jf = tg.jit(step)
+    rows.append(("tg.jit", stateful(jf)))
+    rows.append(("tg.compile", stateful(tg.compile(step))))
+    rows.append(("tg.compile, Python if", stateful(tg.compile(step_branch))))
+    rows.append(("tg.eager", stateful(tg.eager(step))))
+    rows.append(("interpreter", stateful(jf.interpret)))
+
+    # imperative, PyTorch style
+    tg.manual_seed(0)
+    model = tg.nn.Sequential([tg.nn.Linear(784, 256), tg.relu, tg.nn.Linear(256, 256), tg.relu,
+                              tg.nn.Linear(256, 10)])
+    iopt = tg.optim.Adam(model.parameters(), lr=1e-3)
+    crit = tg.nn.CrossEntropyLoss()
+    xt, yt = tg.tensor(x), tg.tensor(y)
+
+    def run_imperative():
+        iopt.zero_grad()
+        loss = crit(model(xt), yt)
+        loss.backward()
+        iopt.step()
+        return model[0].weight._data
+
+    rows.append(("imperative (.backward)", run_imperative))
+
+    torch_row = None
+    try:
+        import torch
+
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
+                                  torch.nn.ReLU(), torch.nn.Linear(256, 10))
+        topt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        tcrit = torch.nn.CrossEntropyLoss()
+        xx, yy = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+        def run_torch():
+            topt.zero_grad()
+            loss = tcrit(net(xx), yy)
+            loss.backward()
+            topt.step()
+            return jnp.zeros(())
+
+        torch_row = "PyTorch eager"
+        rows.append((torch_row, run_torch))
+    except ImportError:
+        pass
+
+    results = [(name, timed(fn, a.repeat, a.number) * 1e3) for name, fn in rows]
+    base = results[0][1]
+    torch_ms = dict(results).get(torch_row)
+    head = f"{'step':<24} {'ms/step':>9} {'vs jax':>8}" + (f" {'vs torch':>9}" if torch_ms else "")
+    print(f"MLP {'-'.join(map(str, SIZES))}, batch {a.batch}, Adam; median of {a.repeat} x {a.number} steps")
+    print(head)
+    for name, ms in results:
+        line = f"{name:<24} {ms:9.3f} {ms / base:8.2f}"
+        if torch_ms:
+            line += f" {ms / torch_ms:9.2f}"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

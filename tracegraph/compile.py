@@ -1,0 +1,239 @@
+"""`tg.compile(fn)`: define-by-run that becomes define-then-run, Python control flow kept.
+
+The first call with a signature runs ``fn`` define-by-run (`frontend.guards.GuardTrace`):
+every op runs and is recorded, and every Python decision taken on a tensor's value —
+``if x.sum() > 0``, ``while float(err) > tol``, ``int(n)``, ``.item()`` — is recorded
+as a ``guard`` node holding the value Python saw and the user's line. The recorded graph
+is one *path* through ``fn``; its outputs are ``fn``'s results followed by its guards.
+
+Later calls with the signature run a cached path compiled by ``jax.jit`` and check its
+guards, computed next to the results. If all hold, the results are returned: they are
+what define-by-run would give, since every decision came out the same. If one fails, the
+paths that agree with it on every earlier decision and differ at the failed one are
+tried; if none is cached, ``fn`` runs define-by-run again (``on_miss="record"``), and the
+new path is cached too, up to ``max_paths`` per signature. ``on_miss="eager"`` runs
+define-by-run without recording; ``"error"`` raises `GuardMiss`.
+
+No rewrite of the user's code is needed: ``if``/``while`` on tensor values stay Python.
+(`torch.compile` breaks the graph at such a line; JAX raises; TensorFlow's AutoGraph
+rewrites the source.)
+
+Example::
+
+    @tg.compile
+    def scale(x):
+        if x.sum() > 0:        # a Python `if` on a value: a guard
+            return x * 2
+        return -x
+
+    scale(np.ones(3)); scale(-np.ones(3))     # two paths, both cached
+    scale(np.ones(3))                          # compiled; its guard holds
+    for p in scale.graphs(): print(p)          # each path's graph with its guards
+    print(scale.explain())
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .backends.jax_backend import jitted
+from .core import Tensor, at_bottom, function_name, type_of, using
+from .errors import Error
+from .frontend.guards import GuardTrace
+from .frontend.tracing import arrays_of_free, flatten_args, leaf_type, tree_spec_of
+from .ir.tree import default_out_tree
+
+ON_MISS = ("record", "eager", "error")
+
+
+def _is_tensor(x) -> bool:
+    return isinstance(x, Tensor)
+
+
+class GuardMiss(Error):
+    """A guard of every cached path failed and ``on_miss="error"``."""
+
+
+class Path:
+    """One recorded path: its graph (results, then one bool output per guard), the
+    decisions Python took on it (kind, value, user line), the output tree, and how many
+    calls used it."""
+
+    def __init__(self, graph, decisions, num_outputs, out_treedef):
+        self.graph = graph
+        self.decisions = decisions
+        self.num_outputs = num_outputs
+        self.out_treedef = out_treedef
+        self.hits = 0
+
+    @property
+    def guards(self) -> list:
+        """The guard nodes, in the order Python took the decisions."""
+        return [n for n in self.graph.nodes if n.op == "guard"]
+
+    def __str__(self):
+        lines = [f"path with {len(self.decisions)} guard(s), {self.hits} compiled call(s):"]
+        for kind, value, where in self.decisions:
+            lines.append(f"  {kind}() was {value!r} at {where or '?'}")
+        return "\n".join(lines) + "\n" + str(self.graph)
+
+
+class _Signature:
+    """The paths of one signature, most recently used first."""
+
+    def __init__(self):
+        self.paths: list[Path] = []
+        self.unguardable: str | None = None  # why this signature always runs eagerly
+        self.log: list[str] = []  # why each path was recorded
+
+
+class CompiledFunction:
+    """What `compile` returns: call it like ``fn``; ``graphs()``, ``paths()`` and
+    ``explain()`` show what it recorded."""
+
+    def __init__(self, fn, max_paths: int = 8, on_miss: str = "record"):
+        if on_miss not in ON_MISS:
+            raise ValueError(f"on_miss must be one of {ON_MISS}, got {on_miss!r}")
+        if int(max_paths) < 1:
+            raise ValueError("max_paths must be at least 1")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.max_paths = int(max_paths)
+        self.on_miss = on_miss
+        self._sigs: dict = {}
+        self._lock = threading.Lock()
+        self.compiled_calls = 0
+        self.eager_calls = 0
+
+    # -- calling ------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        if not at_bottom():  # inside another trace: just run inline
+            return self.fn(*args, **kwargs)
+        args, kwargs = arrays_of_free((args, kwargs))
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_tensor)
+        try:
+            key = (treedef, tuple(type_of(x) for x in leaves))
+        except TypeError:  # a non-array leaf: the recording run names it in its error
+            return self._record(args, kwargs, _Signature(), keep=False, why=None)
+        with self._lock:
+            sig = self._sigs.get(key)
+            if sig is None:
+                sig = self._sigs[key] = _Signature()
+            paths = list(sig.paths)
+        if sig.unguardable is None:
+            tried: list[tuple[Path, list]] = []
+            path = paths[0] if paths else None
+            while path is not None:
+                outs = list(jitted(path.graph)(*leaves))
+                held = np.asarray(jax.device_get(outs[path.num_outputs:]), bool)
+                if held.all():
+                    path.hits += 1
+                    self.compiled_calls += 1
+                    with self._lock:
+                        if sig.paths and sig.paths[0] is not path and path in sig.paths:
+                            sig.paths.remove(path)
+                            sig.paths.insert(0, path)
+                    return jax.tree_util.tree_unflatten(path.out_treedef, outs[: path.num_outputs])
+                miss = int(np.argmin(held))  # the first decision that came out differently
+                tried.append((path, miss))
+                path = _next_path(paths, tried)
+            if paths:
+                if self.on_miss == "error":
+                    raise GuardMiss(self._miss_report(tried))
+                if self.on_miss == "eager" or len(paths) >= self.max_paths:
+                    self.eager_calls += 1
+                    return self._record(args, kwargs, sig, keep=False, why=self._miss_report(tried))
+            return self._record(args, kwargs, sig, keep=True, why=self._miss_report(tried) if paths else "first call")
+        self.eager_calls += 1
+        return self._record(args, kwargs, sig, keep=False, why=None)
+
+    def _record(self, args, kwargs, sig, keep: bool, why):
+        """Run ``fn`` define-by-run, recording a path (cached when ``keep``)."""
+        trace = GuardTrace(function_name(self.fn))
+        leaves, names, treedef = flatten_args(self.fn, args, kwargs)
+        tensors = [trace.new_input(leaf_type(x, n), name=n, data=x) for x, n in zip(leaves, names)]
+        targs, tkwargs = jax.tree_util.tree_unflatten(treedef, tensors)
+        with using(trace):
+            result = self.fn(*targs, **tkwargs)
+            out_leaves, out_treedef = jax.tree_util.tree_flatten(result, is_leaf=lambda x: isinstance(x, Tensor))
+            outs = [trace.lift(x) for x in out_leaves]
+        values = [jnp.asarray(t._data) for t in outs]
+        if keep and trace.unguardable is None:
+            graph = trace.finish(outs + trace.guards, default_out_tree(len(outs) + len(trace.guards)),
+                                 tree_spec_of(treedef))
+            path = Path(graph, trace.decisions, len(outs), out_treedef)
+            with self._lock:
+                sig.paths.insert(0, path)
+                sig.log.append(why or "")
+        elif keep:
+            with self._lock:
+                sig.unguardable = trace.unguardable
+                sig.log.append(f"runs define-by-run: {trace.unguardable}")
+        return jax.tree_util.tree_unflatten(out_treedef, values)
+
+    # -- inspection ---------------------------------------------------------------------
+    def paths(self) -> list[Path]:
+        """Every cached path, over all signatures."""
+        with self._lock:
+            return [p for sig in self._sigs.values() for p in sig.paths]
+
+    def graphs(self) -> list:
+        """The graph of each cached path (results, then one ``guard`` output per
+        decision; each guard node carries its value and user line)."""
+        return [p.graph for p in self.paths()]
+
+    def explain(self) -> str:
+        """Why each path exists: the decision (kind, user line) a call took differently
+        from the cached paths, with the old and new values."""
+        lines = []
+        with self._lock:
+            sigs = list(self._sigs.items())
+        for i, (key, sig) in enumerate(sigs):
+            types = ", ".join(str(t) for t in key[1])
+            lines.append(f"signature {i} ({types}): {len(sig.paths)} path(s)")
+            if sig.unguardable:
+                lines.append(f"  runs define-by-run every call: {sig.unguardable}")
+            for why in sig.log:
+                lines.append(f"  recorded: {why}")
+        return "\n".join(lines)
+
+    def _miss_report(self, tried) -> str:
+        parts = []
+        for path, k in tried:
+            kind, value, where = path.decisions[k]
+            parts.append(f"guard {k} ({kind}() at {where or '?'}) was {value!r} on the cached path and differs now")
+        return "; ".join(parts) or "no cached path"
+
+
+def _next_path(paths, tried):
+    """A cached path not tried yet that agrees with every tried path's decisions before
+    its miss and differs at it (None if there is none)."""
+    done = {id(p) for p, _ in tried}
+    for cand in paths:
+        if id(cand) in done:
+            continue
+        ok = True
+        for p, k in tried:
+            prefix = p.decisions[:k]
+            if cand.decisions[:k] != prefix or (len(cand.decisions) > k and cand.decisions[k] == p.decisions[k]):
+                ok = False
+                break
+        if ok:
+            return cand
+    return None
+
+
+def compile(fn=None, *, max_paths: int = 8, on_miss: str = "record"):  # noqa: A001 - torch's name
+    """Compile ``fn`` from its define-by-run runs, keeping its Python control flow: see the
+    module doc. Usable as ``@tg.compile`` or ``tg.compile(fn, max_paths=..., on_miss=...)``."""
+    if fn is None:
+        return lambda f: CompiledFunction(f, max_paths, on_miss)
+    return CompiledFunction(fn, max_paths, on_miss)
+
+
+__all__ = ["CompiledFunction", "GuardMiss", "Path", "compile"]

@@ -1,0 +1,135 @@
+"""Loss modules with PyTorch's names and conventions: ``criterion(input, target)``.
+
+Each is a thin `Module` over the `tg.nn.functional` loss of the same meaning, with
+``reduction`` ("mean", "sum", "none") as in ``torch.nn``. They hold no parameters.
+
+Example::
+
+    criterion = tg.nn.CrossEntropyLoss()
+    loss = criterion(model(x), y)        # logits f32[N, C], y: int class ids [N]
+    loss.backward()
+"""
+
+from __future__ import annotations
+
+from ..errors import ShapeError
+from ..frontend import fn_math, fn_reduce
+from ..frontend.fn_shape import moveaxis, shape_of
+from ..ir.types import is_inexact
+from . import functional as F
+from ._module import Module
+
+
+def _check_reduction(reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+class MSELoss(Module):
+    """Mean squared error ``(input - target) ** 2`` (``torch.nn.MSELoss``)."""
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, input, target):  # noqa: A002 - PyTorch's names
+        return F.mse_loss(input, target, reduction=self.reduction)
+
+
+class L1Loss(Module):
+    """Mean absolute error ``|input - target|`` (``torch.nn.L1Loss``)."""
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        loss = fn_math.abs(fn_math.subtract(input, target))
+        return F._reduce("l1_loss", loss, self.reduction)
+
+
+class CrossEntropyLoss(Module):
+    """Softmax cross-entropy of logits ``(N, C)`` or ``(N, C, d1, ...)`` (classes on
+    axis 1, as in PyTorch) against integer class ids ``(N, d1, ...)`` or class
+    probabilities of the input's shape (``torch.nn.CrossEntropyLoss``). Targets equal
+    to ``ignore_index`` contribute nothing, and the mean is over the others.
+    ``label_smoothing`` as in PyTorch. Per-class ``weight`` is not supported."""
+
+    def __init__(self, weight=None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0):
+        if weight is not None:
+            raise NotImplementedError("CrossEntropyLoss(weight=...) is not supported yet")
+        self.ignore_index = int(ignore_index)
+        self.reduction = _check_reduction(reduction)
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, input, target):  # noqa: A002
+        shape = shape_of(input)
+        if len(shape) > 2:  # PyTorch's (N, C, d...) -> classes last
+            input = moveaxis(input, 1, -1)
+        if len(shape) == 1:
+            raise ShapeError(f"CrossEntropyLoss needs logits (N, C), got {list(shape)}")
+        if is_inexact(F._dtype(target)):
+            if len(shape) > 2:
+                target = moveaxis(target, 1, -1)
+            return F.cross_entropy(input, target, self.label_smoothing, self.reduction)
+        losses = F.cross_entropy(input, target, self.label_smoothing, "none")
+        keep = fn_math.not_equal(target, self.ignore_index)
+        losses = fn_math.where(keep, losses, 0.0)
+        if self.reduction == "none":
+            return losses
+        total = fn_reduce.sum(losses)
+        if self.reduction == "sum":
+            return total
+        return fn_math.divide(total, fn_reduce.sum(fn_math.astype(keep, losses.dtype)))
+
+
+class NLLLoss(Module):
+    """Negative log-likelihood of log-probabilities ``(N, C)`` at integer targets
+    ``(N,)`` (``torch.nn.NLLLoss``; pair it with `LogSoftmax`)."""
+
+    def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
+        self.ignore_index = int(ignore_index)
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        shape = shape_of(input)
+        if len(shape) > 2:
+            input = moveaxis(input, 1, -1)
+        picked = fn_reduce.sum(fn_math.multiply(input, F.one_hot(target, shape[1], dtype=input.dtype)), axis=-1)
+        keep = fn_math.not_equal(target, self.ignore_index)
+        losses = fn_math.where(keep, fn_math.negative(picked), 0.0)
+        if self.reduction == "none":
+            return losses
+        total = fn_reduce.sum(losses)
+        if self.reduction == "sum":
+            return total
+        return fn_math.divide(total, fn_reduce.sum(fn_math.astype(keep, losses.dtype)))
+
+
+class BCEWithLogitsLoss(Module):
+    """Binary cross-entropy of ``sigmoid(input)``, computed stably from logits
+    (``torch.nn.BCEWithLogitsLoss``)."""
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)
+
+
+class BCELoss(Module):
+    """Binary cross-entropy of probabilities (``torch.nn.BCELoss``)."""
+
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = _check_reduction(reduction)
+
+    def forward(self, input, target):  # noqa: A002
+        return F.binary_cross_entropy(input, target, reduction=self.reduction)
+
+
+def Parameter(data, requires_grad: bool = True):  # noqa: N802 - PyTorch's name
+    """A leaf tensor holding ``data`` that requires grad (``torch.nn.Parameter``):
+    assign it to a module attribute in ``__init__`` to make a trainable parameter."""
+    from ..frontend.tape import tensor
+
+    return tensor(data, requires_grad=requires_grad)
