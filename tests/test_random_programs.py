@@ -1,7 +1,9 @@
 """Differential tests on seeded random programs (tests/random_programs.py): each program
 runs as tg.jit, through the interpreter, define-by-run (and its recorded tape run
-again), and after text, JSON and file round trips of its graph, against the same
-program in jax.numpy; ``tg.grad`` is checked against ``jax.grad``.
+again), PyTorch style on tape tensors (``.backward()``; a quarter of the slow set), under
+tg.compile (every tenth),
+and after text, JSON and file round trips of its graph, against the same program in
+jax.numpy; ``tg.grad`` and ``.backward()`` are checked against ``jax.grad``.
 
 60 programs run by default; ``pytest -m slow`` runs 5,000 more. A failure names
 the seed and prints the program, so ``generate(seed)`` reproduces it.
@@ -57,6 +59,38 @@ def check_program(seed, tmp_path=None):
     for name, g in round_trips.items():
         assert str(g) == text, f"{name} round trip changed the graph\n{prog.describe()}"
     _compare(round_trips["json"].interpret(*args), ref, "json round trip", prog)
+    if seed < 60 or seed % 4 == 0:  # every default program, a quarter of the slow set
+        _check_imperative(prog, ref)
+    if seed % 10 == 0:  # tg.compile: recorded, then run compiled (one more compile)
+        c = tg.compile(prog.tg_fn())
+        _compare(c(*args), values, "tg.compile (recording)", prog)
+        _compare(c(*args), values, "tg.compile (compiled)", prog)
+        assert c.compiled_calls == 1, prog.describe()
+
+
+def _check_imperative(prog, ref):
+    """PyTorch style: the program on tape tensors, its outputs, and ``.backward()`` of
+    the summed float outputs against ``jax.grad`` (float inputs require grad)."""
+    floats = prog.float_inputs
+    ts = [tg.tensor(a, requires_grad=i in floats) for i, a in enumerate(prog.inputs)]
+    outs = prog.run(TG, *ts)
+    _compare([o._data if isinstance(o, tg.Tensor) else o for o in outs], ref[0], "imperative", prog)
+    if not ref[1]:
+        return
+    total = 0.0
+    for o in outs:
+        if np.dtype(o.dtype).kind == "f":
+            total = total + tg.sum(o)
+    total = total * 1.0
+    if not isinstance(total, tg.TapeTensor) or not total.requires_grad:
+        # no float output depends on a float input: every gradient is zero
+        for g in jax.tree_util.tree_leaves(ref[1]):
+            assert not np.any(np.asarray(g)), prog.describe()
+        return
+    total.backward()
+    for t, g in zip([ts[i] for i in floats], ref[1]):
+        got = t.grad if t.grad is not None else np.zeros(t.shape, t.dtype)
+        _close(got, g, "imperative .backward()", prog)
 
 
 def _with_grad(prog, m, grad):

@@ -7,6 +7,7 @@ stack, define-by-run, the interpreter, the JAX lowering and constant folding.
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import jax
@@ -51,6 +52,51 @@ def run_impl(op, node, arrays) -> list:
         raise Error(
             f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}"
         ) from e
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    check_outputs(node, outs)
+    return outs
+
+
+# (op, attributes) -> the implementation compiled by jax.jit, for define-by-run: one
+# C++ dispatch per op instead of jax.numpy's Python-level one (the interpreter keeps the
+# plain implementation, op by op, as the reference)
+_COMPILED: dict = {}
+_COMPILED_MAX = 1 << 14
+
+
+def attrs_key(attrs) -> tuple:
+    """A hashable key of an attribute dict that tells apart what ``==`` does not:
+    ``1``, ``1.0`` and ``True``; ``0.0`` and ``-0.0`` (floats by their bits). Hashing it
+    raises TypeError for unhashable values (a list)."""
+    return tuple((k, _value_key(v)) for k, v in sorted(attrs.items()))
+
+
+def _value_key(v):
+    if isinstance(v, float):
+        return ("float", v.hex())
+    if isinstance(v, tuple):
+        return ("tuple",) + tuple(_value_key(x) for x in v)
+    return (type(v), v)
+
+
+def run_compiled(op, node, arrays) -> list:
+    """`run_impl` through a ``jax.jit`` of ``op.impl`` with the node's attributes (cached
+    per op and attributes; concrete arrays only)."""
+    try:
+        key = (op.name, attrs_key(node.attrs))
+        fn = _COMPILED.get(key)
+    except TypeError:  # unhashable attributes: run the plain implementation
+        return run_impl(op, node, arrays)
+    if fn is None:
+        if len(_COMPILED) >= _COMPILED_MAX:
+            return run_impl(op, node, arrays)
+        fn = _COMPILED[key] = jax.jit(functools.partial(op.impl, **node.attrs))
+    try:
+        out = fn(*arrays)
+    except Error:
+        raise
+    except Exception as e:
+        raise Error(f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}") from e
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     check_outputs(node, outs)
     return outs

@@ -32,7 +32,7 @@ from ..errors import _PACKAGE_DIR, Error, ShapeError, TracingError, user_locatio
 from ..ir import registry
 from ..ir.graph import Node, Value
 from ..ir.types import TensorType
-from .execute import run_impl, weak_value
+from .execute import attrs_key, run_impl, weak_value
 from .tensor import Tensor
 
 _CONTROL_FLOW_HINT = (
@@ -212,13 +212,31 @@ def _bottom_trace(args) -> Trace:
     return EVAL
 
 
+# (op, input types, attributes) -> (normalized attributes, output types): the shape rules
+# run once per distinct application, not once per op executed (define-by-run, tracing)
+_INFERRED: dict = {}
+_INFERRED_MAX = 1 << 16
+
+
 def check_and_infer(op, in_types, attrs) -> tuple[dict, tuple]:
     """Normalized attributes and output types of applying ``op``; a user's mistake
-    raises `ShapeError`/`TracingError` naming the op, the operand types and the line."""
+    raises `ShapeError`/`TracingError` naming the op, the operand types and the line.
+    Cached per (op, input types, attributes); callers must not change the result."""
+    try:
+        # the rules read the x64 mode (canonical dtypes): part of the key
+        key = (op.name, tuple(in_types), attrs_key(attrs), jax.config.jax_enable_x64)
+        hit = _INFERRED.get(key)
+    except TypeError:  # an unhashable attribute (a list): not cached
+        key = hit = None
+    if hit is not None:
+        return hit
     try:
         attrs = op.check_attrs(attrs)
         op.check_arity(len(in_types))
-        return attrs, op.infer(in_types, attrs)
+        result = attrs, op.infer(in_types, attrs)
+        if key is not None and len(_INFERRED) < _INFERRED_MAX:
+            _INFERRED[key] = result
+        return result
     except Error as e:
         operands = ", ".join(str(t) for t in in_types)
         # attribute and arity mistakes in user code are tracing errors, not malformed IR

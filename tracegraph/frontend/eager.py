@@ -23,7 +23,7 @@ import functools
 
 import jax.numpy as jnp
 
-from ..core import GraphTrace, Tensor, at_bottom, run_impl
+from ..core import GraphTrace, Tensor, at_bottom, run_compiled
 from ..errors import TracingError
 from .tracing import function_name, trace_with
 
@@ -57,7 +57,7 @@ class EagerTrace(GraphTrace):
         )
 
     def outputs_of(self, op, node, operands) -> list:
-        datas = run_impl(op, node, [t._data for t in operands])
+        datas = run_compiled(op, node, [t._data for t in operands])
         return [self.box(v, d) for v, d in zip(node.outputs, datas)]
 
     def to_bool(self, t) -> bool:

@@ -42,7 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import GraphTrace, Linearized, Tensor, Trace, check_and_infer, eval_graph, live_nodes, run_impl, type_of, weak_value
+from ..core import GraphTrace, Linearized, Tensor, Trace, check_and_infer, eval_graph, live_nodes, run_compiled, type_of, weak_value
 from ..core.trace import EVAL, bottom_scope, canonical_array, is_python_scalar
 from ..errors import Error, TracingError, user_location, user_location_long
 from ..ir import registry
@@ -325,12 +325,12 @@ class TapeTrace(Trace):
         location, scope = user_location(1), bottom_scope()
         if record:
             node = TapeNode(op.name, ins, attrs, outs, location, scope)
-            datas = run_impl(op, node, [t._data for t in operands])
+            datas = run_compiled(op, node, [t._data for t in operands])
             node.saved = [t._data for t in operands] + datas
             node.leaves = [t if t._requires_grad and t._value.producer is None else None for t in operands]
             return [TapeTensor(v, d, is_inexact(v.type.dtype)) for v, d in zip(outs, datas)]
         node = Node(op.name, ins, attrs, outs, location, scope)
-        datas = run_impl(op, node, [t._data for t in operands])
+        datas = run_compiled(op, node, [t._data for t in operands])
         for v in outs:
             v.producer = None  # no history: nothing to keep alive
         return [TapeTensor(v, d) for v, d in zip(outs, datas)]
