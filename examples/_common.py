@@ -125,7 +125,8 @@ def format_compare(rows, steps: int) -> str:
                      f"{loss0:>13.6f} {last:>10.6f}")
     lines.append("(time/step: median, leaving out the first step, which traces and compiles; "
                  "jit = define-then-run, interpret = the same IR node by node, "
-                 "eager = define-by-run)")
+                 "eager = define-by-run, compile = define-by-run recorded then run compiled, "
+                 "imperative = PyTorch style, loss.backward() and optimizer.step())")
     return "\n".join(lines)
 
 

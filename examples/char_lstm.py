@@ -1,6 +1,6 @@
 """A character-level LSTM language model on Python's own documentation text.
 
-    python examples/char_lstm.py [--mode jit|interpret|eager] [--compare] [--steps N]
+    python examples/char_lstm.py [--mode jit|interpret|eager|compile|imperative] [--compare] [--steps N]
 
 Embedding -> LSTM (a `tg.scan` over time) -> Linear, trained with Adam to predict the next
 character of windows of the pydoc topics corpus (`tg.data.load_pydoc_corpus`). Prints the

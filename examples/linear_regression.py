@@ -1,6 +1,6 @@
 """Linear regression: recover the weights of y = X w_true + b_true + noise.
 
-    python examples/linear_regression.py [--mode jit|interpret|eager] [--compare]
+    python examples/linear_regression.py [--mode jit|interpret|eager|compile|imperative] [--compare]
 
 A `tg.nn.Linear(8, 1)` trained with Adam on the mean squared error, from synthetic data
 with a fixed seed; prints the largest error of the learned weights and bias.

@@ -1,6 +1,6 @@
 """Logistic regression on the Wisconsin breast cancer data set (scikit-learn's copy).
 
-    python examples/logistic_regression.py [--mode jit|interpret|eager] [--compare]
+    python examples/logistic_regression.py [--mode jit|interpret|eager|compile|imperative] [--compare]
 
 One `tg.nn.Linear(30, 1)` on the standardized features, trained with Adam on the binary
 cross-entropy of its logit; prints the test accuracy (target >= 0.95).

@@ -1,6 +1,6 @@
 """A multi-layer perceptron on handwritten digits (scikit-learn's 8x8 digits, or MNIST).
 
-    python examples/mlp.py [--mode jit|interpret|eager] [--compare] [--print-ir]
+    python examples/mlp.py [--mode jit|interpret|eager|compile|imperative] [--compare] [--print-ir]
     python examples/mlp.py --data-dir ~/data/mnist      # MNIST/Fashion-MNIST IDX files
 
 Linear -> ReLU -> Linear -> ReLU -> Linear, trained with Adam on the cross-entropy; prints

@@ -1,6 +1,6 @@
 """A small causal Transformer language model on Python's own documentation text.
 
-    python examples/transformer.py [--mode jit|interpret|eager] [--compare] [--steps N]
+    python examples/transformer.py [--mode jit|interpret|eager|compile|imperative] [--compare] [--steps N]
 
 Token and position embeddings -> N pre-norm blocks (LayerNorm -> causal
 MultiHeadAttention -> residual, LayerNorm -> MLP -> residual) -> LayerNorm -> Linear,

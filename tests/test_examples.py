@@ -70,6 +70,8 @@ def test_example_trains_in_jit_mode(name, jit_runs):
 # the slowest pairs (about 80 s of the default run) run with -m slow
 _SLOW_PAIRS = {
     ("transformer", "interpret"), ("transformer", "eager"), ("char_lstm", "eager"), ("char_lstm", "interpret"),
+    # compile and imperative: the two cheap linear models by default, every model in -m slow
+    *((n, m) for n in ("mlp", "cnn", "char_lstm", "transformer") for m in ("compile", "imperative")),
 }
 
 
@@ -78,7 +80,7 @@ _SLOW_PAIRS = {
     [
         pytest.param(n, m, marks=[pytest.mark.slow] if (n, m) in _SLOW_PAIRS else [])
         for n in NAMES
-        for m in ("interpret", "eager")
+        for m in ("interpret", "eager", "compile", "imperative")
     ],
 )
 def test_example_runs_in_other_modes_with_the_same_losses(name, mode, jit_runs, capsys):
@@ -95,10 +97,10 @@ def test_compare_prints_the_mode_table(capsys):
     run("linear_regression", "--compare", "--compare-steps", "3")
     out = capsys.readouterr().out
     table = out.split("mode comparison:", 1)[1]
-    rows = [line.split() for line in table.splitlines()[2:5]]
-    assert [r[0] for r in rows] == ["jit", "interpret", "eager"]
+    rows = [line.split() for line in table.splitlines()[2:7]]
+    assert [r[0] for r in rows] == ["jit", "interpret", "eager", "compile", "imperative"]
     assert rows[0][5] == "1.0x"
-    # the three modes trained from the same start on the same batches: same losses
+    # the five modes trained from the same start on the same batches: same losses
     assert len({r[6] for r in rows}) == 1 and len({r[7] for r in rows}) == 1
 
 

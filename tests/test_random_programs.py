@@ -5,7 +5,7 @@ tg.compile (every tenth),
 and after text, JSON and file round trips of its graph, against the same program in
 jax.numpy; ``tg.grad`` and ``.backward()`` are checked against ``jax.grad``.
 
-60 programs run by default; ``pytest -m slow`` runs 5,000 more. A failure names
+200 programs run by default; ``pytest -m slow`` runs 5,000 more. A failure names
 the seed and prints the program, so ``generate(seed)`` reproduces it.
 """
 
@@ -18,8 +18,8 @@ import tracegraph as tg
 from random_programs import JNP, TG, generate
 from tracegraph.ir.parser import text_constants
 
-DEFAULT = range(60)
-SLOW = range(60, 5060)
+DEFAULT = range(200)
+SLOW = range(200, 5200)
 
 
 def _close(got, want, what, prog):
@@ -59,7 +59,7 @@ def check_program(seed, tmp_path=None):
     for name, g in round_trips.items():
         assert str(g) == text, f"{name} round trip changed the graph\n{prog.describe()}"
     _compare(round_trips["json"].interpret(*args), ref, "json round trip", prog)
-    if seed < 60 or seed % 4 == 0:  # every default program, a quarter of the slow set
+    if seed < 200 or seed % 4 == 0:  # every default program, a quarter of the slow set
         _check_imperative(prog, ref)
     if seed % 10 == 0:  # tg.compile: recorded, then run compiled (one more compile)
         c = tg.compile(prog.tg_fn())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import jax.numpy as jnp
+from jax import lax
 import numpy as np
 
 from .defop import NOT_DIFFERENTIABLE, Attr, Sample, ShapeError, defop, never_weak
@@ -30,7 +31,12 @@ def _shape(x, *, expect, kind):
 
 
 def guard_holds(x, *, expect, kind):
-    """Whether ``x`` gives the same Python decision ``expect`` (jax.numpy)."""
+    """Whether ``x`` gives the same Python decision ``expect`` (jax.numpy), a strongly
+    typed bool (comparing with the Python value alone would give a weak one)."""
+    return lax.convert_element_type(_holds(x, expect, kind), np.bool_)
+
+
+def _holds(x, expect, kind):
     v = jnp.reshape(x, ())
     if kind == "bool":
         return (v != 0) == bool(expect)
