@@ -1,11 +1,11 @@
 """Differential tests on seeded random programs (tests/random_programs.py): each program
 runs as tg.jit, through the interpreter, define-by-run (and its recorded tape run
-again), PyTorch style on tape tensors (``.backward()``; a quarter of the slow set), under
-tg.compile (every tenth),
+again), PyTorch style on tape tensors (``.backward()``; every default program, an eighth
+of the slow set), under tg.compile (every twentieth),
 and after text, JSON and file round trips of its graph, against the same program in
 jax.numpy; ``tg.grad`` and ``.backward()`` are checked against ``jax.grad``.
 
-200 programs run by default; ``pytest -m slow`` runs 5,000 more. A failure names
+60 programs run by default; ``pytest -m slow`` runs 5,000 more. A failure names
 the seed and prints the program, so ``generate(seed)`` reproduces it.
 """
 
@@ -18,8 +18,10 @@ import tracegraph as tg
 from random_programs import JNP, TG, generate
 from tracegraph.ir.parser import text_constants
 
-DEFAULT = range(200)
-SLOW = range(200, 5200)
+# 60 by default: the default run must stay under 10 minutes on a 2-core machine (200
+# measured 11.4 minutes in all); the slow set holds the 5,000 others
+DEFAULT = range(60)
+SLOW = range(60, 5060)
 
 
 def _close(got, want, what, prog):
@@ -59,9 +61,9 @@ def check_program(seed, tmp_path=None):
     for name, g in round_trips.items():
         assert str(g) == text, f"{name} round trip changed the graph\n{prog.describe()}"
     _compare(round_trips["json"].interpret(*args), ref, "json round trip", prog)
-    if seed < 200 or seed % 4 == 0:  # every default program, a quarter of the slow set
+    if seed < 60 or seed % 8 == 0:  # every default program, an eighth of the slow set
         _check_imperative(prog, ref)
-    if seed % 10 == 0:  # tg.compile: recorded, then run compiled (one more compile)
+    if seed % 20 == 0:  # tg.compile: recorded, then run compiled (one more compile)
         c = tg.compile(prog.tg_fn())
         _compare(c(*args), values, "tg.compile (recording)", prog)
         _compare(c(*args), values, "tg.compile (compiled)", prog)

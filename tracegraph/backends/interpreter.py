@@ -37,7 +37,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from ..core import EVAL, check_outputs, eval_graph, is_python_scalar, program_of, run_compiled
+from ..core import EVAL, check_outputs, eval_graph, is_python_scalar, program_of, run_impl
 from ..ir import registry
 from ..ir.graph import register_runner
 from .instruments import Hook, NaNError, Profile, Watch, _replacement, check_finite
@@ -83,7 +83,7 @@ class Interpreter:
             outs = list(op.interpret(self.run_graph, *args, **node.attrs))
             check_outputs(node, outs)
             return outs
-        return run_compiled(op, node, args)
+        return run_impl(op, node, args)
 
     def run_graph(self, graph, args) -> list:
         """Run a subgraph (a branch, a loop body) with an interpreter of this kind."""
