@@ -1,7 +1,7 @@
 """Differential tests on seeded random programs (tests/random_programs.py): each program
 runs as tg.jit, through the interpreter, define-by-run (and its recorded tape run
-again), PyTorch style on tape tensors (``.backward()``; every default program, an eighth
-of the slow set), under tg.compile (every twentieth),
+again), PyTorch style on tape tensors (``.backward()``; half the default programs, an
+eighth of the slow set), under tg.compile (every twentieth),
 and after text, JSON and file round trips of its graph, against the same program in
 jax.numpy; ``tg.grad`` and ``.backward()`` are checked against ``jax.grad``.
 
@@ -61,7 +61,7 @@ def check_program(seed, tmp_path=None):
     for name, g in round_trips.items():
         assert str(g) == text, f"{name} round trip changed the graph\n{prog.describe()}"
     _compare(round_trips["json"].interpret(*args), ref, "json round trip", prog)
-    if seed < 60 or seed % 8 == 0:  # every default program, an eighth of the slow set
+    if seed % 2 == 0 if seed < 60 else seed % 8 == 0:  # half the default programs, an eighth of the slow set
         _check_imperative(prog, ref)
     if seed % 20 == 0:  # tg.compile: recorded, then run compiled (one more compile)
         c = tg.compile(prog.tg_fn())
