@@ -949,3 +949,54 @@ def test_innermost_user_call_is_named():
         tg.jit(lambda x: helper(x) + 1)(A(2, 4))
     msg = str(e.value)
     assert msg.startswith("layer_norm: ") and f"test_mistakes.py:{line}" in msg
+
+
+# -- PyTorch style (imperative tensors) and tg.compile ------------------------------------
+
+
+@mistake(tg.TracingError, "backward", None)
+def backward_of_non_scalar():
+    w = tg.tensor(A(3), requires_grad=True)
+    (w * 2).backward()  # mistake
+
+
+@mistake(tg.TracingError, "backward", None)
+def backward_without_requires_grad():
+    tg.tensor(A(3)).sum().backward()  # mistake
+
+
+@mistake(tg.TracingError, "retain_graph", None)
+def backward_twice():
+    w = tg.tensor(A(3), requires_grad=True)
+    loss = (w * w).sum()
+    loss.backward()
+    loss.backward()  # mistake
+
+
+@mistake(tg.TracingError, "no_grad", None)
+def in_place_update_of_leaf_outside_no_grad():
+    w = tg.tensor(A(3), requires_grad=True)
+    w -= 0.1  # mistake
+
+
+@mistake(tg.TracingError, "requires_grad", None)
+def int_tensor_requires_grad():
+    tg.tensor(I(3), requires_grad=True)  # mistake
+
+
+@mistake(tg.TracingError, "SGD", None)
+def optimizer_given_plain_arrays():
+    tg.optim.SGD([A(3)], lr=0.1)  # mistake
+
+
+@mistake(tg.TracingError, "argument", None)
+def jit_closing_over_a_trainable_tensor():
+    w = tg.tensor(A(3), requires_grad=True)
+    tg.jit(lambda x: x * w)(A(3))  # mistake
+
+
+@mistake(tg.GuardMiss, "compile", None)
+def compile_guard_miss_with_on_miss_error():
+    f = tg.compile(lambda x: x * 2 if x.sum() > 0 else -x, on_miss="error")
+    f(A(3) + 1)
+    f(-A(3) - 1)  # mistake

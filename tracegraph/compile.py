@@ -43,7 +43,7 @@ import numpy as np
 
 from .backends.jax_backend import jitted
 from .core import Tensor, at_bottom, function_name, type_of, using
-from .errors import Error
+from .errors import Error, user_location_long
 from .frontend.guards import GuardTrace
 from .frontend.tracing import arrays_of_free, flatten_args, leaf_type, tree_spec_of
 from .ir.tree import default_out_tree
@@ -144,7 +144,10 @@ class CompiledFunction:
                 path = _next_path(paths, tried)
             if paths:
                 if self.on_miss == "error":
-                    raise GuardMiss(self._miss_report(tried))
+                    raise GuardMiss(
+                        f"compile({function_name(self.fn)}), on_miss='error': {self._miss_report(tried)} "
+                        f"(at {user_location_long(2)})"
+                    )
                 if self.on_miss == "eager" or len(paths) >= self.max_paths:
                     self.eager_calls += 1
                     return self._record(args, kwargs, sig, keep=False, why=self._miss_report(tried))

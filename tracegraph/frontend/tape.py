@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import GraphTrace, Linearized, Tensor, Trace, check_and_infer, eval_graph, live_nodes, run_compiled, type_of, weak_value
+from ..core.execute import attrs_key
 from ..core.trace import EVAL, bottom_scope, canonical_array, is_python_scalar
 from ..errors import Error, TracingError, user_location, user_location_long
 from ..ir import registry
@@ -508,25 +509,6 @@ def _accumulate(lf, g) -> None:
         lf._grad._data = lf._grad._data + g
 
 
-def _freeze(x):
-    """A hashable stand-in for an attribute value (for the backward-graph cache)."""
-    if isinstance(x, (list, tuple)):
-        return (type(x).__name__,) + tuple(_freeze(v) for v in x)
-    if isinstance(x, dict):
-        return ("dict",) + tuple((k, _freeze(v)) for k, v in sorted(x.items(), key=lambda kv: str(kv[0])))
-    if isinstance(x, np.dtype):
-        return ("dtype", x.str)
-    if isinstance(x, (np.ndarray, jax.Array)):
-        return ("array", x.dtype.str, x.shape, np.asarray(x).tobytes())
-    if isinstance(x, Graph):
-        return ("graph", id(x))
-    try:
-        hash(x)
-    except TypeError:
-        return ("repr", repr(x))
-    return (type(x).__name__, x)
-
-
 class _Tape:
     """The recorded ops that made one tensor, in order: the walk backward from its
     producer to the leaves (tensors that require grad) and constants."""
@@ -582,7 +564,7 @@ class _Tape:
                         self.consts.append((v, node.saved[i]))
                     where[id(v)] = ref
                 refs.append(ref)
-            key.append((node.op, _freeze(node.attrs), tuple(refs), tuple(v.type for v in node.outputs)))
+            key.append((node.op, attrs_key(node.attrs), tuple(refs), tuple(v.type for v in node.outputs)))
         self.root_ref = where[id(t._value)]
         self.key = (tuple(key), self.root_ref)
 

@@ -26,6 +26,19 @@ def _check_reduction(reduction):
     return reduction
 
 
+def _reduce_kept(losses, target, ignore_index, reduction):
+    """Per-target ``losses`` with those of ``ignore_index`` targets zeroed, reduced as
+    PyTorch does: the mean is over the kept targets."""
+    keep = fn_math.not_equal(target, ignore_index)
+    losses = fn_math.where(keep, losses, 0.0)
+    if reduction == "none":
+        return losses
+    total = fn_reduce.sum(losses)
+    if reduction == "sum":
+        return total
+    return fn_math.divide(total, fn_reduce.sum(fn_math.astype(keep, losses.dtype)))
+
+
 class MSELoss(Module):
     """Mean squared error ``(input - target) ** 2`` (``torch.nn.MSELoss``)."""
 
@@ -73,14 +86,7 @@ class CrossEntropyLoss(Module):
                 target = moveaxis(target, 1, -1)
             return F.cross_entropy(input, target, self.label_smoothing, self.reduction)
         losses = F.cross_entropy(input, target, self.label_smoothing, "none")
-        keep = fn_math.not_equal(target, self.ignore_index)
-        losses = fn_math.where(keep, losses, 0.0)
-        if self.reduction == "none":
-            return losses
-        total = fn_reduce.sum(losses)
-        if self.reduction == "sum":
-            return total
-        return fn_math.divide(total, fn_reduce.sum(fn_math.astype(keep, losses.dtype)))
+        return _reduce_kept(losses, target, self.ignore_index, self.reduction)
 
 
 class NLLLoss(Module):
@@ -96,14 +102,7 @@ class NLLLoss(Module):
         if len(shape) > 2:
             input = moveaxis(input, 1, -1)
         picked = fn_reduce.sum(fn_math.multiply(input, F.one_hot(target, shape[1], dtype=input.dtype)), axis=-1)
-        keep = fn_math.not_equal(target, self.ignore_index)
-        losses = fn_math.where(keep, fn_math.negative(picked), 0.0)
-        if self.reduction == "none":
-            return losses
-        total = fn_reduce.sum(losses)
-        if self.reduction == "sum":
-            return total
-        return fn_math.divide(total, fn_reduce.sum(fn_math.astype(keep, losses.dtype)))
+        return _reduce_kept(fn_math.negative(picked), target, self.ignore_index, self.reduction)
 
 
 class BCEWithLogitsLoss(Module):
