@@ -12,7 +12,8 @@ tracegraph runs it, side by side with hand-written ``jax.jit`` + optax and PyTor
 
     python benchmarks/define_by_run.py [--repeat 7] [--number 10] [--batch 128]
 
-Prints milliseconds per step (median of --repeat runs of --number steps, after warm-up)
+Prints milliseconds per step (median of --repeat rounds of --number steps, the rows
+taking turns within each round, after warm-up)
 and each row's ratio to ``jax.jit + optax`` and to PyTorch eager.
 """
 
@@ -33,18 +34,24 @@ from tracegraph.nn import functional as F
 SIZES = (784, 256, 256, 10)
 
 
-def timed(step, repeat, number):
-    for _ in range(3):
-        out = step()
-    jax.block_until_ready(out)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
+def timed_rows(steps, repeat, number):
+    """Seconds per step of each step function: the median of ``repeat`` rounds, each
+    round running every step ``number`` times in turn (so a slow spell of a shared
+    machine falls on every row alike, not on whichever row ran then)."""
+    for step in steps:
+        out = None
+        for _ in range(3):
             out = step()
         jax.block_until_ready(out)
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+    times = [[] for _ in steps]
+    for _ in range(repeat):
+        for step, ts in zip(steps, times):
+            start = time.perf_counter()
+            for _ in range(number):
+                out = step()
+            jax.block_until_ready(out)
+            ts.append((time.perf_counter() - start) / number)
+    return [statistics.median(ts) for ts in times]
 
 
 def make_params(rng):
@@ -170,7 +177,8 @@ def main(argv=None):
     except ImportError:
         pass
 
-    results = [(name, timed(fn, a.repeat, a.number) * 1e3) for name, fn in rows]
+    times = timed_rows([fn for _, fn in rows], a.repeat, a.number)
+    results = [(name, ms * 1e3) for (name, _), ms in zip(rows, times)]
     base = results[0][1]
     torch_ms = dict(results).get(torch_row)
     head = f"{'step':<24} {'ms/step':>9} {'vs jax':>8}" + (f" {'vs torch':>9}" if torch_ms else "")

@@ -40,13 +40,15 @@ import threading
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax._src.array import ArrayImpl as _ArrayImpl  # the concrete array type: a direct signature
 
 from .backends.jax_backend import jitted
 from .core import Tensor, at_bottom, function_name, type_of, using
 from .errors import Error, user_location_long
 from .frontend.guards import GuardTrace
-from .frontend.tracing import arrays_of_free, flatten_args, leaf_type, tree_spec_of
+from .frontend.tracing import flatten_args, leaf_type, tree_spec_of
 from .ir.tree import default_out_tree
+from .ir.types import TensorType
 
 ON_MISS = ("record", "eager", "error")
 
@@ -114,10 +116,12 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if not at_bottom():  # inside another trace: just run inline
             return self.fn(*args, **kwargs)
-        args, kwargs = arrays_of_free((args, kwargs))
         leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_tensor)
+        if any(isinstance(x, Tensor) for x in leaves):  # imperative tensors: their arrays
+            leaves = [x._data if isinstance(x, Tensor) and x._trace.free else x for x in leaves]
+            args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
         try:
-            key = (treedef, tuple(type_of(x) for x in leaves))
+            key = (treedef, signature_of(leaves))
         except TypeError:  # a non-array leaf: the recording run names it in its error
             return self._record(args, kwargs, _Signature(), keep=False, why=None)
         with self._lock:
@@ -130,7 +134,9 @@ class CompiledFunction:
             path = paths[0] if paths else None
             while path is not None:
                 outs = list(jitted(path.graph)(*leaves))
-                held = np.asarray(jax.device_get(outs[path.num_outputs:]), bool)
+                # the guards' values decide: reading them waits for the step (as a
+                # Python `if` on a value does in PyTorch); no guard, no wait
+                held = np.asarray(jax.device_get(outs[path.num_outputs:]), bool) if path.decisions else _HELD
                 if held.all():
                     path.hits += 1
                     self.compiled_calls += 1
@@ -197,7 +203,7 @@ class CompiledFunction:
         with self._lock:
             sigs = list(self._sigs.items())
         for i, (key, sig) in enumerate(sigs):
-            types = ", ".join(str(t) for t in key[1])
+            types = ", ".join(str(TensorType(*t)) for t in key[1])
             lines.append(f"signature {i} ({types}): {len(sig.paths)} path(s)")
             if sig.unguardable:
                 lines.append(f"  runs define-by-run every call: {sig.unguardable}")
@@ -211,6 +217,20 @@ class CompiledFunction:
             kind, value, where = path.decisions[k]
             parts.append(f"guard {k} ({kind}() at {where or '?'}) was {value!r} on the cached path and differs now")
         return "; ".join(parts) or "no cached path"
+
+
+_HELD = np.ones(0, bool)
+
+
+def signature_of(leaves) -> tuple:
+    """The call signature of flat argument leaves: shape, dtype and weak flag of each (a
+    JAX array's read directly; other leaves typed as `type_of` does). TypeError for a
+    leaf that is not an array."""
+    return tuple((x.shape, x.dtype, x.weak_type) if type(x) is _ArrayImpl else _as_key(type_of(x)) for x in leaves)
+
+
+def _as_key(t) -> tuple:
+    return (t.shape, t.dtype, t.weak)
 
 
 def _next_path(paths, tried):

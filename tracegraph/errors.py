@@ -35,12 +35,24 @@ class IRError(Error):
     """Malformed or unsafe IR: on parse, load, or verification."""
 
 
+# file name -> its basename, or None for tracegraph's own files (every op asks)
+_USER_FILES: dict[str, str | None] = {}
+
+
+def _user_basename(filename: str) -> str | None:
+    name = _USER_FILES.get(filename, 0)
+    if name == 0:
+        name = None if filename.startswith(_PACKAGE_DIR) else os.path.basename(filename)
+        if len(_USER_FILES) < 1 << 14:
+            _USER_FILES[filename] = name
+    return name
+
+
 def user_frame(depth: int = 1):
     """The innermost stack frame outside the tracegraph package (or None)."""
     frame = sys._getframe(depth)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_PACKAGE_DIR):
+        if _user_basename(frame.f_code.co_filename) is not None:
             return frame
         frame = frame.f_back
     return None
@@ -48,10 +60,13 @@ def user_frame(depth: int = 1):
 
 def user_location(depth: int = 1) -> str | None:
     """``basename:line`` of the first frame outside tracegraph, as nodes record it."""
-    frame = user_frame(depth + 1)
-    if frame is None:
-        return None
-    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+    frame = sys._getframe(depth + 1)
+    while frame is not None:
+        name = _user_basename(frame.f_code.co_filename)
+        if name is not None:
+            return f"{name}:{frame.f_lineno}"
+        frame = frame.f_back
+    return None
 
 
 def user_location_long(depth: int = 1) -> str:

@@ -46,6 +46,7 @@ class GraphBuilder:
         # id(outer Value) -> (inner input Value, outer Tensor): closures
         self.captures: dict[int, tuple[Value, Tensor]] = {}
         self._weak_constants: dict = {}
+        self._scalars: dict = {}  # Python int/float -> (constant Value, its data)
         # (location, scope) forced onto new nodes, e.g. backward nodes that carry the
         # line of the forward op they differentiate; None: the user's line and scope
         self.provenance: tuple[str | None, str] | None = None
@@ -78,10 +79,13 @@ class GraphBuilder:
         self.nodes.append(node)
         return node
 
-    def finish(self, outputs: list[Value], out_tree: TreeSpec, in_tree: TreeSpec | None = None) -> Graph:
-        """The Graph built so far, verified (its subgraphs were, when they were built)."""
+    def finish(self, outputs: list[Value], out_tree: TreeSpec, in_tree: TreeSpec | None = None,
+               check: bool = True) -> Graph:
+        """The Graph built so far, verified unless ``check=False`` (its subgraphs were,
+        when they were built)."""
         graph = Graph(self.name, self.inputs, self.constants, self.nodes, outputs, in_tree, out_tree)
-        verify(graph, nested=False)
+        if check:
+            verify(graph, nested=False)
         return graph
 
 
@@ -89,8 +93,14 @@ class GraphTrace(Trace):
     """Records every op as a node; Tensors are abstract. ``parent``: the enclosing trace
     whose Tensors may be captured (None: a closed graph)."""
 
+    # verify each finished graph; define-by-run turns it off for the graphs it records
+    # (and their children): each node was checked as it was made, and ran
+    verify_graphs = True
+
     def __init__(self, name: str = "graph", parent: Trace | None = None):
         self.parent = parent
+        if parent is not None and not getattr(parent, "verify_graphs", True):
+            self.verify_graphs = False
         scopes = parent.builder.scopes if isinstance(parent, GraphTrace) else ()
         self.builder = GraphBuilder(name, scopes)
 
@@ -124,6 +134,14 @@ class GraphTrace(Trace):
             if x._trace.free:  # an imperative tensor: the array it holds now
                 return self.lift_free(x)
             return self.capture(x)
+        cls = x.__class__
+        if cls is float or cls is int:  # the common scalars: one constant per value
+            key = x.hex() if cls is float else x  # floats by their bits: 0.0 and -0.0 apart
+            hit = self.builder._scalars.get(key)
+            if hit is None:
+                v = self.builder.add_constant(np.asarray(x, dtype=python_scalar_dtype(x)), weak=True)
+                hit = self.builder._scalars[key] = (v, _constant_data(v))
+            return self.box(*hit)
         if is_python_scalar(x):
             dt = python_scalar_dtype(x)
             # JAX treats Python int/float/complex as weakly typed, but never bool
@@ -230,7 +248,7 @@ class GraphTrace(Trace):
         """The graph whose outputs are ``outputs`` (operands of any kind, lifted)."""
         with using(self):
             outs = [self.lift(x)._value for x in outputs]
-        return self.builder.finish(outs, out_tree or default_out_tree(len(outs)), in_tree)
+        return self.builder.finish(outs, out_tree or default_out_tree(len(outs)), in_tree, self.verify_graphs)
 
 
 def _constant_data(v: Value):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 
 import jax.numpy as jnp
+from jax._src.array import ArrayImpl as _ArrayImpl  # a concrete JAX array: used as is
 
 from ..core import GraphTrace, Tensor, at_bottom, run_compiled
 from ..errors import TracingError
@@ -32,6 +33,8 @@ class EagerTrace(GraphTrace):
     """Records like `GraphTrace` and computes every value as it goes. ``keep_values``:
     also remember each value's array (``self.values``, by id of its IR Value), for a
     caller that needs them after the program dropped its Tensors (autodiff)."""
+
+    verify_graphs = False  # each node was type-checked when made and its outputs when run
 
     def __init__(self, name: str = "eager", parent=None, keep_values: bool = False):
         super().__init__(name, parent)
@@ -46,7 +49,8 @@ class EagerTrace(GraphTrace):
         return Tensor(v, self, data)
 
     def new_input(self, type, name=None, data=None) -> Tensor:
-        if data is not None and not type.weak:  # weak values (Python scalars) stay weak
+        # weak values (Python scalars) stay weak; a JAX array of the type is used as is
+        if data is not None and not type.weak and not (data.__class__ is _ArrayImpl and data.dtype == type.dtype):
             data = jnp.asarray(data, dtype=type.dtype)
         return self.box(self.builder.add_input(type, name), data)
 

@@ -37,6 +37,8 @@ class GuardTrace(EagerTrace):
     output Tensors, in program order; ``decisions``: (kind, value, location) of each;
     ``unguardable``: why the path cannot be compiled (None if it can)."""
 
+    verify_graphs = True  # a recorded path is kept and compiled: verified once
+
     def __init__(self, name: str = "compile", parent=None, root=None):
         super().__init__(name, parent)
         self.root = root or self
