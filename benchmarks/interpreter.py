@@ -4,7 +4,8 @@ when torch is installed), on a chain of small elementwise ops where dispatch dom
 
     python benchmarks/interpreter.py [--nodes 200] [--size 64] [--repeat 7] [--number 20]
 
-Prints microseconds per node (median of --repeat runs of --number calls) and each
+Prints microseconds per node (median of --repeat rounds of --number calls, the modes
+taking turns within each round) and each
 mode's ratio to jax.numpy's own per-op dispatch.
 """
 
@@ -33,16 +34,21 @@ def chain_jnp(x, n):
     return x
 
 
-def timed(fn, repeat, number):
-    jax.block_until_ready(fn())
-    times = []
+def timed_rows(fns, repeat, number):
+    """Seconds per call of each function: the median of ``repeat`` rounds, each round
+    calling every function ``number`` times in turn (a slow spell of a shared machine
+    falls on every row alike)."""
+    for fn in fns:
+        jax.block_until_ready(fn())
+    times = [[] for _ in fns]
     for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            out = fn()
-        jax.block_until_ready(out)
-        times.append((time.perf_counter() - start) / number)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times):
+            start = time.perf_counter()
+            for _ in range(number):
+                out = fn()
+            jax.block_until_ready(out)
+            ts.append((time.perf_counter() - start) / number)
+    return [statistics.median(ts) for ts in times]
 
 
 def main(argv=None):
@@ -77,8 +83,8 @@ def main(argv=None):
         pass
     base = None
     print(f"{'mode':<28} {'us/node':>9} {'ratio':>7}   ({n} nodes, f32[{a.size}])")
-    for name, fn in rows:
-        per_node = timed(fn, a.repeat, a.number) / n * 1e6
+    for (name, _), t in zip(rows, timed_rows([fn for _, fn in rows], a.repeat, a.number)):
+        per_node = t / n * 1e6
         base = base or per_node
         print(f"{name:<28} {per_node:9.2f} {per_node / base:7.2f}")
 

@@ -53,9 +53,11 @@ class Interpreter:
         self.hooks = list(hooks)
         self.check_nans = check_nans
         self.profile = profile
+        # each node's op resolved once per graph, with whether its outputs were checked
+        # against the node's types (once is enough: a graph's types do not change)
         ops = graph._cache.get("interpreter_ops")
         if ops is None:
-            ops = {id(s.node): registry.lookup(s.node.op) for s in program_of(graph).steps}
+            ops = {id(s.node): [registry.lookup(s.node.op), False] for s in program_of(graph).steps}
             graph._cache["interpreter_ops"] = ops
         self._ops = ops
 
@@ -78,12 +80,15 @@ class Interpreter:
 
         Control-flow nodes run their op's ``interpret`` facet, with Python control flow
         over interpretations of their subgraphs (`run_graph`)."""
-        op = self._ops[id(node)]
+        plan = self._ops[id(node)]
+        op = plan[0]
         if op.interpret is not None:
             outs = list(op.interpret(self.run_graph, *args, **node.attrs))
             check_outputs(node, outs)
             return outs
-        return run_impl(op, node, args)
+        outs = run_impl(op, node, args, check=not plan[1])
+        plan[1] = True
+        return outs
 
     def run_graph(self, graph, args) -> list:
         """Run a subgraph (a branch, a loop body) with an interpreter of this kind."""

@@ -21,6 +21,7 @@ differentiate their bodies with it, as JAX's ``cond`` calls ``backward_pass``).
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import jax
 
@@ -31,6 +32,7 @@ from ..ir.types import is_inexact
 from .evaluate import eval_graph
 from .graph_trace import GraphTrace, call_graph, trace_graph
 from .tensor import Tensor
+from .execute import attrs_key
 from .trace import bind, current_trace, using
 
 
@@ -172,9 +174,44 @@ class Linearized:
             if is_inexact(out.dtype) and not is_inexact(c.dtype):
                 raise ShapeError(f"cotangent {i} has dtype {c.type}, output is {out.type} (a float output needs a float cotangent)")
             cts.append(c if c.dtype == out.dtype else bind("astype", c, dtype=out.dtype))
-        g_bwd, captured = self.backward_graph([c.type for c in cts])
-        grads = eval_graph(g_bwd, cts + captured, trace=trace, prune=True)
+        g_bwd, captured, blocks = self._cached_backward([c.type for c in cts])
+        grads = trace.call_block(
+            lambda xs: eval_graph(g_bwd, xs, trace=current_trace(), prune=True), cts + captured, blocks, "backward"
+        )
         return jax.tree_util.tree_unflatten(self.in_treedef, grads)
+
+    def _cached_backward(self, ct_types) -> tuple:
+        """`backward_graph`, cached by the forward graph's structure (ops, attributes,
+        wiring, types, lines and scopes) and the cotangent types: a training step
+        differentiated define-by-run builds the same backward every step. Returns the
+        graph, the Tensors for its trailing inputs, and the dict where the current trace
+        keeps what it made of this backward (`Trace.call_block`)."""
+        values = list(self.graph.values())
+        key = (_structure(self.graph, values), self.num_primals, self.num_outputs, tuple(ct_types))
+        try:
+            with _BACKWARD_LOCK:
+                hit = _BACKWARDS.get(key)
+        except TypeError:  # an unhashable attribute: built every time
+            g_bwd, captured = self.backward_graph(ct_types)
+            return g_bwd, captured, {}
+        if hit is not None:
+            g_bwd, positions, blocks = hit
+            return g_bwd, [self.env[id(values[i])] for i in positions], blocks
+        g_bwd, captured = self.backward_graph(ct_types)
+        position = {}
+        for i, v in enumerate(values):
+            t = self.env.get(id(v))
+            if t is not None:
+                position.setdefault(id(t), i)
+        positions = [position.get(id(t)) for t in captured]
+        if None not in positions:
+            with _BACKWARD_LOCK:
+                if len(_BACKWARDS) >= _BACKWARDS_MAX:
+                    _BACKWARDS.pop(next(iter(_BACKWARDS)))
+                _BACKWARDS[key] = (g_bwd, positions, {})
+                blocks = _BACKWARDS[key][2]
+            return g_bwd, captured, blocks
+        return g_bwd, captured, {}
 
     def backward_graph(self, ct_types) -> tuple:
         """The backward graph for output cotangents of ``ct_types``: it takes
@@ -241,6 +278,26 @@ class Linearized:
             if c.dtype != v.type.dtype:
                 c = bind("astype", c, dtype=v.type.dtype)
             _accumulate(ct_map, v, c)
+
+
+# forward structure -> (backward graph, forward value index of each captured input,
+# the blocks a trace made of it)
+_BACKWARDS: dict = {}
+_BACKWARDS_MAX = 256
+_BACKWARD_LOCK = threading.Lock()
+
+
+def _structure(graph, values) -> tuple:
+    """What a backward graph depends on: each node's op, attributes, input positions,
+    output types, line and scope; the types of the inputs and constants; the outputs."""
+    index = {id(v): i for i, v in enumerate(values)}
+    nodes = tuple(
+        (n.op, attrs_key(n.attrs), tuple(index[id(v)] for v in n.inputs), tuple(v.type for v in n.outputs),
+         n.location, n.scope)
+        for n in graph.nodes
+    )
+    return (tuple(v.type for v in graph.inputs), tuple(v.type for v in graph.constants), nodes,
+            tuple(index[id(v)] for v in graph.outputs))
 
 
 def _accumulate(ct_map, v, c):

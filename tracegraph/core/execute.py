@@ -43,8 +43,9 @@ def weak_of(a) -> bool:
     return bool(getattr(a, "weak_type", False))
 
 
-def run_impl(op, node, arrays) -> list:
-    """``op.impl(*arrays, **node.attrs)`` as a list of outputs, type-checked."""
+def run_impl(op, node, arrays, check: bool = True) -> list:
+    """``op.impl(*arrays, **node.attrs)`` as a list of outputs, type-checked unless
+    ``check=False`` (the caller checked this node's outputs once already)."""
     try:
         out = op.impl(*arrays, **node.attrs)
     except Error:
@@ -54,7 +55,8 @@ def run_impl(op, node, arrays) -> list:
             f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}"
         ) from e
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
-    check_outputs(node, outs)
+    if check:
+        check_outputs(node, outs)
     return outs
 
 
@@ -82,18 +84,27 @@ def _value_key(v):
     return (type(v), v)
 
 
-def run_compiled(op, node, arrays) -> list:
-    """`run_impl` through a ``jax.jit`` of ``op.impl`` with the node's attributes (cached
-    per op and attributes; concrete arrays only)."""
+def compiled_impl(op, attrs):
+    """``op.impl`` with ``attrs`` bound, compiled by ``jax.jit`` (cached per op and
+    attributes); None where it cannot be cached (unhashable attributes, a full cache)."""
     try:
-        key = (op.name, attrs_key(node.attrs))
+        key = (op.name, attrs_key(attrs))
         fn = _COMPILED.get(key)
-    except TypeError:  # unhashable attributes: run the plain implementation
-        return run_impl(op, node, arrays)
+    except TypeError:  # unhashable attributes: the plain implementation
+        return None
+    if fn is None and len(_COMPILED) < _COMPILED_MAX:
+        fn = _COMPILED[key] = jax.jit(functools.partial(op.impl, **attrs))
+    return fn
+
+
+def run_compiled(op, node, arrays, fn=None, check: bool = True) -> list:
+    """`run_impl` through `compiled_impl` (concrete arrays only); ``fn``: that function
+    when the caller has it already; ``check=False`` skips the output type check (the
+    caller checked this op, attributes and input types once)."""
     if fn is None:
-        if len(_COMPILED) >= _COMPILED_MAX:
+        fn = compiled_impl(op, node.attrs)
+        if fn is None:
             return run_impl(op, node, arrays)
-        fn = _COMPILED[key] = jax.jit(functools.partial(op.impl, **node.attrs))
     try:
         out = fn(*arrays)
     except Error:
@@ -101,7 +112,8 @@ def run_compiled(op, node, arrays) -> list:
     except Exception as e:
         raise Error(f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}") from e
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
-    check_outputs(node, outs)
+    if check:
+        check_outputs(node, outs)
     return outs
 
 

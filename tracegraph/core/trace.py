@@ -100,6 +100,14 @@ class Trace:
     def known_value(self, x):
         return None
 
+    def call_block(self, build, ins: list, cache: dict, key) -> list:
+        """A block of library code whose ops user code does not see one by one (a
+        `tg.from_jax` function): ``build(ins)`` binds its ops under the current trace and
+        returns its output Tensors. ``cache``/``key``: where a trace that runs such
+        blocks whole keeps what it made of this one (define-by-run keeps its graph).
+        By default the ops are bound one by one."""
+        return build(ins)
+
     def inplace(self, t, fn, other):
         """``t op= other`` (``t += 1``): by default Python's meaning for immutable values,
         a new Tensor bound to the same name. Imperative tensors update in place."""

@@ -24,9 +24,34 @@ import functools
 import jax.numpy as jnp
 from jax._src.array import ArrayImpl as _ArrayImpl  # a concrete JAX array: used as is
 
-from ..core import GraphTrace, Tensor, at_bottom, run_compiled
-from ..errors import TracingError
+import jax
+
+from ..core import EVAL, GraphTrace, Tensor, at_bottom, eval_graph, run_compiled, run_impl, trace_graph
+from ..core.execute import attrs_key, compiled_impl
+from ..core.trace import check_and_infer
+from ..errors import TracingError, user_location
+from ..ir.graph import Node, Value
 from .tracing import function_name, trace_with
+
+
+# (op, input types, attributes, x64 mode) -> [normalized attributes, output types,
+# compiled implementation, outputs checked once]
+_PLANS: dict = {}
+_PLANS_MAX = 1 << 16
+
+
+class _Block:
+    """A library block as define-by-run met it: how often, its graph and compiled form."""
+
+    __slots__ = ("calls", "graph", "compiled")
+
+    def __init__(self):
+        self.calls = 0
+        self.graph = None
+        self.compiled = None
+
+
+_BLOCKS_MAX = 64
 
 
 class EagerTrace(GraphTrace):
@@ -60,6 +85,65 @@ class EagerTrace(GraphTrace):
             "outside jax transformations, or use tg.jit / tg.from_jax"
         )
 
+    def process(self, op, operands, attrs) -> list:
+        # `GraphTrace.process` with the shape rule, normalized attributes and compiled
+        # implementation resolved once per (op, input types, attributes, x64 mode)
+        in_types = tuple([t._value.type for t in operands])
+        try:
+            key = (op.name, in_types, attrs_key(attrs), jax.config.jax_enable_x64)
+            plan = _PLANS.get(key)
+        except TypeError:  # an unhashable attribute: resolved every time
+            key = plan = None
+        if plan is None:
+            attrs, out_types = check_and_infer(op, in_types, attrs)
+            plan = [attrs, out_types, compiled_impl(op, attrs), False]
+            if key is not None and len(_PLANS) < _PLANS_MAX:
+                _PLANS[key] = plan
+        attrs, out_types, fn, checked = plan
+        b = self.builder
+        location, scope = b.provenance or (user_location(1), b.scope)
+        node = Node(op.name, [t._value for t in operands], attrs, [Value(t) for t in out_types], location, scope)
+        b.nodes.append(node)
+        arrays = [t._data for t in operands]
+        if fn is None:
+            datas = run_impl(op, node, arrays)
+        else:  # the output types are checked on the first run of a plan
+            datas = run_compiled(op, node, arrays, fn, check=not checked)
+            plan[3] = True
+        return [self.box(v, d) for v, d in zip(node.outputs, datas)]
+
+    def call_block(self, build, ins: list, cache: dict, key) -> list:
+        # A block seen a third time at the same place (a training loop's optimizer update)
+        # runs as one compiled call, as the imperative tape's backward does; its nodes are
+        # still recorded, holding no values inside the block.
+        try:
+            block = cache.get(key)
+        except TypeError:
+            return build(ins)
+        if block is None:
+            if len(cache) >= _BLOCKS_MAX:
+                cache.pop(next(iter(cache)))
+            block = cache.setdefault(key, _Block())
+        block.calls += 1
+        if block.calls < 3:
+            return build(ins)
+        if block.graph is None:
+            block.graph = trace_graph(lambda *xs: build(list(xs)), [t.type for t in ins], "block")
+            graph = block.graph
+            block.compiled = jax.jit(lambda *a: eval_graph(graph, list(a), trace=EVAL))
+        results = block.compiled(*[t._data for t in ins])
+        unknown = self._unknown
+        outs = eval_graph(block.graph, list(ins), trace=self, run_node=unknown)
+        for t, data in zip(outs, results):
+            if t._data is None:
+                t._data = data
+                if self.values is not None:
+                    self.values[id(t._value)] = data
+        return outs
+
+    def _unknown(self, node, operands) -> list:
+        return self.process_node(node, operands, data=[None] * len(node.outputs))
+
     def outputs_of(self, op, node, operands) -> list:
         datas = run_compiled(op, node, [t._data for t in operands])
         return [self.box(v, d) for v, d in zip(node.outputs, datas)]
@@ -85,7 +169,11 @@ class EagerFunction:
             return self.fn(*args, **kwargs)
         graph, outs = trace_with(EagerTrace(function_name(self.fn)), self.fn, args, kwargs)
         self.last_graph = graph
-        return graph.unflatten_outputs([jnp.asarray(t._data) for t in outs])
+        return graph.unflatten_outputs([_as_array(t._data) for t in outs])
+
+
+def _as_array(data):
+    return data if data.__class__ is _ArrayImpl else jnp.asarray(data)
 
 
 def eager(fn):

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..backends.jax_backend import as_jax_function
-from ..errors import Error, TracingError, user_location_long
+from ..errors import Error, TracingError, user_location, user_location_long
 from ..core import Tensor, at_bottom, current_trace, function_name
 from ..core.trace import bottom_scope, bottom_scope_as
 from ..frontend.tape import TAPE, is_grad_enabled
@@ -90,6 +90,7 @@ class _Traced:
         self.closed = closed
         self.out_treedef = out_treedef
         self.problems = missing_primitives(closed)
+        self.blocks: dict = {}  # what a trace made of it (`Trace.call_block`), per scope and line
 
 
 class JaxFunction:
@@ -130,7 +131,8 @@ class JaxFunction:
         ins = [b.lift(leaves[i]) for i in dynamic]
         scope = b.builder.scope if hasattr(b, "builder") else bottom_scope()
         base = ".".join(s for s in (scope, f"from_jax/{self.name}") if s)
-        outs = _Emitter(base).run_closed(traced.closed, ins)
+        outs = b.call_block(lambda xs: _Emitter(base).run_closed(traced.closed, xs), ins,
+                            traced.blocks, (base, user_location()))
         return jax.tree_util.tree_unflatten(traced.out_treedef, outs)
 
     def jaxpr(self, *args, **kwargs) -> jcore.ClosedJaxpr:
