@@ -23,6 +23,7 @@ from .frontend.tape import (
     TapeTensor, enable_grad, is_grad_enabled, no_grad, rand, randn, set_grad_enabled, tensor,
 )
 from .frontend.fn_random import manual_seed
+from .frontend.variables import GradientTape, Variable, constant, convert_to_tensor
 from .frontend.fn_math import (
     abs, add, astype, ceil, clip, cos, divide, equal, erf, exp, floor, floor_divide, gelu,
     greater, greater_equal, less, less_equal, log, log1p, logical_and, logical_not,

@@ -167,9 +167,10 @@ class GraphTrace(Trace):
         nested graph it is captured from the enclosing trace."""
         if self.parent is not None:
             return self.capture_free(x)
-        if self.refuse_trainable and getattr(x, "requires_grad", False):
+        if self.refuse_trainable and (getattr(x, "requires_grad", False) or getattr(x, "mutable", False)):
+            what = "a tg.Variable" if getattr(x, "mutable", False) else "a tensor that requires grad"
             raise TracingError(
-                f"a tg.jit function uses a tensor that requires grad ({x.type}) without "
+                f"a tg.jit function uses {what} ({x.type}) without "
                 f"taking it as an argument (at {user_location_long(3)}): the compiled "
                 "graph would keep its current value after the optimizer changes it. Pass "
                 "the model or tensor as an argument: tg.jit(lambda model, x: model(x))(model, x)"

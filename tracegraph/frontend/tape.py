@@ -57,6 +57,11 @@ from ..ir.types import TensorType, is_inexact
 _GRAD_ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("tracegraph_grad_enabled", default=True)
 
 
+# the GradientTapes recording in this thread/task (innermost last): each keeps the nodes
+# recorded while it is open (`variables.GradientTape`)
+_RECORDERS: contextvars.ContextVar[tuple] = contextvars.ContextVar("tracegraph_gradient_tapes", default=())
+
+
 def is_grad_enabled() -> bool:
     """Whether ops on tensors that require grad are recorded (per thread and task)."""
     return _GRAD_ENABLED.get()
@@ -329,6 +334,8 @@ class TapeTrace(Trace):
             datas = run_compiled(op, node, [t._data for t in operands])
             node.saved = [t._data for t in operands] + datas
             node.leaves = [t if t._requires_grad and t._value.producer is None else None for t in operands]
+            for recorder in _RECORDERS.get():  # GradientTapes open here keep the node
+                recorder._record(node)
             return [TapeTensor(v, d, is_inexact(v.type.dtype)) for v, d in zip(outs, datas)]
         node = Node(op.name, ins, attrs, outs, location, scope)
         datas = run_compiled(op, node, [t._data for t in operands])
@@ -465,11 +472,6 @@ def backward(t, gradient=None, retain_graph: bool = False, create_graph: bool = 
             "works on imperative tensors (tg.tensor(..., requires_grad=True), module "
             "parameters) outside tg.jit; inside traced code use tg.grad / tg.value_and_grad"
         )
-    if create_graph:
-        raise Error(
-            "backward(create_graph=True) is not supported: for higher-order gradients "
-            "compose tg.grad (tg.grad(tg.grad(f)))"
-        )
     if not t._requires_grad:
         raise TracingError(
             f"backward() of a tensor that does not require grad ({t.type}) at "
@@ -495,7 +497,15 @@ def backward(t, gradient=None, retain_graph: bool = False, create_graph: bool = 
         _accumulate(t, ct)
         return
     tape = _Tape(t)
-    grads = tape.plan().run(tape, ct)
+    if create_graph:  # the backward is recorded too: .grad keeps its history
+        if isinstance(gradient, TapeTensor):
+            ct = gradient
+        with enable_grad():
+            grads = tape.plan().run_recorded(tape, [ct])
+            for lf, g in zip(tape.leaves, grads):
+                lf._grad = g if lf._grad is None else lf._grad + g
+        return
+    grads = tape.plan().run(tape, [ct])
     for lf, g in zip(tape.leaves, grads):
         _accumulate(lf, g)
     if not retain_graph:
@@ -510,13 +520,27 @@ def _accumulate(lf, g) -> None:
 
 
 class _Tape:
-    """The recorded ops that made one tensor, in order: the walk backward from its
-    producer to the leaves (tensors that require grad) and constants."""
+    """The recorded ops that made the ``roots``, in order: the walk backward from their
+    producers to the leaves and constants.
 
-    def __init__(self, t: TapeTensor):
-        self.root = t
+    By default (``.backward()``) the leaves are the tensors that require grad and have no
+    history, and every recorded node is followed. With ``sources`` (`GradientTape`,
+    ``tg.autograd.grad``) the leaves are those tensors, wherever they were computed, and
+    the walk stops at them; ``recorded`` (ids of nodes) limits the walk to the nodes a
+    `GradientTape` recorded: a value made outside it is a constant."""
+
+    def __init__(self, roots, sources=None, recorded=None):
+        roots = list(roots) if isinstance(roots, (list, tuple)) else [roots]
+        self.roots = roots
+        src = None if sources is None else {id(t._value): t for t in sources}
+
+        def follow(v) -> bool:
+            p = v.producer
+            return (isinstance(p, TapeNode) and (src is None or id(v) not in src)
+                    and (recorded is None or id(p) in recorded))
+
         nodes, seen = [], set()
-        stack = [(t._value.producer, False)]
+        stack = [(r._value.producer, False) for r in reversed(roots) if follow(r._value)]
         while stack:  # iterative post-order: deep tapes (RNN unrolls) do not recurse
             node, done = stack.pop()
             if done:
@@ -534,9 +558,8 @@ class _Tape:
                 )
             stack.append((node, True))
             for v in reversed(node.inputs):
-                p = v.producer
-                if isinstance(p, TapeNode) and id(p) not in seen:
-                    stack.append((p, False))
+                if follow(v) and id(v.producer) not in seen:
+                    stack.append((v.producer, False))
         self.nodes = nodes
         # wiring: every input of a recorded node is a node output, a leaf or a constant
         where: dict[int, tuple] = {}
@@ -548,25 +571,35 @@ class _Tape:
         # forward must not change the gradient)
         self.leaf_arrays: list = []
         self.consts: list[tuple] = []  # (Value, array)
+
+        def ref_of(v, lf, array):
+            ref = where.get(id(v))
+            if ref is None:
+                if lf is not None:
+                    ref = ("l", len(self.leaves), v.type)
+                    self.leaves.append(lf)
+                    self.leaf_arrays.append(array)
+                else:
+                    ref = ("c", len(self.consts), v.type)
+                    self.consts.append((v, array))
+                where[id(v)] = ref
+            return ref
+
         key = []
         for node in nodes:
             refs = []
             for i, v in enumerate(node.inputs):
-                ref = where.get(id(v))
-                if ref is None:
-                    lf = node.leaves[i]
-                    if lf is not None:
-                        ref = ("l", len(self.leaves), v.type)
-                        self.leaves.append(lf)
-                        self.leaf_arrays.append(node.saved[i])
-                    else:
-                        ref = ("c", len(self.consts), v.type)
-                        self.consts.append((v, node.saved[i]))
-                    where[id(v)] = ref
-                refs.append(ref)
+                lf = node.leaves[i] if src is None else src.get(id(v))
+                refs.append(ref_of(v, lf, node.saved[i]))
             key.append((node.op, attrs_key(node.attrs), tuple(refs), tuple(v.type for v in node.outputs)))
-        self.root_ref = where[id(t._value)]
-        self.key = (tuple(key), self.root_ref)
+        self.root_refs = []
+        for r in roots:
+            if src is None:
+                lf = r if r._requires_grad and r.is_leaf else None
+            else:
+                lf = src.get(id(r._value))
+            self.root_refs.append(ref_of(r._value, lf, r._data))
+        self.key = (tuple(key), tuple(self.root_refs))
 
     def graph(self) -> Graph:
         """The forward graph (fresh Values; the leaves its inputs, named as the tensors)."""
@@ -586,8 +619,8 @@ class _Tape:
             for v, o in zip(node.outputs, outs):
                 new[id(v)] = o
             nodes.append(Node(node.op, ins, node.attrs, outs, node.location, node.scope))
-        out = new[id(self.root._value)]
-        return Graph("tape", inputs, consts, nodes, [out], None, default_out_tree(1))
+        outs = [self._resolve(r, new, inputs, consts) for r in self.root_refs]
+        return Graph("tape", inputs, consts, nodes, outs, None, default_out_tree(len(outs)))
 
     def _resolve(self, ref, new, inputs, consts):
         if ref[0] == "n":
@@ -606,6 +639,19 @@ class _Tape:
         node = self.nodes[ref[1]]
         return node.saved[len(node.inputs) + ref[2]]
 
+    def tensor(self, ref):
+        """A forward value as a tape tensor that keeps its history (a backward that is
+        itself recorded, for higher-order gradients, differentiates through it)."""
+        kind = ref[0]
+        if kind == "l":
+            return self.leaves[ref[1]]
+        if kind == "c":
+            v, arr = self.consts[ref[1]]
+            return TapeTensor(v, arr)
+        node = self.nodes[ref[1]]
+        v = node.outputs[ref[2]]
+        return TapeTensor(v, node.saved[len(node.inputs) + ref[2]], is_inexact(v.type.dtype))
+
     def plan(self) -> "_Backward":
         return _backward_plan(self)
 
@@ -619,14 +665,22 @@ class _Backward:
     """A cached backward: its graph, the forward values (refs) its trailing inputs
     read, and its compiled form once the same tape structure came back."""
 
-    def __init__(self, graph: Graph, refs: list):
+    def __init__(self, graph: Graph, refs: list, num_cts: int = 1):
         self.graph = graph
         self.refs = refs
+        self.num_cts = num_cts
         self.calls = 0
         self.compiled = None
 
-    def run(self, tape: _Tape, ct) -> list:
-        args = [ct] + [tape.array(r) for r in self.refs]
+    def run_recorded(self, tape: _Tape, cts: list) -> list:
+        """The backward run op by op on tape tensors, so that grad mode records it: the
+        gradients keep their history (``create_graph=True``, nested GradientTapes)."""
+        args = [c if isinstance(c, TapeTensor) else constant_tensor(c) for c in cts]
+        args += [tape.tensor(r) for r in self.refs]
+        return eval_graph(self.graph, args, trace=TAPE)
+
+    def run(self, tape: _Tape, cts: list) -> list:
+        args = list(cts) + [tape.array(r) for r in self.refs]
         self.calls += 1
         if self.compiled is not None:
             return list(self.compiled(*args))
@@ -659,8 +713,8 @@ def _backward_plan(tape: _Tape) -> _Backward:
     for v in graph.values():
         env[id(v)] = outer.new_input(v.type, name=v.name)
     lin = Linearized.of_graph(outer, graph, env, len(graph.inputs))
-    out = graph.outputs[0]
-    g_bwd, captured = lin.backward_graph([out.type.with_(weak=False)])
+    n = len(graph.outputs)
+    g_bwd, captured = lin.backward_graph([out.type.with_(weak=False) for out in graph.outputs])
     # which forward value each captured tensor stands for
     ref_of = {}
     for k, v in enumerate(graph.inputs):
@@ -675,12 +729,12 @@ def _backward_plan(tape: _Tape) -> _Backward:
     # only what the leaves' gradients need (VJP rules also build the cotangents of
     # constants, which nobody asked for)
     live, needed = live_nodes(g_bwd)
-    keep = [i for i, v in enumerate(g_bwd.inputs) if i == 0 or id(v) in needed]
+    keep = [i for i, v in enumerate(g_bwd.inputs) if i < n or id(v) in needed]
     g_bwd = Graph(
         "backward", [g_bwd.inputs[i] for i in keep], [c for c in g_bwd.constants if id(c) in needed],
         [n for n, alive in zip(g_bwd.nodes, live) if alive], g_bwd.outputs, None, g_bwd.out_tree,
     )
-    plan = _Backward(g_bwd, [refs[i - 1] for i in keep[1:]])
+    plan = _Backward(g_bwd, [refs[i - n] for i in keep[n:]], n)
     if key is not None:
         with _CACHE_LOCK:
             if len(_CACHE) >= _CACHE_SIZE:
