@@ -45,7 +45,7 @@ from .backends.interpreter import Hook, Interpreter, NaNError, Profile, Watch, p
 from .ir import Graph, Node, TensorType, Value
 from .ir.files import load, save
 from .jit import JitFunction, RetraceWarning, jit
-from .compile import CompiledFunction, GuardMiss, compile  # noqa: A004 - torch.compile's name
+from .compile import CompiledFunction, GuardMiss, compile, function  # noqa: A004 - torch.compile's name
 from .autodiff import grad, value_and_grad, vjp
 from .interop import from_jax, to_jax
 from . import transforms

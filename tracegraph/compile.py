@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src.array import ArrayImpl as _ArrayImpl  # the concrete array type: a direct signature
 
-from .backends.jax_backend import jitted
+from .backends.jax_backend import as_jax_function, jitted
 from .core import Tensor, at_bottom, function_name, type_of, using
 from .errors import Error, user_location_long
 from .frontend.guards import GuardTrace
@@ -66,12 +66,45 @@ class Path:
     decisions Python took on it (kind, value, user line), the output tree, and how many
     calls used it."""
 
-    def __init__(self, graph, decisions, num_outputs, out_treedef):
+    def __init__(self, graph, decisions, num_outputs, out_treedef, state_in=(), state_out=()):
         self.graph = graph
         self.decisions = decisions
         self.num_outputs = num_outputs
         self.out_treedef = out_treedef
         self.hits = 0
+        # the imperative tensors / Variables it reads (trailing inputs) and writes
+        # (outputs after the results); their arrays are read and written at each call
+        self.state_in = list(state_in)
+        self.state_types = [v.type for v in graph.inputs[len(graph.inputs) - len(self.state_in):]]
+        self.state_out = list(state_out)
+        self._run = None
+
+    def state_arrays(self):
+        """The current arrays of the state it reads; None if one changed type."""
+        arrays = []
+        for t, ty in zip(self.state_in, self.state_types):
+            a = t._data
+            if tuple(np.shape(a)) != ty.shape or np.dtype(a.dtype) != ty.dtype:
+                return None
+            arrays.append(a)
+        return arrays
+
+    def run(self, leaves, state) -> list:
+        """The path compiled by ``jax.jit``; on an accelerator the state it writes back
+        is donated (its old buffers are reused for the new values)."""
+        if self._run is None:
+            if not self.state_in or jax.default_backend() == "cpu":  # CPU cannot donate
+                self._run = jitted(self.graph)
+            else:
+                written = {id(t) for t in self.state_out}
+                first = len(self.graph.inputs) - len(self.state_in)
+                donate = tuple(first + i for i, t in enumerate(self.state_in) if id(t) in written)
+                self._run = jax.jit(as_jax_function(self.graph), donate_argnums=donate)
+        return list(self._run(*leaves, *state))
+
+    def write_back(self, outs) -> None:
+        for t, arr in zip(self.state_out, outs[self.num_outputs: self.num_outputs + len(self.state_out)]):
+            t._data = arr
 
     @property
     def guards(self) -> list:
@@ -80,6 +113,9 @@ class Path:
 
     def __str__(self):
         lines = [f"path with {len(self.decisions)} guard(s), {self.hits} compiled call(s):"]
+        if self.state_in or self.state_out:
+            names = lambda ts: ", ".join(t._value.name or "(unnamed)" for t in ts) or "-"  # noqa: E731
+            lines.append(f"  state read: {names(self.state_in)}; written: {names(self.state_out)}")
         for kind, value, where in self.decisions:
             lines.append(f"  {kind}() was {value!r} at {where or '?'}")
         return "\n".join(lines) + "\n" + str(self.graph)
@@ -133,11 +169,21 @@ class CompiledFunction:
             tried: list[tuple[Path, list]] = []
             path = paths[0] if paths else None
             while path is not None:
-                outs = list(jitted(path.graph)(*leaves))
+                state = path.state_arrays()
+                if state is None:  # a state tensor changed type: this path is no use now
+                    with self._lock:
+                        if path in sig.paths:
+                            sig.paths.remove(path)
+                    paths.remove(path)
+                    path = _next_path(paths, tried) if tried else (paths[0] if paths else None)
+                    continue
+                outs = path.run(leaves, state)
                 # the guards' values decide: reading them waits for the step (as a
                 # Python `if` on a value does in PyTorch); no guard, no wait
-                held = np.asarray(jax.device_get(outs[path.num_outputs:]), bool) if path.decisions else _HELD
+                first_guard = path.num_outputs + len(path.state_out)
+                held = np.asarray(jax.device_get(outs[first_guard:]), bool) if path.decisions else _HELD
                 if held.all():
+                    path.write_back(outs)
                     path.hits += 1
                     self.compiled_calls += 1
                     with self._lock:
@@ -173,9 +219,13 @@ class CompiledFunction:
             outs = [trace.lift(x) for x in out_leaves]
         values = [jnp.asarray(t._data) for t in outs]
         if keep and trace.unguardable is None:
-            graph = trace.finish(outs + trace.guards, default_out_tree(len(outs) + len(trace.guards)),
-                                 tree_spec_of(treedef))
-            path = Path(graph, trace.decisions, len(outs), out_treedef)
+            written = list(trace.state_out.values())
+            results = outs + [new for _, new in written] + trace.guards
+            # state inputs follow the arguments: the inputs are then flat
+            in_tree = tree_spec_of(treedef) if not trace.state_in else None
+            graph = trace.finish(results, default_out_tree(len(results)), in_tree)
+            path = Path(graph, trace.decisions, len(outs), out_treedef,
+                        [t for t, _ in trace.state_in], [t for t, _ in written])
             with self._lock:
                 sig.paths.insert(0, path)
                 sig.log.append(why or "")
@@ -231,6 +281,39 @@ def signature_of(leaves) -> tuple:
 
 def _as_key(t) -> tuple:
     return (t.shape, t.dtype, t.weak)
+
+
+def function(func=None, *, input_signature=None, autograph: bool = True, jit_compile=None,
+             reduce_retracing: bool = False, max_paths: int = 8, on_miss: str = "record", **_ignored):
+    """TensorFlow's ``tf.function``: the whole call — reads and assignments of
+    Variables, a `GradientTape`, an optimizer's ``apply_gradients`` — recorded once as one
+    IR graph and run compiled by ``jax.jit`` from then on (`tg.compile`, whose paths take
+    the Variables and imperative tensors the function reads as inputs and return those it
+    assigns, written back after each call; on an accelerator the written state is
+    donated). Python decisions on values become guards, not a source rewrite, so
+    ``autograph`` has nothing to do; ``input_signature``, ``jit_compile`` and
+    ``reduce_retracing`` are accepted for TensorFlow code and change nothing (every call
+    is compiled by XLA, one path per signature and decisions).
+
+    Example::
+
+        w = tg.Variable(tg.random.normal([3, 1])); opt = tg.optimizers.SGD(0.1)
+
+        @tg.function
+        def train_step(x, y):
+            with tg.GradientTape() as tape:
+                loss = tg.reduce_mean(tg.square(x @ w - y))
+            opt.apply_gradients(zip(tape.gradient(loss, [w]), [w]))
+            return loss
+
+        train_step(x, y)                 # records the step, then runs it compiled
+        print(train_step.graphs()[0])    # one graph: w in, new w out
+    """
+
+    def wrap(fn):
+        return CompiledFunction(fn, max_paths=max_paths, on_miss=on_miss)
+
+    return wrap if func is None else wrap(func)
 
 
 def _next_path(paths, tried):

@@ -28,7 +28,7 @@ from ..ir.verifier import verify
 from .evaluate import eval_graph
 from .execute import weak_value
 from .tensor import Tensor
-from .trace import Trace, canonical_array, check_and_infer, is_python_scalar, python_scalar_dtype, using
+from .trace import Trace, bind, canonical_array, check_and_infer, is_python_scalar, python_scalar_dtype, using
 
 
 class GraphBuilder:
@@ -47,6 +47,9 @@ class GraphBuilder:
         self.captures: dict[int, tuple[Value, Tensor]] = {}
         self._weak_constants: dict = {}
         self._scalars: dict = {}  # Python int/float -> (constant Value, its data)
+        # id(imperative tensor) -> (the tensor, its current value here): reads and writes
+        # of PyTorch-style tensors and Variables by the code being recorded
+        self.free_reads: dict = {}
         # (location, scope) forced onto new nodes, e.g. backward nodes that carry the
         # line of the forward op they differentiate; None: the user's line and scope
         self.provenance: tuple[str | None, str] | None = None
@@ -162,11 +165,23 @@ class GraphTrace(Trace):
     refuse_trainable = False
 
     def lift_free(self, x: Tensor) -> Tensor:
-        """An imperative tensor used here (a PyTorch-style parameter closed over): a
-        constant holding its current array, as JAX bakes a closed-over array. Inside a
-        nested graph it is captured from the enclosing trace."""
+        """An imperative tensor used here (a PyTorch-style parameter or a `tg.Variable`
+        closed over): what `read_free` makes of it, once per graph (later reads, and
+        reads after an in-place update here, see the latest value). Inside a nested graph
+        it is captured from the enclosing trace."""
         if self.parent is not None:
             return self.capture_free(x)
+        hit = self.builder.free_reads.get(id(x))
+        if hit is not None:
+            return hit[1]
+        t = self.read_free(x)
+        self.builder.free_reads[id(x)] = (x, t)
+        return t
+
+    def read_free(self, x: Tensor) -> Tensor:
+        """The first read of imperative tensor ``x`` in this graph: a constant holding its
+        current array, as JAX bakes a closed-over array (tg.jit refuses a trainable one
+        or a Variable, which would go stale)."""
         if self.refuse_trainable and (getattr(x, "requires_grad", False) or getattr(x, "mutable", False)):
             what = "a tg.Variable" if getattr(x, "mutable", False) else "a tensor that requires grad"
             raise TracingError(
@@ -176,6 +191,43 @@ class GraphTrace(Trace):
                 "the model or tensor as an argument: tg.jit(lambda model, x: model(x))(model, x)"
             )
         return self.constant(x._data, weak=x._value.type.weak)
+
+    def assign_state(self, t: Tensor, value) -> Tensor:
+        """An in-place update of imperative tensor ``t`` (``Variable.assign``,
+        ``w.add_(...)``) while this trace records: a compiled graph cannot write it back,
+        so it is refused; define-by-run and `tg.function`/`tg.compile` override this."""
+        raise TracingError(
+            f"an in-place update of an imperative tensor or tg.Variable ({t.type}) inside "
+            f"traced code at {user_location_long(3)}: the compiled graph cannot write it back. "
+            "Return the new value instead, or compile the function with tg.function (or "
+            "tg.compile), which takes the state it reads and writes as inputs and outputs"
+        )
+
+    def state_value(self, t: Tensor, value) -> Tensor:
+        """``value`` as a new value of ``t``: a Tensor of this trace of ``t``'s dtype and
+        shape (a float is not stored in an integer tensor; a broadcastable value is
+        broadcast)."""
+        with using(self):
+            v = self.lift(value)
+            if v.dtype != t.dtype:
+                if np.dtype(t.dtype).kind in "biu" and np.dtype(v.dtype).kind in "fc":
+                    raise TracingError(
+                        f"in-place update of {t.type} with a {v.type} value (at "
+                        f"{user_location_long(3)}): a float cannot be stored in an integer tensor"
+                    )
+                v = bind("astype", v, dtype=t.dtype)
+            if tuple(v.shape) != tuple(t.shape):
+                try:
+                    np.broadcast_shapes(tuple(v.shape), tuple(t.shape))
+                except ValueError:
+                    raise TracingError(
+                        f"in-place update of {t.type} with a value of shape {list(v.shape)} "
+                        f"(at {user_location_long(3)})"
+                    ) from None
+                v = bind("broadcast_to", v, shape=tuple(t.shape))
+            if v._value.type.weak:
+                v = bind("astype", v, dtype=t.dtype)
+        return v
 
     def capture_free(self, x: Tensor) -> Tensor:
         b = self.builder

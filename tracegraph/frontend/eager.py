@@ -105,6 +105,9 @@ class EagerTrace(GraphTrace):
         node = Node(op.name, [t._value for t in operands], attrs, [Value(t) for t in out_types], location, scope)
         b.nodes.append(node)
         arrays = [t._data for t in operands]
+        if self.values is not None:  # a GradientTape is open here: keep what it may read
+            for t, a in zip(operands, arrays):
+                self.values.setdefault(id(t._value), a)
         if fn is None:
             datas = run_impl(op, node, arrays)
         else:  # the output types are checked on the first run of a plan
@@ -116,6 +119,8 @@ class EagerTrace(GraphTrace):
         # A block seen a third time at the same place (a training loop's optimizer update)
         # runs as one compiled call, as the imperative tape's backward does; its nodes are
         # still recorded, holding no values inside the block.
+        if self.values is not None:  # values are kept for a gradient: run it op by op
+            return build(ins)
         try:
             block = cache.get(key)
         except TypeError:
@@ -143,6 +148,19 @@ class EagerTrace(GraphTrace):
 
     def _unknown(self, node, operands) -> list:
         return self.process_node(node, operands, data=[None] * len(node.outputs))
+
+    def assign_state(self, t, value):
+        # define-by-run: the update happens at once; later reads see the new value
+        new = self.state_value(t, value)
+        t._data = new._data
+        self.builder.free_reads[id(t)] = (t, new)
+        outer = self.parent
+        while outer is not None:  # enclosing traces read the new array from now on
+            b = getattr(outer, "builder", None)
+            if b is not None:
+                b.free_reads.pop(id(t), None)
+            outer = outer.parent
+        return t
 
     def outputs_of(self, op, node, operands) -> list:
         datas = run_compiled(op, node, [t._data for t in operands])

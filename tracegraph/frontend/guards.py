@@ -45,10 +45,37 @@ class GuardTrace(EagerTrace):
         self.guards: list = []
         self.decisions: list[tuple] = []
         self.unguardable: str | None = None
+        self.state_in: list = []  # (imperative tensor, its input Tensor), in first-read order
+        self.state_out: dict = {}  # id(tensor) -> (tensor, its last value here)
 
     def child(self, name: str, keep_values: bool = False):
         t = GuardTrace(name, parent=self, root=self.root)
         t.values = {} if keep_values else None
+        return t
+
+    # -- state: the imperative tensors and Variables the function reads and writes ------
+    def read_free(self, x):
+        """An imperative tensor or Variable read by the recorded function: a *state
+        input* of the path (its current array is passed at every compiled call), not a
+        constant that would go stale after an update."""
+        if self.root is not self:
+            return super().read_free(x)
+        t = self.new_input(x._value.type.with_(weak=False), name=x._value.name or "state", data=x._data)
+        self.state_in.append((x, t))
+        return t
+
+    def assign_state(self, t, value):
+        """An update of an imperative tensor or Variable: a *state output* of the path
+        (written back after each compiled call); in this run it happens at once."""
+        if self.root is not self:
+            self.root.unguardable = self.root.unguardable or (
+                f"a tensor updated in place inside a nested function at {user_location(2)}"
+            )
+            return super().assign_state(t, value)
+        new = self.state_value(t, value)
+        t._data = new._data
+        self.builder.free_reads[id(t)] = (t, new)
+        self.state_out[id(t)] = (t, new)
         return t
 
     def _guard(self, t, kind: str, value):

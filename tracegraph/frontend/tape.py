@@ -44,7 +44,7 @@ import numpy as np
 
 from ..core import GraphTrace, Linearized, Tensor, Trace, check_and_infer, eval_graph, live_nodes, run_compiled, type_of, weak_value
 from ..core.execute import attrs_key
-from ..core.trace import EVAL, bottom_scope, canonical_array, is_python_scalar
+from ..core.trace import EVAL, at_bottom, bottom_scope, canonical_array, current_trace, is_python_scalar
 from ..errors import Error, TracingError, user_location, user_location_long
 from ..ir import registry
 from ..ir.graph import Graph, Node, Value
@@ -228,6 +228,9 @@ class TapeTensor(Tensor):
         return self._update(jnp.broadcast_to(jnp.asarray(_array_of(src), self.dtype), self.shape))
 
     def _update(self, arr) -> "TapeTensor":
+        if not at_bottom():  # inside code being recorded: that trace decides
+            current_trace().assign_state(self, arr)
+            return self
         _check_inplace(self)
         self._data = arr
         return self
@@ -365,6 +368,8 @@ class TapeTrace(Trace):
         return x._data if isinstance(x, Tensor) else x
 
     def inplace(self, t, fn, other):
+        if not at_bottom():  # inside code being recorded: that trace decides
+            return current_trace().assign_state(t, fn(t, other))
         _check_inplace(t)
         res = fn(t, other)
         if not isinstance(res, Tensor):

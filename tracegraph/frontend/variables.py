@@ -44,9 +44,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import Tensor
+from ..core import Linearized, Tensor, at_bottom, current_trace, using
 from ..errors import ShapeError, TracingError, user_location_long
-from ..ir.graph import Value
+from ..ir.graph import Graph, Value
 from ..ir.types import TensorType, is_inexact
 from .tape import _RECORDERS, TapeTensor, _array_of, _Tape, is_grad_enabled, leaf
 
@@ -107,16 +107,26 @@ class Variable(TapeTensor):
         return self._value.name
 
     def assign(self, value, use_locking=None, name=None, read_value: bool = True):
-        """Set the value (same shape; cast to the variable's dtype); returns the variable."""
-        self._data = self._checked(value, "assign")
+        """Set the value (same shape; cast to the variable's dtype); returns the variable.
+        Inside recorded code the trace decides (`tg.function` makes it a state output)."""
+        if not at_bottom():
+            current_trace().assign_state(self, value)
+        else:
+            self._data = self._checked(value, "assign")
         return self if read_value else None
 
     def assign_add(self, delta, use_locking=None, name=None, read_value: bool = True):
-        self._data = self._data + self._checked(delta, "assign_add")
+        if not at_bottom():
+            current_trace().assign_state(self, self + delta)
+        else:
+            self._data = self._data + self._checked(delta, "assign_add")
         return self if read_value else None
 
     def assign_sub(self, delta, use_locking=None, name=None, read_value: bool = True):
-        self._data = self._data - self._checked(delta, "assign_sub")
+        if not at_bottom():
+            current_trace().assign_state(self, self - delta)
+        else:
+            self._data = self._data - self._checked(delta, "assign_sub")
         return self if read_value else None
 
     def _checked(self, value, what: str):
@@ -188,16 +198,29 @@ class GradientTape:
         self._raised: list = []  # tensors watch() made record, until the tape closes
         self._tokens: list = []
         self._used = False
+        # opened inside recorded code (tg.function, tg.jit, tg.eager): that trace, and the
+        # range of its nodes made while the tape was open
+        self._trace = None
+        self._span = (0, None)
 
     # -- recording ---------------------------------------------------------------------
     def __enter__(self) -> "GradientTape":
+        trace = current_trace()
+        if not at_bottom() and hasattr(trace, "builder"):
+            self._trace = trace
+            self._span = (len(trace.builder.nodes), None)
+            if getattr(trace, "values", 0) is None:  # define-by-run: keep what gradient reads
+                trace.values = {}
         self._tokens.append(_RECORDERS.set(_RECORDERS.get() + (self,)))
         for t in self._watched.values():  # watched before the tape opened
-            self._raise(t)
+            if isinstance(t, TapeTensor):
+                self._raise(t)
         return self
 
     def __exit__(self, *exc):
         _RECORDERS.reset(self._tokens.pop())
+        if self._trace is not None:
+            self._span = (self._span[0], len(self._trace.builder.nodes))
         for t in self._raised:
             if isinstance(t, Variable):
                 t._watch_count -= 1
@@ -224,7 +247,7 @@ class GradientTape:
         """Record the ops on ``tensor`` (a tensor or a structure of them) from now on,
         and allow it as a source of ``gradient``."""
         for t in _leaves(tensor):
-            if not isinstance(t, TapeTensor):
+            if not isinstance(t, Tensor):
                 raise TracingError(
                     f"GradientTape.watch: a {type(t).__name__} is not a tensor it can watch; "
                     f"make it one with tg.constant(...) or tg.Variable(...) (at {user_location_long(2)})"
@@ -236,7 +259,7 @@ class GradientTape:
             if id(t._value) in self._watched:
                 continue
             self._watched[id(t._value)] = t
-            if self._open():
+            if self._open() and isinstance(t, TapeTensor):
                 self._raise(t)
 
     @contextlib.contextmanager
@@ -333,6 +356,8 @@ class GradientTape:
         if unconnected not in UNCONNECTED and getattr(unconnected, "value", None) not in UNCONNECTED:
             raise ValueError(f"unconnected_gradients must be one of {UNCONNECTED}, got {unconnected!r}")
         zero = (getattr(unconnected, "value", unconnected) == "zero")
+        if self._trace is not None:
+            return self._graph_gradient(targets, sources, cts, zero)
         for s in sources:
             if not isinstance(s, TapeTensor):
                 raise TracingError(
@@ -387,12 +412,85 @@ class GradientTape:
             out.append(g)
         return out
 
+    def _graph_gradient(self, targets, sources, cts, zero) -> list:
+        """The tape was open inside recorded code: differentiate the nodes that trace
+        made meanwhile (`core.Linearized` over that stretch of its graph), binding the
+        backward ops in the same trace, so they are part of the recorded graph."""
+        trace = self._trace
+        start, end = self._span
+        nodes_here = trace.builder.nodes[start:end]
+        recorded = {id(n) for n in nodes_here}
+        for s in sources:
+            if not isinstance(s, Tensor):
+                raise TracingError(
+                    f"GradientTape.gradient: a source is a {type(s).__name__}; sources are "
+                    f"Variables or watched tensors (at {user_location_long(4)})"
+                )
+        with using(trace):
+            srcs = [trace.lift(s) if self._watches(s) else None for s in sources]
+            roots = [trace.lift(t) for t in targets]
+        src_ids = {}
+        for t in srcs:
+            if t is not None:
+                src_ids.setdefault(id(t._value), t)
+        # the recorded nodes on a path from the sources to the targets, in order
+        needed = {id(r._value) for r in roots}
+        keep = []
+        for node in reversed(nodes_here):
+            if any(id(v) in needed for v in node.outputs) and not all(id(v) in src_ids for v in node.outputs):
+                keep.append(node)
+                needed.update(id(v) for v in node.inputs if id(v) not in src_ids)
+        keep.reverse()
+        made = {id(v) for n in keep for v in n.outputs}
+        used = {id(v) for n in keep for v in n.inputs} | {id(r._value) for r in roots}
+        primals = [t._value for t in src_ids.values()]
+        externals, seen = [], set(src_ids)
+        for n in keep:
+            for v in n.inputs:
+                if id(v) not in made and id(v) not in seen:
+                    seen.add(id(v))
+                    externals.append(v)
+        outs = [r._value for r in roots]
+        sub = Graph("gradient_tape", primals + externals, [], keep, outs)
+        values = getattr(trace, "values", None)
+
+        def tensor_of(v):
+            data = None
+            if values is not None:
+                data = values.get(id(v))
+                if data is None and v.data is not None:
+                    data = v.data
+            return Tensor(v, trace, data)
+
+        env = {id(v): tensor_of(v) for v in sub.values()}
+        for t in src_ids.values():
+            env[id(t._value)] = t
+        lin = Linearized.of_graph(trace, sub, env, len(primals))
+        with using(trace):
+            ct_list = []
+            for i, r in enumerate(roots):
+                c = jnp.ones(r.shape, r.dtype) if cts is None else cts[i]
+                ct_list.append(trace.lift(c))
+        grads = list(lin.pullback(lin.out_tree(ct_list))) if primals else []
+        by_value = {id(v): g for v, g in zip(primals, grads)}
+        out = []
+        for s, t in zip(sources, srcs):
+            g = None
+            if t is not None and id(t._value) in used:
+                g = by_value.get(id(t._value))
+            if g is None and zero:
+                with using(trace):
+                    g = trace.lift(jnp.zeros(s.shape, s.dtype))
+            out.append(g)
+        return out
+
     def _watches(self, s) -> bool:
         if id(s._value) in self._watched:
             return True
         if isinstance(s, Variable):
             return self._watch_accessed and s.trainable
-        return s.requires_grad  # a PyTorch-style tensor that requires grad is recorded anyway
+        # a PyTorch-style tensor that requires grad is recorded anyway
+        return bool(getattr(s, "requires_grad", False))
 
 
 def _leaves(tree) -> list:
