@@ -505,3 +505,18 @@ def test_threads_train_their_own_tensors():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_module_parameter_updated_in_place_by_operator():
+    # PyTorch: `with torch.no_grad(): model.weight += 1` updates the parameter in place
+    # (Python then sets the same object back on the module, which immutability allows).
+    tg.manual_seed(0)
+    m = tg.nn.Linear(2, 1)
+    before = m.weight.numpy().copy()
+    with tg.no_grad():
+        m.weight += 1.0
+        m.weight *= 2.0
+    np.testing.assert_allclose(m.weight.numpy(), (before + 1.0) * 2.0)
+    assert m.weight.requires_grad and m.weight.is_leaf
+    with pytest.raises(AttributeError, match="immutable"):
+        m.weight = tg.tensor([[1.0, 2.0]])

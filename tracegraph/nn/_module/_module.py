@@ -237,6 +237,9 @@ def _scoped_call(call):
 # -- the base class -------------------------------------------------------------------------
 
 
+_MISSING = object()
+
+
 class Module(metaclass=_ModuleMeta):
     """Base class of layers and models: an immutable pytree of parameters.
 
@@ -290,6 +293,8 @@ class Module(metaclass=_ModuleMeta):
     # -- immutability --------------------------------------------------------------------
     def __setattr__(self, name, value):
         if not self.__dict__.get(INIT):
+            if self.__dict__.get(name, _MISSING) is value:
+                return  # `model.weight += 1` under no_grad: updated in place, the same object
             raise AttributeError(
                 f"cannot set {type(self).__name__}.{name}: modules are immutable after "
                 f"__init__; use module.replace({name}=...) or tg.nn.tree_at(...)"
