@@ -1000,3 +1000,43 @@ def compile_guard_miss_with_on_miss_error():
     f = tg.compile(lambda x: x * 2 if x.sum() > 0 else -x, on_miss="error")
     f(A(3) + 1)
     f(-A(3) - 1)  # mistake
+
+
+@mistake(tg.TracingError, "non-persistent", None)
+def gradient_tape_used_twice():
+    v = tg.Variable(A(3))
+    with tg.GradientTape() as tape:
+        y = tg.sum(v * v)
+    tape.gradient(y, v)
+    tape.gradient(y, v)  # mistake
+
+
+@mistake(tg.TracingError, "watch", None)
+def gradient_tape_watching_an_array():
+    with tg.GradientTape() as tape:
+        tape.watch(A(3))  # mistake
+
+
+@mistake(tg.TracingError, "GradientTape.gradient", None)
+def gradient_tape_int_target():
+    v = tg.Variable(A(3))
+    with tg.GradientTape() as tape:
+        n = tg.argmax(v)
+    tape.gradient(n, v)  # mistake
+
+
+@mistake(tg.ShapeError, "assign", None)
+def variable_assign_of_another_shape():
+    v = tg.Variable(A(2, 3))
+    v.assign(A(3, 2))  # mistake
+
+
+@mistake(tg.TracingError, "tg.function", None)
+def variable_assign_inside_jit():
+    v = tg.Variable(A(3))
+
+    def step(x):
+        v.assign(x)  # mistake
+        return x
+
+    tg.jit(step)(A(3))

@@ -1,7 +1,8 @@
 """Differential tests on seeded random programs (tests/random_programs.py): each program
 runs as tg.jit, through the interpreter, define-by-run (and its recorded tape run
 again), PyTorch style on tape tensors (``.backward()``; half the default programs, an
-eighth of the slow set), under tg.compile (every twentieth),
+eighth of the slow set), TensorFlow style (Variables and ``GradientTape``; the other half,
+an eighth of the slow set), under tg.compile (every twentieth),
 and after text, JSON and file round trips of its graph, against the same program in
 jax.numpy; ``tg.grad`` and ``.backward()`` are checked against ``jax.grad``.
 
@@ -63,6 +64,8 @@ def check_program(seed, tmp_path=None):
     _compare(round_trips["json"].interpret(*args), ref, "json round trip", prog)
     if seed % 2 == 0 if seed < 60 else seed % 8 == 0:  # half the default programs, an eighth of the slow set
         _check_imperative(prog, ref)
+    elif seed < 60 or seed % 8 == 1:  # the other half, TensorFlow style: GradientTape
+        _check_imperative(prog, ref, tape=True)
     if seed % 20 == 0:  # tg.compile: recorded, then run compiled (one more compile)
         c = tg.compile(prog.tg_fn())
         _compare(c(*args), values, "tg.compile (recording)", prog)
@@ -70,20 +73,29 @@ def check_program(seed, tmp_path=None):
         assert c.compiled_calls == 1, prog.describe()
 
 
-def _check_imperative(prog, ref):
+def _check_imperative(prog, ref, tape: bool = False):
     """PyTorch style: the program on tape tensors, its outputs, and ``.backward()`` of
-    the summed float outputs against ``jax.grad`` (float inputs require grad)."""
+    the summed float outputs against ``jax.grad`` (float inputs require grad). With
+    ``tape``, TensorFlow style: the float inputs are `tg.Variable`s and the gradient is
+    ``GradientTape.gradient``."""
     floats = prog.float_inputs
+    if tape:
+        ts = [tg.Variable(a) if i in floats else tg.constant(a) for i, a in enumerate(prog.inputs)]
+        with tg.GradientTape() as gt:
+            outs = prog.run(TG, *ts)
+            total = _summed(outs)
+        _compare([o._data if isinstance(o, tg.Tensor) else o for o in outs], ref[0], "GradientTape run", prog)
+        if ref[1]:
+            grads = gt.gradient(total, [ts[i] for i in floats])
+            for t, got, g in zip([ts[i] for i in floats], grads, ref[1]):
+                _close(np.zeros(t.shape, t.dtype) if got is None else got, g, "GradientTape.gradient", prog)
+        return
     ts = [tg.tensor(a, requires_grad=i in floats) for i, a in enumerate(prog.inputs)]
     outs = prog.run(TG, *ts)
     _compare([o._data if isinstance(o, tg.Tensor) else o for o in outs], ref[0], "imperative", prog)
     if not ref[1]:
         return
-    total = 0.0
-    for o in outs:
-        if np.dtype(o.dtype).kind == "f":
-            total = total + tg.sum(o)
-    total = total * 1.0
+    total = _summed(outs)
     if not isinstance(total, tg.TapeTensor) or not total.requires_grad:
         # no float output depends on a float input: every gradient is zero
         for g in jax.tree_util.tree_leaves(ref[1]):
@@ -93,6 +105,14 @@ def _check_imperative(prog, ref):
     for t, g in zip([ts[i] for i in floats], ref[1]):
         got = t.grad if t.grad is not None else np.zeros(t.shape, t.dtype)
         _close(got, g, "imperative .backward()", prog)
+
+
+def _summed(outs):
+    total = 0.0
+    for o in outs:
+        if np.dtype(o.dtype).kind == "f":
+            total = total + tg.sum(o)
+    return total * 1.0
 
 
 def _with_grad(prog, m, grad):

@@ -77,7 +77,7 @@ class Variable(TapeTensor):
         if shape is not None and tuple(shape) != tuple(arr.shape):
             raise ShapeError(
                 f"Variable: initial value has shape {list(arr.shape)}, shape={list(shape)} was "
-                f"given (at {user_location_long(2)})"
+                f"given (at {user_location_long(1)})"
             )
         self._trainable = bool(trainable)
         self._watch_count = 0
@@ -136,12 +136,12 @@ class Variable(TapeTensor):
         if tuple(arr.shape) != self.shape and arr.shape != ():
             raise ShapeError(
                 f"Variable.{what}: a value of shape {list(arr.shape)} for a variable of type "
-                f"{self.type} (at {user_location_long(3)})"
+                f"{self.type} (at {user_location_long(1)})"
             )
         if np.dtype(self.dtype).kind in "biu" and np.dtype(arr.dtype).kind in "fc":
             raise ShapeError(
                 f"Variable.{what}: a {np.dtype(arr.dtype).name} value for a variable of type "
-                f"{self.type} (at {user_location_long(3)})"
+                f"{self.type} (at {user_location_long(1)})"
             )
         return jnp.broadcast_to(jnp.asarray(arr, self.dtype), self.shape)
 
@@ -176,7 +176,7 @@ def constant(value, dtype=None, shape=None, name: str | None = None) -> TapeTens
             arr = arr.reshape(shape)
         else:
             raise ShapeError(
-                f"constant: {arr.size} elements do not fill shape {list(shape)} (at {user_location_long(2)})"
+                f"constant: {arr.size} elements do not fill shape {list(shape)} (at {user_location_long(1)})"
             )
     return leaf(arr, False, name)
 
@@ -250,7 +250,7 @@ class GradientTape:
             if not isinstance(t, Tensor):
                 raise TracingError(
                     f"GradientTape.watch: a {type(t).__name__} is not a tensor it can watch; "
-                    f"make it one with tg.constant(...) or tg.Variable(...) (at {user_location_long(2)})"
+                    f"make it one with tg.constant(...) or tg.Variable(...) (at {user_location_long(1)})"
                 )
             if not is_inexact(t.dtype):
                 warnings.warn(f"GradientTape.watch: {t.type} is not a float tensor; it has no gradient",
@@ -308,7 +308,7 @@ class GradientTape:
             if len(cts) != len(targets):
                 raise ShapeError(
                     f"GradientTape.gradient: {len(cts)} output_gradients for {len(targets)} "
-                    f"targets (at {user_location_long(2)})"
+                    f"targets (at {user_location_long(1)})"
                 )
         leaves, treedef = jax.tree_util.tree_flatten(sources, is_leaf=lambda x: isinstance(x, Tensor))
         grads = self._gradient(targets, leaves, cts, unconnected_gradients)
@@ -323,7 +323,7 @@ class GradientTape:
         source.shape`` (one backward per element of the target)."""
         self._check_use("jacobian")
         if not isinstance(target, Tensor):
-            raise TracingError(f"GradientTape.jacobian: the target must be a tensor (at {user_location_long(2)})")
+            raise TracingError(f"GradientTape.jacobian: the target must be a tensor (at {user_location_long(1)})")
         leaves, treedef = jax.tree_util.tree_flatten(sources, is_leaf=lambda x: isinstance(x, Tensor))
         rows = []
         for i in range(target.size):
@@ -349,7 +349,7 @@ class GradientTape:
             raise TracingError(
                 f"GradientTape.{what}: a non-persistent GradientTape can compute one set of "
                 "gradients; create it with tg.GradientTape(persistent=True) to call it again "
-                f"(at {user_location_long(3)})"
+                f"(at {user_location_long(1)})"
             )
 
     def _gradient(self, targets, sources, cts, unconnected) -> list:
@@ -362,7 +362,7 @@ class GradientTape:
             if not isinstance(s, TapeTensor):
                 raise TracingError(
                     f"GradientTape.gradient: a source is a {type(s).__name__}; sources are "
-                    f"Variables or watched tensors (at {user_location_long(4)})"
+                    f"Variables or watched tensors (at {user_location_long(1)})"
                 )
         roots, root_cts = [], []
         for i, t in enumerate(targets):
@@ -371,13 +371,13 @@ class GradientTape:
                     raise TracingError(
                         f"GradientTape.gradient: the target is a traced tensor ({t.type}); inside "
                         "tg.jit use tg.grad / tg.value_and_grad (at "
-                        f"{user_location_long(4)})"
+                        f"{user_location_long(1)})"
                     )
                 continue  # a constant: no gradient
             if not is_inexact(t.dtype):
                 raise TracingError(
                     f"GradientTape.gradient: the target {t.type} is not a float tensor (at "
-                    f"{user_location_long(4)})"
+                    f"{user_location_long(1)})"
                 )
             ct = jnp.ones(t.shape, t.dtype) if cts is None else cts[i]
             if not isinstance(ct, TapeTensor):
@@ -385,7 +385,7 @@ class GradientTape:
                 if ct.shape != t.shape:
                     raise ShapeError(
                         f"GradientTape.gradient: output gradient of shape {list(ct.shape)} for "
-                        f"a target {t.type} (at {user_location_long(4)})"
+                        f"a target {t.type} (at {user_location_long(1)})"
                     )
             roots.append(t)
             root_cts.append(ct)
@@ -424,7 +424,7 @@ class GradientTape:
             if not isinstance(s, Tensor):
                 raise TracingError(
                     f"GradientTape.gradient: a source is a {type(s).__name__}; sources are "
-                    f"Variables or watched tensors (at {user_location_long(4)})"
+                    f"Variables or watched tensors (at {user_location_long(1)})"
                 )
         with using(trace):
             srcs = [trace.lift(s) if self._watches(s) else None for s in sources]
