@@ -53,7 +53,15 @@ from . import nn, random
 from . import checkpoint, data
 from . import optim
 from . import train
-from .nn.functional import log_softmax, one_hot, softmax
+from .nn.functional import log_softmax, softmax
+# TensorFlow's spellings (``import tracegraph as tf``); tg.one_hot becomes TF's, whose
+# keywords include jax.nn.one_hot's (dtype=, axis=; num_classes= for depth)
+from .frontend.fn_tf import (
+    cast, clip_by_value, concat, fill, floordiv, gather, one_hot, pow, range,
+    reduce_all, reduce_any, reduce_logsumexp, reduce_max, reduce_mean, reduce_min, reduce_prod,
+    reduce_sum, tile, truediv,
+)
+from . import math, optimizers
 
 __version__ = "0.1.0"
 newaxis = None

@@ -21,10 +21,22 @@ def _ndim(x) -> int:
     return x.ndim if isinstance(x, Tensor) else np.ndim(x)
 
 
-def matmul(x, y):
+def matmul(x, y, *, transpose_a: bool = False, transpose_b: bool = False):
     """numpy ``matmul`` (op ``matmul``): 1-D operands act as vectors, leading dimensions
-    broadcast as a batch, dtypes promote as in jax.numpy."""
+    broadcast as a batch, dtypes promote as in jax.numpy. ``transpose_a``/``transpose_b``
+    (TF's keywords) swap the last two axes of an operand first."""
+    if transpose_a:
+        x = _swap_last(x)
+    if transpose_b:
+        y = _swap_last(y)
     return bind("matmul", x, y)
+
+
+def _swap_last(x):
+    n = _ndim(x)
+    if n < 2:
+        raise ShapeError(f"matmul: transpose_a/transpose_b need operands of rank >= 2 (at {user_location_long(2)})")
+    return bind("transpose", x, perm=tuple(range(n - 2)) + (n - 1, n - 2))
 
 
 def dot(a, b):

@@ -4,12 +4,21 @@ A key is a raw ``u32[2]`` array, the same as ``jax.random.PRNGKey(seed)``; keys 
 passed between tracegraph and JAX code freely. There is no hidden state: split a key to
 get fresh ones.
 
+``normal`` and ``uniform`` also take TensorFlow's form, told apart by the first argument
+(a shape is a Python list/tuple of ints or an int; anything else is a key):
+``tg.random.normal([2, 3], mean=0.0, stddev=1.0)`` draws from the global key stream
+(`manual_seed`, alias `set_seed`) and gives an imperative tensor, outside traced code
+only; an op ``seed=`` gives its own reproducible sequence, as TF's operation seeds do.
+
 Example::
 
     key = tg.random.key(0)
     k1, k2 = tg.random.split(key)
     w = tg.random.normal(k1, (784, 128)) * 0.01
     mask = tg.random.bernoulli(k2, 0.9, (128,))
+
+    tg.random.set_seed(0)                       # TF style: no key
+    w = tg.Variable(tg.random.normal([784, 128], stddev=0.01))
 """
 
 from __future__ import annotations
@@ -20,11 +29,14 @@ import os
 import threading
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..errors import TracingError, user_location_long
-from ..core import bind, current_trace
+from ..core import at_bottom, bind, current_trace
 from ..core import Tensor
+from .fn_creation import canonical_dtype
+from .tape import leaf
 
 
 def _raw_key(key):
@@ -83,13 +95,39 @@ def fold_in(key, data):
     return bind("random_fold_in", _raw_key(key), data)
 
 
-def normal(key, shape=(), dtype=np.float32):
-    """Standard normal draws (``jax.random.normal``)."""
+def normal(*args, **kwargs):
+    """Normal draws, in JAX's form or TensorFlow's (told apart by the first argument):
+
+    - ``normal(key, shape=(), dtype=float32)``: standard normal draws from ``key``
+      (``jax.random.normal``), in any mode;
+    - ``normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None)``: TF's
+      ``tf.random.normal``, drawn from the global key stream (or from ``seed``'s own
+      sequence) outside traced code, as an imperative tensor.
+    """
+    if _tf_form(args, kwargs):
+        return _tf_normal(*args, **kwargs)
+    return _normal(*args, **kwargs)
+
+
+def _normal(key, shape=(), dtype=np.float32):
     return bind("random_normal", _raw_key(key), shape=_shape(shape), dtype=dtype)
 
 
-def uniform(key, shape=(), dtype=np.float32, minval=0.0, maxval=1.0):
-    """Uniform draws in ``[minval, maxval)`` (``jax.random.uniform``; static bounds)."""
+def uniform(*args, **kwargs):
+    """Uniform draws in ``[minval, maxval)``, in JAX's form or TensorFlow's:
+
+    - ``uniform(key, shape=(), dtype=float32, minval=0.0, maxval=1.0)``
+      (``jax.random.uniform``; static bounds), in any mode;
+    - ``uniform(shape, minval=0, maxval=None, dtype=float32, seed=None)``: TF's
+      ``tf.random.uniform`` (``maxval`` defaults to 1 for floats and is required for
+      ints), from the global key stream outside traced code, as an imperative tensor.
+    """
+    if _tf_form(args, kwargs):
+        return _tf_uniform(*args, **kwargs)
+    return _uniform(*args, **kwargs)
+
+
+def _uniform(key, shape=(), dtype=np.float32, minval=0.0, maxval=1.0):
     return bind(
         "random_uniform",
         _raw_key(key),
@@ -133,12 +171,23 @@ _STREAM_LOCK = threading.Lock()
 _STREAM: list = []  # [key] once seeded
 
 
+# TF's operation seeds: seed -> draws so far; restarted by manual_seed / set_seed
+_OP_SEEDS: dict = {}
+_GLOBAL_SEED: list = [0]
+
+
 def manual_seed(seed: int) -> None:
-    """Seed the global key stream that layers built without ``key=`` and `tg.randn` /
-    `tg.rand` draw from (``torch.manual_seed``). Explicit keys never touch it."""
+    """Seed the global key stream that layers built without ``key=``, `tg.randn` /
+    `tg.rand` and TF-style ``tg.random.normal(shape)`` draw from (``torch.manual_seed``,
+    ``tf.random.set_seed``). Explicit keys never touch it."""
     raw = np.asarray(jax.random.PRNGKey(int(seed)))
     with _STREAM_LOCK:
         _STREAM[:] = [raw]
+        _OP_SEEDS.clear()
+        _GLOBAL_SEED[0] = int(seed)
+
+
+set_seed = manual_seed
 
 
 def next_key():
@@ -151,6 +200,77 @@ def next_key():
             nxt, out = np.asarray(jax.random.split(_STREAM[0]))
         _STREAM[0] = nxt
     return out
+
+
+def _op_seed_key(seed):
+    """The next key of operation seed ``seed``'s own sequence (TF: the n-th draw with a
+    given op seed is the same in every run after the same global seed)."""
+    seed = operator.index(seed)
+    with _STREAM_LOCK:
+        n = _OP_SEEDS.get(seed, 0)
+        _OP_SEEDS[seed] = n + 1
+        base = _GLOBAL_SEED[0]
+    with jax.ensure_compile_time_eval():
+        k = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(base), seed % 2**32), n)
+        return np.asarray(k)
+
+
+# -- TensorFlow's form: a shape first, the key from the global stream ---------------------
+
+
+def _tf_form(args, kwargs) -> bool:
+    """TensorFlow's form: a shape first (a Python int, list or tuple); anything else (a
+    typed key, a raw key array or tensor, a wrongly typed key the op will name) is a key."""
+    if args:
+        first = args[0]
+        return isinstance(first, (list, tuple)) or (
+            isinstance(first, numbers.Integral) and not isinstance(first, (bool, np.ndarray))
+        )
+    return "key" not in kwargs
+
+
+def _tf_key(fn: str, seed):
+    if not at_bottom():
+        raise TracingError(
+            f"{fn}(shape, ...) without a key (TensorFlow's form) at "
+            f"{user_location_long(3)} draws from the global key stream, which works only "
+            "outside traced code: the draw would be baked into the graph as a constant. "
+            f"Inside tg.jit / tg.eager / tg.compile pass a key: tg.random.{fn}(key, shape) "
+            "with key = tg.random.key(seed) or an argument of the function"
+        )
+    return next_key() if seed is None else _op_seed_key(seed)
+
+
+def _value(x):
+    return x.numpy() if isinstance(x, Tensor) else x
+
+
+def _tf_normal(shape, mean=0.0, stddev=1.0, dtype=np.float32, seed=None, name=None):
+    shape, dt = _shape(shape), canonical_dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"normal: dtype must be a float type, got {dt}")
+    key = _tf_key("normal", seed)
+    arr = jax.random.normal(key, shape, dt)
+    if not (isinstance(stddev, (int, float)) and stddev == 1):
+        arr = arr * jnp.asarray(_value(stddev), dt)
+    if not (isinstance(mean, (int, float)) and mean == 0):
+        arr = arr + jnp.asarray(_value(mean), dt)
+    return leaf(arr)
+
+
+def _tf_uniform(shape, minval=0, maxval=None, dtype=np.float32, seed=None, name=None):
+    shape, dt = _shape(shape), canonical_dtype(dtype)
+    if dt.kind in "iu":
+        if maxval is None:
+            raise ValueError(f"uniform: an integer dtype ({dt}) needs maxval")
+        key = _tf_key("uniform", seed)
+        arr = jax.random.randint(key, shape, _value(minval), _value(maxval), dt)
+    elif dt.kind == "f":
+        key = _tf_key("uniform", seed)
+        arr = jax.random.uniform(key, shape, dt, _value(minval), 1.0 if maxval is None else _value(maxval))
+    else:
+        raise TypeError(f"uniform: dtype must be a float or integer type, got {dt}")
+    return leaf(arr)
 
 
 from ..errors import public_functions as _public_functions

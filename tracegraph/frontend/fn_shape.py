@@ -103,8 +103,13 @@ def flatten(x):
 ravel = flatten
 
 
-def transpose(x, axes=None):
-    """Permute axes (default: reverse them). ``tg.transpose(x, (1, 0, 2))``."""
+def transpose(x, axes=None, perm=None):
+    """Permute axes (default: reverse them). ``tg.transpose(x, (1, 0, 2))``; ``perm=``
+    is TF's name for ``axes``."""
+    if perm is not None:
+        if axes is not None:
+            raise ShapeError(f"transpose: give axes or perm, not both (at {_where()})")
+        axes = perm
     n = ndim_of(x)
     perm = tuple(range(n))[::-1] if axes is None else tuple(_norm_axis(a, n) for a in axes)
     return bind("transpose", x, perm=perm)
@@ -279,6 +284,7 @@ def pad(x, pad_width, mode="constant", constant_values=0):
         if np.ndim(value) != 0:
             raise ShapeError(f"pad: constant_values must be a scalar (at {_where()})")
         value = np.asarray(value).item()
+    mode = mode.lower() if isinstance(mode, str) else mode  # TF spells them "CONSTANT" ...
     return bind("pad", x, pads=_pad_pairs(pad_width, ndim_of(x)), value=value, mode=mode)
 
 

@@ -3,7 +3,9 @@
 `Module` (an immutable pytree of parameters; `field(static=...)` overrides how a field
 is classified, see ``_module/README.md``) and the layers built on it; the stateless
 functions (activations, losses, convolution, pooling, dropout, normalization) are in
-``tg.nn.functional``, the initializers in ``tg.nn.init``.
+``tg.nn.functional``, the initializers in ``tg.nn.init``. ``tg.nn.relu``,
+``tg.nn.softmax``, ``tg.nn.sparse_softmax_cross_entropy_with_logits`` ... are ``tf.nn``'s
+functions with TensorFlow's argument names (``_tf.py``).
 
 Example::
 
@@ -26,6 +28,11 @@ from ._recurrent import GRU, LSTM
 from ._sequential import Sequential
 from ._summary import summary
 from ._module import Module, field, tree_at
+from ._tf import (
+    gelu, l2_loss, leaky_relu, log_softmax, relu, sigmoid, sigmoid_cross_entropy_with_logits, silu,
+    softmax, softmax_cross_entropy_with_logits, softplus, sparse_softmax_cross_entropy_with_logits,
+    swish, tanh,
+)
 
 __all__ = [
     "BCELoss",
@@ -61,6 +68,10 @@ __all__ = [
     "init",
     "summary",
     "tree_at",
+    # tf.nn's functions, TF's argument names (``_tf.py``)
+    "gelu", "l2_loss", "leaky_relu", "log_softmax", "relu", "sigmoid",
+    "sigmoid_cross_entropy_with_logits", "silu", "softmax", "softmax_cross_entropy_with_logits",
+    "softplus", "sparse_softmax_cross_entropy_with_logits", "swish", "tanh",
 ]
 
 

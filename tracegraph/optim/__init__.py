@@ -1,6 +1,8 @@
 """Layer 7: optimizers, all backed by optax transformations: functional (lowercase,
 optax's ``init``/``update``) and PyTorch-style stateful classes (`SGD`, `Adam`, `AdamW`,
 `RMSprop`: ``zero_grad()`` / ``step()`` on parameter tensors; see ``_stateful.py``).
+Keras 3's optimizers (``apply_gradients``, TF 2 style) are in ``_keras.py``, public as
+``tg.optimizers``.
 
 Inside tracegraph code (tg.jit, tg.trace, tg.eager) ``update`` is captured through
 `tg.from_jax` as explicit IR: a printed train step shows the optimizer's arithmetic.
