@@ -8,6 +8,9 @@ tracegraph runs it, side by side with hand-written ``jax.jit`` + optax and PyTor
 - ``tg.eager``: the functional step define-by-run, op by op;
 - ``interpreter``: the ``tg.jit`` graph run node by node;
 - ``imperative``: PyTorch style, ``loss.backward()`` and ``tg.optim.Adam.step()``;
+- ``GradientTape`` / ``tg.function``: TensorFlow style (Variables, a tape, Keras' Adam via
+  ``tg.optimizers``), eager and as one recorded graph, beside ``tg.jit`` of the functional
+  step with the same Keras Adam arithmetic;
 - ``PyTorch eager``: the same program in torch (when installed).
 
     python benchmarks/define_by_run.py [--repeat 7] [--number 10] [--batch 128]
@@ -137,6 +140,38 @@ def main(argv=None):
     rows.append(("tg.eager", stateful(tg.eager(step))))
     rows.append(("interpreter", stateful(jf.interpret)))
 
+    # TensorFlow style: Variables, GradientTape, Keras' Adam; eager and as tg.function,
+    # beside tg.jit of the functional step with the same (Keras) Adam arithmetic
+    kopt = tg.optimizers.Adam(1e-3)
+    pairs = [(tg.Variable(p["w"]), tg.Variable(p["b"])) for p in make_params(rng)]
+    variables = [v for pair in pairs for v in pair]
+
+    def tf_step():
+        with tg.GradientTape() as tape:
+            logits = forward([{"w": w, "b": b} for w, b in pairs], x, tg.relu, tg.matmul)
+            loss = F.cross_entropy(logits, y)
+        kopt.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    rows.append(("GradientTape (TF eager)", lambda: tf_step()._data))
+    rows.append(("tg.function (TF graph)", tg.function(tf_step)))
+    ktx = tg.optimizers.Adam(1e-3).transformation()
+
+    def keras_step(p, s, x, y):
+        loss, g = tg.value_and_grad(tloss)(p, x, y)
+        u, s = ktx.update(g, s, p)
+        return tg.optim.apply_updates(p, u), s, loss
+
+    kp = jax.tree_util.tree_map(jnp.asarray, make_params(rng))
+    kstate = [kp, ktx.init(kp)]
+    kjit = tg.jit(keras_step)
+
+    def run_keras_jit():
+        kstate[0], kstate[1], loss = kjit(kstate[0], kstate[1], x, y)
+        return loss
+
+    rows.append(("tg.jit, Keras Adam", run_keras_jit))
+
     # imperative, PyTorch style
     tg.manual_seed(0)
     model = tg.nn.Sequential([tg.nn.Linear(784, 256), tg.relu, tg.nn.Linear(256, 256), tg.relu,
@@ -181,11 +216,11 @@ def main(argv=None):
     results = [(name, ms * 1e3) for (name, _), ms in zip(rows, times)]
     base = results[0][1]
     torch_ms = dict(results).get(torch_row)
-    head = f"{'step':<24} {'ms/step':>9} {'vs jax':>8}" + (f" {'vs torch':>9}" if torch_ms else "")
+    head = f"{'step':<26} {'ms/step':>9} {'vs jax':>8}" + (f" {'vs torch':>9}" if torch_ms else "")
     print(f"MLP {'-'.join(map(str, SIZES))}, batch {a.batch}, Adam; median of {a.repeat} x {a.number} steps")
     print(head)
     for name, ms in results:
-        line = f"{name:<24} {ms:9.3f} {ms / base:8.2f}"
+        line = f"{name:<26} {ms:9.3f} {ms / base:8.2f}"
         if torch_ms:
             line += f" {ms / torch_ms:9.2f}"
         print(line)
