@@ -131,6 +131,8 @@ class Variable(TapeTensor):
 
     def _checked(self, value, what: str):
         arr = _array_of(value)
+        if isinstance(arr, jax.Array) and arr.shape == self.shape and arr.dtype == self.dtype and not arr.weak_type:
+            return arr  # the common case (an optimizer's result): as is
         if not hasattr(arr, "shape"):
             arr = np.asarray(arr)
         if tuple(arr.shape) != self.shape and arr.shape != ():
