@@ -53,6 +53,7 @@ from . import nn, random
 from . import checkpoint, data
 from . import optim
 from . import train
+from . import callbacks, losses, metrics  # Keras' model.compile / fit (see tracegraph.nn._trainer)
 from .nn.functional import log_softmax, softmax
 # TensorFlow's spellings (``import tracegraph as tf``); tg.one_hot becomes TF's, whose
 # keywords include jax.nn.one_hot's (dtype=, axis=; num_classes= for depth)

@@ -1,5 +1,6 @@
-"""A small training loop in the spirit of Keras' ``fit``/``evaluate``, for any of the three
-execution modes, with a progress bar showing loss, throughput and ETA.
+"""Training: THE training loop (`Loop`), the functional ``tg.train.fit`` / ``evaluate``
+built on it, and the pieces Keras-style ``model.fit`` (`tg.nn.Module.fit`, in
+``nn/_trainer.py``) shares with them: the step builders, the execution modes, the logs.
 
 Two ways to call `fit`:
 
@@ -20,19 +21,36 @@ Two ways to call `fit`:
       state, hist = tg.train.fit(step, batches, state=init_state, epochs=5)
 
 ``mode`` is ``"jit"`` (tg.jit: define-then-run), ``"interpret"`` (the same graph run node
-by node) or ``"eager"`` (tg.eager: define-by-run).
+by node), ``"eager"`` (tg.eager: define-by-run), ``"compile"`` (tg.compile) or
+``"imperative"`` (PyTorch style).
+
+Keras style, on any `tg.nn.Module` (the same `Loop`, the same `make_step`)::
+
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, epochs=5, batch_size=32, validation_split=0.1)
+
+NOTE (one loop): `Loop` runs epochs of steps and calls Keras-style callbacks
+(`tracegraph.callbacks`) at each hook; everything else is a callback or an argument.
+``tg.train.fit``'s `History`, its ``callback=`` and its one progress bar over all steps
+are callbacks here; ``model.fit``'s Keras `tg.callbacks.History`, its per-epoch tqdm bar,
+validation (the ``end_of_epoch`` hook) and ``model.stop_training`` (the ``stop`` test)
+are the same loop's other arguments.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import jax
 import numpy as np
 
+from .callbacks import Callback, CallbackList, ProgbarLogger
 from .errors import Error
 from .compile import compile as compile_fn
 from .core import Tensor
@@ -45,6 +63,13 @@ from .optim import apply_updates
 from .autodiff import value_and_grad
 
 MODES = ("jit", "interpret", "eager", "compile", "imperative")
+
+
+class TrainingError(Error):
+    """Training was set up or called wrongly: ``model.compile`` with an unknown loss or
+    optimizer, ``model.fit`` without targets or with arrays of different lengths,
+    ``tg.train.fit`` without its state. The message names the call (``fit``,
+    ``compile`` ...) and the user's line."""
 
 
 @jax.tree_util.register_dataclass
@@ -91,7 +116,7 @@ def compile_step(fn: Callable, mode: str, **jit_kwargs) -> Callable:
         return eager(fn)
     if mode == "compile":
         return compile_fn(fn)
-    raise Error(f"mode must be one of {MODES}, not {mode!r}")
+    raise TrainingError(f"mode must be one of {MODES}, not {mode!r}")
 
 
 def make_imperative_step(model, loss: Callable, optimizer, *, has_aux: bool = False):
@@ -146,14 +171,291 @@ def _num_examples(batch) -> int:
     return int(np.shape(leaves[0])[0]) if leaves and np.ndim(leaves[0]) else 1
 
 
-def _progress(total, desc, enabled):
-    if not enabled:
-        return None
+EXAMPLES = "_examples"  # a step's metric: how many real (not padding) examples it saw
+
+
+class PackedLogs(Mapping):
+    """A step's scalar logs as ONE device vector and their names, so reading them costs
+    one transfer from the device per step, not one per value (the Keras-style steps
+    return their logs this way). A read-only mapping: ``logs["loss"]`` is a device
+    scalar."""
+
+    __slots__ = ("names", "vector")
+
+    def __init__(self, names, vector):
+        self.names = tuple(names)
+        self.vector = vector
+
+    def __getitem__(self, name):
+        try:
+            return self.vector[self.names.index(name)]
+        except ValueError:
+            raise KeyError(name) from None
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self):
+        return len(self.names)
+
+    def to_host(self) -> dict:
+        values = np.asarray(jax.device_get(self.vector))
+        return {k: float(v) for k, v in zip(self.names, values)}
+
+
+def host_scalars(metrics) -> dict:
+    """The scalar entries of a step's metrics as Python floats (read from the device
+    together, which waits for the step to finish); other entries are left out."""
+    if isinstance(metrics, PackedLogs):
+        return metrics.to_host()
+    keys = list(metrics)  # in the step's order (device_get of a dict would sort them)
+    values = jax.device_get([metrics[k] for k in keys])
+    return {k: float(v) for k, v in zip(keys, values) if np.ndim(v) == 0}
+
+
+class RunningMeans:
+    """Means of per-batch values weighted by each batch's examples, as Keras' metrics
+    accumulate them (a smaller last batch counts for what it holds)."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count = 0.0
+
+    def add(self, values: dict, examples: float) -> dict:
+        """Add one batch's means; returns the running means (names starting with ``_``
+        are bookkeeping and left out)."""
+        if examples > 0:
+            for k, v in values.items():
+                if not k.startswith("_"):
+                    self.sums[k] = self.sums.get(k, 0.0) + v * examples
+            self.count += examples
+        return self.result()
+
+    def result(self) -> dict:
+        if not self.count:
+            return {}
+        return {k: v / self.count for k, v in self.sums.items()}
+
+
+class Loop:
+    """THE training loop: epochs of ``state, metrics = run(state, batch)``, with Keras'
+    callback hooks around each step and epoch.
+
+    Arguments:
+      run: the compiled step ``(state, batch) -> (state, metrics)`` (metrics: a dict of
+        scalars holding ``"loss"``, or the loss alone); `compile_step` makes it.
+      state: the initial state; ``loop.state`` is always the latest.
+      callbacks: a `tg.callbacks.CallbackList`; the batch logs are the running means of
+        the epoch's metrics, the epoch logs their final means (weighted by the examples
+        of each batch: the ``"_examples"`` metric when the step gives it, else the
+        leading dimension of the batch) plus what ``end_of_epoch`` adds.
+      stop: checked after every step and epoch; True ends training
+        (``model.stop_training``).
+      max_steps: end after this many steps in all.
+
+    While it runs, callbacks may read ``loop.state``, ``loop.last`` (the last step's
+    metrics as floats), ``loop.last_metrics`` (as the step returned them),
+    ``loop.steps``, ``loop.examples``, ``loop.epoch_examples`` and
+    ``loop.step_seconds`` (the last step, waiting for its result included).
+
+    Example::
+
+        loop = tg.train.Loop(tg.train.compile_step(step, "jit"), state,
+                             tg.callbacks.CallbackList([tg.callbacks.History()]))
+        state = loop.run_epochs(lambda epoch: batches, epochs=3)
+    """
+
+    def __init__(self, run: Callable, state, callbacks: CallbackList, *,
+                 stop: Callable[[], bool] | None = None, max_steps: int | None = None):
+        self.run = run
+        self.state = state
+        self.callbacks = callbacks
+        self.stop = stop or (lambda: False)
+        self.max_steps = max_steps
+        self.steps = 0
+        self.examples = 0
+        self.epoch_examples = 0
+        self.last: dict = {}
+        self.last_metrics = None
+        self.last_examples = 0
+        self.step_seconds = 0.0
+        self.seconds = 0.0
+        self.epoch = None
+        callbacks.set_loop(self)
+
+    def _done(self) -> bool:
+        return self.stop() or (self.max_steps is not None and self.steps >= self.max_steps)
+
+    def run_epochs(self, batches_of: Callable, *, epochs: int, initial_epoch: int = 0,
+                   steps_per_epoch: int | None = None, start_of_epoch: Callable | None = None,
+                   end_of_epoch: Callable | None = None, empty_epoch: Callable | None = None):
+        """Train epochs ``initial_epoch .. epochs - 1``; ``batches_of(epoch)`` gives each
+        epoch's batches (at most ``steps_per_epoch`` are taken).
+        ``start_of_epoch(epoch, state) -> state`` runs after the ``on_epoch_begin`` hooks;
+        ``end_of_epoch(epoch, state)`` before the ``on_epoch_end`` hooks, and may return
+        more epoch logs (validation). An epoch that got no batches at all ends without
+        them when ``empty_epoch(epoch)`` is given (it may stop training: an iterator that
+        ran out). Returns the final state."""
+        cbs = self.callbacks
+        t_start = time.perf_counter()
+        logs: dict = {}
+        try:
+            cbs.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                if self._done():
+                    break
+                self.epoch = epoch
+                cbs.on_epoch_begin(epoch)
+                if start_of_epoch is not None:
+                    self.state = start_of_epoch(epoch, self.state)
+                means = RunningMeans()
+                self.epoch_examples = 0
+                steps_before = self.steps
+                batches = iter(batches_of(epoch))
+                if steps_per_epoch is not None:
+                    batches = itertools.islice(batches, steps_per_epoch)
+                for i, batch in enumerate(batches):
+                    cbs.on_train_batch_begin(i)
+                    t0 = time.perf_counter()
+                    self.state, metrics = self.run(self.state, batch)
+                    if not isinstance(metrics, Mapping):
+                        metrics = {"loss": metrics}
+                    host = host_scalars(metrics)  # waits for the step to finish
+                    self.step_seconds = time.perf_counter() - t0
+                    n = host.pop(EXAMPLES, None)
+                    n = _num_examples(batch) if n is None else n
+                    self.last, self.last_metrics, self.last_examples = host, metrics, n
+                    self.steps += 1
+                    self.examples += n
+                    self.epoch_examples += n
+                    cbs.on_train_batch_end(i, means.add(host, n))
+                    if self._done():
+                        break
+                if self.steps == steps_before and empty_epoch is not None:
+                    empty_epoch(epoch)
+                    continue
+                logs = means.result()
+                if end_of_epoch is not None:
+                    logs.update(end_of_epoch(epoch, self.state) or {})
+                cbs.on_epoch_end(epoch, logs)
+            cbs.on_train_end(logs)
+        except BaseException:
+            for cb in cbs:  # an error or ^C: close the progress bars, keep the terminal sane
+                if isinstance(cb, (ProgbarLogger, _TotalProgress)):
+                    cb._close()
+            raise
+        finally:
+            self.seconds = time.perf_counter() - t_start
+        return self.state
+
+
+def evaluate_loop(run: Callable, params, batches, *, callbacks: CallbackList | None = None,
+                  steps: int | None = None) -> dict:
+    """Weighted means of ``run(params, batch)`` (a scalar, named ``"value"``, or a dict of
+    scalars) over ``batches`` (at most ``steps``), calling the ``on_test_*`` hooks. The
+    weights are the ``"_examples"`` entry when ``run`` gives one, else each batch's
+    leading dimension."""
+    cbs = callbacks if callbacks is not None else CallbackList()
+    means = RunningMeans()
+    cbs.on_test_begin()
+    batches = iter(batches)
+    if steps is not None:
+        batches = itertools.islice(batches, steps)
     try:
-        from tqdm.auto import tqdm  # noqa: PLC0415  (optional extra)
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="step", dynamic_ncols=True, leave=True)
+        for i, batch in enumerate(batches):
+            cbs.on_test_batch_begin(i)
+            out = run(params, batch)
+            host = host_scalars(out if isinstance(out, Mapping) else {"value": out})
+            n = host.pop(EXAMPLES, None)
+            cbs.on_test_batch_end(i, means.add(host, _num_examples(batch) if n is None else n))
+    except BaseException:
+        for cb in cbs:
+            if isinstance(cb, ProgbarLogger):
+                cb._close()
+        raise
+    logs = means.result()
+    cbs.on_test_end(logs)
+    if not means.count:
+        raise TrainingError("evaluate got no batches")
+    return logs
+
+
+# -- tg.train.fit's own callbacks ------------------------------------------------------------
+
+
+class _Recorder(Callback):
+    """Fills tg.train's `History`: each step's loss, time and examples, each epoch's
+    mean loss."""
+
+    def __init__(self, hist: History):
+        super().__init__()
+        self.hist = hist
+        self._epoch_losses: list = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        loop = self._tg_loop
+        value = loop.last["loss"]
+        self.hist.step_times.append(loop.step_seconds)
+        self.hist.losses.append(value)
+        self.hist.examples += int(loop.last_examples)
+        self._epoch_losses.append(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._epoch_losses:
+            self.hist.epoch_losses.append(float(np.mean(self._epoch_losses)))
+
+
+class _StepCallback(Callback):
+    """tg.train.fit's ``callback(step_index, state, metrics)`` after each step."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def on_train_batch_end(self, batch, logs=None):
+        loop = self._tg_loop
+        self.fn(loop.steps, loop.state, loop.last_metrics)
+
+
+class _TotalProgress(Callback):
+    """tg.train.fit's progress bar: one tqdm bar over all steps (loss of the last step,
+    examples per second, epoch), refreshed every ``log_every`` steps."""
+
+    def __init__(self, total, desc, log_every):
+        super().__init__()
+        self.total, self.desc, self.log_every = total, desc, max(1, int(log_every))
+        self.bar = None
+        self._t0 = 0.0
+
+    def on_train_begin(self, logs=None):
+        try:
+            from tqdm.auto import tqdm  # noqa: PLC0415  (optional extra)
+        except ImportError:
+            return
+        self._t0 = time.perf_counter()
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="step", dynamic_ncols=True,
+                        leave=True)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.bar is None:
+            return
+        loop = self._tg_loop
+        self.bar.update(1)
+        if loop.steps % self.log_every == 0 or loop.steps == 1:
+            rate = loop.examples / max(time.perf_counter() - self._t0, 1e-9)
+            self.bar.set_postfix(loss=f"{loop.last['loss']:.4f}", ex_per_s=f"{rate:.0f}",
+                                 epoch=loop.epoch)
+
+    def on_train_end(self, logs=None):
+        self._close()
+
+    def _close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def fit(
@@ -190,7 +492,7 @@ def fit(
     """
     if loss is not None or optimizer is not None:
         if loss is None or optimizer is None:
-            raise Error("fit needs both loss= and optimizer= to build the step")
+            raise TrainingError("fit needs both loss= and optimizer= to build the step")
         model = step_or_model
         if mode == "imperative":
             model, step_fn = make_imperative_step(model, loss, optimizer, has_aux=has_aux)
@@ -201,7 +503,7 @@ def fit(
     else:
         step_fn = step_or_model
         if state is None:
-            raise Error("fit with a custom step needs state=")
+            raise TrainingError("fit with a custom step needs state=")
     run = step_fn if mode == "imperative" and loss is not None else compile_step(step_fn, mode)
     total = steps
     if total is None:
@@ -210,57 +512,23 @@ def fit(
         except TypeError:
             total = None
     hist = History()
-    bar = _progress(total, f"fit [{mode}]", progress)
-    done = 0
-    t_start = time.perf_counter()
-    try:
-        for epoch in range(epochs):
-            epoch_losses = []
-            for batch in _batches_of(data, epoch):
-                t0 = time.perf_counter()
-                state, metrics = run(state, batch)
-                if not isinstance(metrics, dict):
-                    metrics = {"loss": metrics}
-                value = float(metrics["loss"])  # waits for the step to finish
-                dt = time.perf_counter() - t0
-                hist.step_times.append(dt)
-                hist.losses.append(value)
-                hist.examples += _num_examples(batch)
-                epoch_losses.append(value)
-                done += 1
-                if callback is not None:
-                    callback(done, state, metrics)
-                if bar is not None:
-                    bar.update(1)
-                    if done % log_every == 0 or done == 1:
-                        rate = hist.examples / (time.perf_counter() - t_start)
-                        bar.set_postfix(loss=f"{value:.4f}", ex_per_s=f"{rate:.0f}", epoch=epoch)
-                if steps is not None and done >= steps:
-                    break
-            if epoch_losses:
-                hist.epoch_losses.append(float(np.mean(epoch_losses)))
-            if steps is not None and done >= steps:
-                break
-    finally:
-        if bar is not None:
-            bar.close()
-    hist.seconds = time.perf_counter() - t_start
+    callbacks = [_Recorder(hist)]
+    if callback is not None:
+        callbacks.append(_StepCallback(callback))
+    if progress:
+        callbacks.append(_TotalProgress(total, f"fit [{mode}]", log_every))
+    loop = Loop(run, state, CallbackList(callbacks), max_steps=steps)
+    state = loop.run_epochs(lambda epoch: _batches_of(data, epoch), epochs=epochs)
+    hist.seconds = loop.seconds
     return state, hist
 
 
 def evaluate(fn: Callable, params, data, *, mode: str = "jit") -> dict:
-    """Mean of ``fn(params, batch)`` (a scalar or a dict of scalars) over ``data``,
-    weighted by batch size. ``fn`` is compiled once in ``mode``."""
-    run = compile_step(fn, mode)
-    sums: dict[str, float] = {}
-    count = 0
-    for batch in data:
-        out = run(params, batch)
-        out = out if isinstance(out, dict) else {"value": out}
-        n = _num_examples(batch)
-        for k, v in out.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * n
-        count += n
-    if not count:
-        raise Error("evaluate got no batches")
-    return {k: v / count for k, v in sums.items()}
+    """Mean of ``fn(params, batch)`` (a scalar, returned as ``"value"``, or a dict of
+    scalars) over ``data``, weighted by batch size. ``fn`` is compiled once in ``mode``.
+
+    Example::
+
+        tg.train.evaluate(lambda m, b: {"accuracy": accuracy(m, b)}, model, test_batches)
+    """
+    return evaluate_loop(compile_step(fn, mode), params, data)

@@ -39,7 +39,15 @@ def _reduce_kept(losses, target, ignore_index, reduction):
     return fn_math.divide(total, fn_reduce.sum(fn_math.astype(keep, losses.dtype)))
 
 
-class MSELoss(Module):
+class _Criterion(Module):
+    """Base of the losses here. ``_tg_input_target`` tells ``model.compile(loss=...)`` to
+    call them PyTorch's way, ``criterion(y_pred, y_true)`` with ``reduction="none"``
+    (Keras' losses and plain loss functions take ``(y_true, y_pred)``)."""
+
+    _tg_input_target = True
+
+
+class MSELoss(_Criterion):
     """Mean squared error ``(input - target) ** 2`` (``torch.nn.MSELoss``)."""
 
     def __init__(self, reduction: str = "mean"):
@@ -49,7 +57,7 @@ class MSELoss(Module):
         return F.mse_loss(input, target, reduction=self.reduction)
 
 
-class L1Loss(Module):
+class L1Loss(_Criterion):
     """Mean absolute error ``|input - target|`` (``torch.nn.L1Loss``)."""
 
     def __init__(self, reduction: str = "mean"):
@@ -60,7 +68,7 @@ class L1Loss(Module):
         return F._reduce("l1_loss", loss, self.reduction)
 
 
-class CrossEntropyLoss(Module):
+class CrossEntropyLoss(_Criterion):
     """Softmax cross-entropy of logits ``(N, C)`` or ``(N, C, d1, ...)`` (classes on
     axis 1, as in PyTorch) against integer class ids ``(N, d1, ...)`` or class
     probabilities of the input's shape (``torch.nn.CrossEntropyLoss``). Targets equal
@@ -89,7 +97,7 @@ class CrossEntropyLoss(Module):
         return _reduce_kept(losses, target, self.ignore_index, self.reduction)
 
 
-class NLLLoss(Module):
+class NLLLoss(_Criterion):
     """Negative log-likelihood of log-probabilities ``(N, C)`` at integer targets
     ``(N,)`` (``torch.nn.NLLLoss``; pair it with `LogSoftmax`)."""
 
@@ -105,7 +113,7 @@ class NLLLoss(Module):
         return _reduce_kept(fn_math.negative(picked), target, self.ignore_index, self.reduction)
 
 
-class BCEWithLogitsLoss(Module):
+class BCEWithLogitsLoss(_Criterion):
     """Binary cross-entropy of ``sigmoid(input)``, computed stably from logits
     (``torch.nn.BCEWithLogitsLoss``)."""
 
@@ -116,7 +124,7 @@ class BCEWithLogitsLoss(Module):
         return F.binary_cross_entropy_with_logits(input, target, reduction=self.reduction)
 
 
-class BCELoss(Module):
+class BCELoss(_Criterion):
     """Binary cross-entropy of probabilities (``torch.nn.BCELoss``)."""
 
     def __init__(self, reduction: str = "mean"):

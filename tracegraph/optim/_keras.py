@@ -170,7 +170,13 @@ def keras_transformation(cls, settings, learning_rate) -> optax.GradientTransfor
 _BASE_SETTINGS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "loss_scale_factor")
 
 
+# Keras 3 gives each optimizer its default name explicitly
+_KERAS_NAMES = {"SGD": "SGD", "Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop", "Adagrad": "adagrad"}
+
+
 def _snake(name: str) -> str:
+    if name in _KERAS_NAMES:
+        return _KERAS_NAMES[name]
     return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
 
 

@@ -13,16 +13,31 @@ from ._transform import GradientTransformation, as_schedule
 
 def sgd(learning_rate, momentum: float = 0.0, nesterov: bool = False) -> GradientTransformation:
     """Stochastic gradient descent, with optional (Nesterov) momentum (``optax.sgd``)."""
-    return GradientTransformation(
-        optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov), "sgd"
-    )
+    return _recorded("sgd", _sgd, learning_rate=learning_rate, momentum=momentum,
+                     nesterov=nesterov)
+
+
+def _recorded(name: str, factory, **hyperparams) -> GradientTransformation:
+    """``factory(**hyperparams)`` as a `GradientTransformation` that remembers how it was
+    made (see `GradientTransformation`: fit rebuilds it with an injected learning rate)."""
+    return GradientTransformation(factory(**hyperparams), name, factory=factory,
+                                  hyperparams=hyperparams)
+
+
+def _sgd(learning_rate, momentum, nesterov):
+    return optax.sgd(learning_rate, momentum=momentum or None, nesterov=nesterov)
+
+
+def _rmsprop(learning_rate, decay, eps, momentum, nesterov, centered):
+    return optax.rmsprop(learning_rate, decay=decay, eps=eps, momentum=momentum or None,
+                         nesterov=nesterov, centered=centered)
 
 
 def adam(
     learning_rate, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
 ) -> GradientTransformation:
     """Adam (``optax.adam``)."""
-    return GradientTransformation(optax.adam(learning_rate, b1=b1, b2=b2, eps=eps), "adam")
+    return _recorded("adam", optax.adam, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps)
 
 
 def adamw(
@@ -34,10 +49,8 @@ def adamw(
     mask=None,
 ) -> GradientTransformation:
     """Adam with decoupled weight decay (``optax.adamw``)."""
-    return GradientTransformation(
-        optax.adamw(learning_rate, b1=b1, b2=b2, eps=eps, weight_decay=weight_decay, mask=mask),
-        "adamw",
-    )
+    return _recorded("adamw", optax.adamw, learning_rate=learning_rate, b1=b1, b2=b2, eps=eps,
+                     weight_decay=weight_decay, mask=mask)
 
 
 def rmsprop(
@@ -49,13 +62,8 @@ def rmsprop(
     centered: bool = False,
 ) -> GradientTransformation:
     """RMSProp (``optax.rmsprop``), optionally centered and with momentum."""
-    return GradientTransformation(
-        optax.rmsprop(
-            learning_rate, decay=decay, eps=eps, momentum=momentum or None,
-            nesterov=nesterov, centered=centered,
-        ),
-        "rmsprop",
-    )
+    return _recorded("rmsprop", _rmsprop, learning_rate=learning_rate, decay=decay, eps=eps,
+                     momentum=momentum, nesterov=nesterov, centered=centered)
 
 
 def clip_by_global_norm(max_norm: float) -> GradientTransformation:

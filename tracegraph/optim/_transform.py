@@ -20,23 +20,33 @@ class GradientTransformation:
     ``sqrt``, bias correction) as ordinary nodes in scope ``from_jax/<name>.update``. On
     concrete arrays outside any trace they simply call optax.
 
+    ``factory`` and ``hyperparams``, when given, say how it was made:
+    ``factory(**hyperparams)`` builds the same optax transformation, so a caller can
+    rebuild it with other hyper-parameters — ``model.fit`` makes the learning rate an
+    input of its compiled step that way (optax's ``inject_hyperparams``). The optimizers
+    of `tg.optim` record them; `wrap` of a foreign transformation cannot.
+
     Example::
 
         opt = tg.optim.adam(1e-3)
         state = opt.init(params)
         updates, state = opt.update(grads, state, params)
         params = tg.optim.apply_updates(params, updates)
+        opt.hyperparams["learning_rate"]          # 0.001
     """
 
-    __slots__ = ("tx", "name", "_init", "_update")
+    __slots__ = ("tx", "name", "_init", "_update", "factory", "hyperparams")
 
-    def __init__(self, tx: optax.GradientTransformation, name: str = "optimizer"):
+    def __init__(self, tx: optax.GradientTransformation, name: str = "optimizer", *,
+                 factory=None, hyperparams: dict | None = None):
         if isinstance(tx, GradientTransformation):
             tx = tx.tx
         if not (hasattr(tx, "init") and hasattr(tx, "update")):
             raise TypeError(f"expected an optax GradientTransformation, got {type(tx).__name__}")
         self.tx = tx
         self.name = name
+        self.factory = factory
+        self.hyperparams = dict(hyperparams or {})
         self._init = from_jax(tx.init, name=f"{name}.init")
         self._update = from_jax(tx.update, name=f"{name}.update")
 
@@ -72,7 +82,20 @@ def chain(*transforms) -> GradientTransformation:
     names = [
         t.name if isinstance(t, GradientTransformation) else type(t).__name__ for t in transforms
     ]
-    return GradientTransformation(optax.chain(*txs), name="chain(" + ",".join(names) + ")")
+    # rebuildable with another learning rate when exactly one part has one
+    with_lr = [i for i, t in enumerate(transforms) if isinstance(t, GradientTransformation)
+               and t.factory is not None and "learning_rate" in t.hyperparams]
+    name = "chain(" + ",".join(names) + ")"
+    if len(with_lr) != 1:
+        return GradientTransformation(optax.chain(*txs), name=name)
+    part = transforms[with_lr[0]]
+
+    def rebuild(learning_rate):
+        rebuilt = part.factory(**{**part.hyperparams, "learning_rate": learning_rate})
+        return optax.chain(*(rebuilt if i == with_lr[0] else tx for i, tx in enumerate(txs)))
+
+    return GradientTransformation(optax.chain(*txs), name=name, factory=rebuild,
+                                  hyperparams={"learning_rate": part.hyperparams["learning_rate"]})
 
 
 _apply_updates = from_jax(optax.apply_updates, name="apply_updates")

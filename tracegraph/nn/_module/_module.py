@@ -51,11 +51,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ... import checkpoint
 from ...core import Tensor
+from ...errors import public
 from ...ir.types import dtype_name, is_inexact
+from ...train import TrainingError
+from .. import _trainer
 from . import _flatten
 from ._field import INIT, META, NAME, SPEC, classify, field_names, is_array, static_of
 from ._scope import module_scope
+
+KERAS = "_tg_keras"  # the module's `Trainer` after model.compile (bookkeeping, not a field)
+STOP = "_tg_stop_training"  # Keras' model.stop_training
 
 # -- declared fields --------------------------------------------------------------------------
 
@@ -249,6 +256,12 @@ class Module(metaclass=_ModuleMeta):
     scope. A field's role (parameter or static) follows its value unless it is declared
     with `tg.nn.field` (``static=True`` / ``static=False``).
 
+    Every module also trains Keras style: ``model.compile(optimizer, loss, metrics)``,
+    ``model.fit(x, y, ...)``, ``model.evaluate``, ``model.predict``,
+    ``get_weights`` / ``set_weights`` / ``save_weights`` / ``load_weights`` (see
+    `compile`; the engine is ``nn/_trainer.py`` on `tracegraph.train`'s loop). The
+    trained weights are left in the module itself.
+
     Example::
 
         class Affine(tg.nn.Module):
@@ -295,6 +308,9 @@ class Module(metaclass=_ModuleMeta):
         if not self.__dict__.get(INIT):
             if self.__dict__.get(name, _MISSING) is value:
                 return  # `model.weight += 1` under no_grad: updated in place, the same object
+            if name == "stop_training":  # Keras' flag, which callbacks set during fit
+                object.__setattr__(self, name, value)
+                return
             raise AttributeError(
                 f"cannot set {type(self).__name__}.{name}: modules are immutable after "
                 f"__init__; use module.replace({name}=...) or tg.nn.tree_at(...)"
@@ -447,6 +463,180 @@ class Module(metaclass=_ModuleMeta):
             )
         self.__dict__["training"] = mode
 
+    # -- Keras-style training (the engine: nn/_trainer.py on tracegraph.train's Loop) ------
+    @public("compile", kind=TrainingError)
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, *, mode: str = "jit",
+                run_eagerly: bool = False) -> None:
+        """Configure Keras-style training: ``model.compile(optimizer, loss, metrics)``.
+
+        Arguments:
+          optimizer: ``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adamw"`` or ``"adagrad"``
+            (Keras 3's defaults: learning rate 0.001, SGD's 0.01; the arithmetic is
+            optax's), a functional `tg.optim` optimizer (``tg.optim.adam(1e-3)``, any
+            optax transformation), or a Keras-style optimizer object with a
+            ``learning_rate`` (``tg.optimizers.Adam(1e-3)``: its settings, in optax's
+            arithmetic).
+          loss: a Keras name (``"sparse_categorical_crossentropy"``,
+            ``"categorical_crossentropy"``, ``"binary_crossentropy"``, ``"mse"``,
+            ``"mae"``, ``"huber"``), a `tg.losses` object
+            (``tg.losses.SparseCategoricalCrossentropy(from_logits=True)``), a function
+            ``loss(y_true, y_pred)`` (Keras' argument order; one value per sample, or a
+            scalar), or a PyTorch-style `tg.nn` loss module (``tg.nn.CrossEntropyLoss()``,
+            called as ``criterion(y_pred, y_true)``). As in Keras the cross-entropy names
+            expect probabilities (a softmax or sigmoid output); for a model that ends in
+            logits use a loss object with ``from_logits=True`` or a `tg.nn` loss.
+          metrics: a list of Keras names (``"accuracy"`` — binary, sparse or categorical
+            accuracy chosen from the shapes, as Keras does —, ``"mae"``, ``"mse"``,
+            ``"sparse_categorical_accuracy"`` ...) or functions ``(y_true, y_pred)``.
+          mode: how the training step runs: ``"jit"`` (tg.jit: the whole step —
+            forward, IR backward, optimizer update — compiled once), ``"interpret"`` (the
+            same graph, node by node), ``"eager"`` (tg.eager, define-by-run) or
+            ``"compile"`` (tg.compile). Keras' ``run_eagerly=True`` means ``"eager"``.
+
+        ``model.optimizer`` is then the compiled optimizer; its ``learning_rate`` can be
+        set at any time without recompiling. Compiling again starts a fresh optimizer
+        state.
+
+        Example::
+
+            model = tg.nn.Sequential([tg.nn.Linear(64, 32), tg.relu, tg.nn.Linear(32, 10),
+                                      tg.nn.Softmax()])
+            model.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
+        """
+        self.__dict__[KERAS] = _trainer.Trainer(self, optimizer, loss, metrics,
+                                                "eager" if run_eagerly else mode)
+
+    def _keras(self, op: str) -> _trainer.Trainer:
+        trainer = self.__dict__.get(KERAS)
+        if trainer is None:
+            raise TrainingError(f"{op}: you must call model.compile(optimizer, loss) before "
+                                f"model.{op}")
+        return trainer
+
+    @public("fit", kind=TrainingError)
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None,
+            validation_freq=1, class_weight=None, sample_weight=None):
+        """Train for ``epochs`` passes over the data, Keras style; the trained weights
+        stay in the model. Returns a `tg.callbacks.History` (``.history``:
+        ``{"loss": [...], "accuracy": [...], "val_loss": [...], ...}`` per epoch;
+        ``.epoch``), also kept as ``model.history``.
+
+        Arguments:
+          x, y: numpy arrays, nested lists, tensors, or dicts / tuples of them (a model
+            with several inputs gets the dict or tuple); all of the same length. Or ``x``
+            alone as an iterable of batches: ``(x, y)`` pairs or ``{"x", "y"}`` dicts
+            (`tg.data.batches`), re-iterated each epoch.
+          batch_size: examples per step (default 32). The last, smaller batch of an
+            epoch is padded and its padding masked out of the loss and metrics, so the
+            step compiles once.
+          epochs, initial_epoch: train epochs ``initial_epoch .. epochs - 1``.
+          verbose: ``"auto"`` or 1: a tqdm progress bar per epoch (loss, metrics,
+            examples per second, ETA); 2: one line per epoch; 0: silent.
+          callbacks: `tg.callbacks` objects (EarlyStopping, ModelCheckpoint,
+            LearningRateScheduler ...).
+          validation_split: the last fraction of ``x``/``y`` (before shuffling) held out
+            and evaluated after each epoch (``val_loss``, ``val_accuracy``, ...).
+          validation_data: a tuple ``(x_val, y_val)``, or an iterable of batches (any
+            non-tuple: `tg.data.batches`, a list of ``(x, y)`` pairs), instead.
+          shuffle: a new random order every epoch, from a generator seeded when the
+            model was compiled (`tg.manual_seed` makes it reproducible).
+          steps_per_epoch: steps per epoch (with arrays the batches continue from one
+            epoch into the next).
+          validation_steps, validation_batch_size, validation_freq: as in Keras.
+
+        Keras trains in training mode and evaluates in inference mode: the step calls
+        the model with ``train=True`` (or ``training=True``) and a fresh dropout
+        ``key=`` per step when its call takes them, whatever ``model.train()`` /
+        ``model.eval()`` set. ``class_weight`` and ``sample_weight`` are not supported.
+
+        Example::
+
+            ds = tg.data.load_digits()
+            history = model.fit(ds.x_train, ds.y_train, epochs=10, batch_size=32,
+                                validation_split=0.1)
+            history.history["val_accuracy"][-1]
+        """
+        if class_weight is not None or sample_weight is not None:
+            raise TrainingError("fit: class_weight and sample_weight are not supported yet")
+        return self._keras("fit").fit(
+            self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+            callbacks=callbacks, validation_split=validation_split,
+            validation_data=validation_data, shuffle=shuffle, initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+            validation_batch_size=validation_batch_size, validation_freq=validation_freq)
+
+    @public("evaluate", kind=TrainingError)
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", steps=None,
+                 callbacks=None, return_dict=False):
+        """The loss and metrics over ``x``/``y`` (or an iterable of batches), in
+        inference mode: a float when there are no metrics, else ``[loss, metric, ...]``
+        in the compiled order, or ``{"loss": ..., "accuracy": ...}`` with
+        ``return_dict=True``. Each value is the mean over all examples.
+
+        Example::
+
+            loss, acc = model.evaluate(ds.x_test, ds.y_test, verbose=0)
+        """
+        return self._keras("evaluate").evaluate(
+            self, x, y, batch_size=batch_size, verbose=verbose, steps=steps,
+            callbacks=callbacks, return_dict=return_dict)
+
+    @public("predict", kind=TrainingError)
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """The model's outputs for ``x`` (arrays, or an iterable of batches) as one numpy
+        array (or pytree of arrays), concatenated over batches of ``batch_size``, in
+        inference mode; compiled once (the last batch is padded).
+
+        Example::
+
+            probs = model.predict(ds.x_test, verbose=0)       # (359, 10)
+        """
+        return self._keras("predict").predict(
+            self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
+
+    @property
+    def stop_training(self) -> bool:
+        """Keras' flag: a callback sets it to end ``fit`` after the current step."""
+        return bool(self.__dict__.get(STOP, False))
+
+    @stop_training.setter
+    def stop_training(self, value):
+        self.__dict__[STOP] = bool(value)
+
+    def __getattr__(self, name):
+        # Keras' model.optimizer and model.history, found only when no field of that name
+        # exists (so they never shadow a user's attribute)
+        if name in ("optimizer", "history"):
+            trainer = self.__dict__.get(KERAS)
+            return None if trainer is None else getattr(trainer, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def get_weights(self) -> list:
+        """The parameters as numpy arrays, in flattening order (Keras' ``get_weights``)."""
+        return [np.asarray(x._data if isinstance(x, Tensor) else x) for x in self.parameters()]
+
+    @public("set_weights", kind=TrainingError)
+    def set_weights(self, weights) -> None:
+        """Set every parameter, in place, from a list in flattening order (Keras'
+        ``set_weights``; `get_weights` gives one). Parameter tensors keep their
+        identity; array leaves are swapped in their modules."""
+        assign_leaves(self, list(weights))
+
+    @public("save_weights", kind=TrainingError)
+    def save_weights(self, filepath) -> None:
+        """Save the parameters to ``filepath`` as a `tg.checkpoint` (atomic, no pickle);
+        `load_weights` or ``tg.checkpoint.load(filepath, like=model)`` reads it."""
+        checkpoint.save(filepath, self)
+
+    @public("load_weights", kind=TrainingError)
+    def load_weights(self, filepath) -> None:
+        """Load parameters saved by `save_weights` (or `tg.callbacks.ModelCheckpoint`) in
+        place, checking every name, shape and dtype."""
+        loaded = checkpoint.load(filepath, like=self)
+        assign_leaves(self, jax.tree_util.tree_leaves(loaded))
+
     # -- printing ---------------------------------------------------------------------
     def __repr__(self):
         return _repr(self, 0)
@@ -528,6 +718,36 @@ def to_parameters(module) -> None:
 
     for field in field_names(module):
         module.__dict__[field] = convert(module.__dict__[field])
+
+
+def assign_leaves(module, leaves) -> None:
+    """In place: the module's pytree leaves, in flattening order, take the arrays
+    ``leaves``. A parameter tensor keeps its identity and gets the new array as its data
+    (optimizers and closures holding it see the new values); an array leaf is swapped in
+    its parent module's field, the modules staying the same objects.
+
+    NOTE: this is the private hook Keras-style training uses to leave the trained weights
+    in the model (``fit``, ``set_weights``, ``load_weights``); an immutable module is
+    changed in place only here and in ``load_state_dict``.
+    """
+    named = module.named_parameters()
+    if len(leaves) != len(named):
+        raise ValueError(f"{type(module).__name__} has {len(named)} parameters, got "
+                         f"{len(leaves)} arrays")
+    replacements = {}
+    for (name, old), new in zip(named, leaves):
+        new = new._data if isinstance(new, Tensor) and new._trace.free else new
+        if tuple(np.shape(new)) != tuple(np.shape(old)):
+            raise ValueError(f"parameter {name} is {list(np.shape(old))}, got an array of "
+                             f"shape {list(np.shape(new))}")
+        dtype = jax.dtypes.canonicalize_dtype(getattr(old, "dtype", None) or np.asarray(old).dtype)
+        new = new if isinstance(new, jax.Array) and new.dtype == dtype else jnp.asarray(new, dtype)
+        if isinstance(old, Tensor) and old._trace.free:
+            old._data = new
+        else:
+            replacements[name] = new
+    if replacements:
+        _replace_leaves(module, replacements)
 
 
 def _replace_leaves(module, by_name: dict) -> None:

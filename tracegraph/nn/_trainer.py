@@ -1,0 +1,553 @@
+"""Keras' ``compile`` / ``fit`` / ``evaluate`` / ``predict`` for any `tg.nn.Module`, on the
+one training loop of `tracegraph.train` (`Loop`, `make_step`, `compile_step`).
+
+``model.compile(...)`` makes a `Trainer` and keeps it on the model (a bookkeeping entry
+of the module, not a field: it is not a pytree leaf and copies made by ``jax.tree_util``
+do not carry it). The trainer holds what Keras' compiled model holds: the optimizer (as a
+functional optax transformation, whatever form it was given in), the loss and metrics,
+the execution mode, the optimizer state and step count (kept across ``fit`` calls), and a
+random generator for shuffling and dropout keys (drawn from the global key stream,
+`tg.manual_seed`, when compiling).
+
+NOTE (where the trained weights go): the step trains a functional copy of the model whose
+leaves are plain arrays (the parameter tensors' data for a module built PyTorch style),
+so the whole step — forward, IR-level backward, optimizer update — is one graph compiled
+once (in jit mode; the last, smaller batch is padded to the batch size and masked, so it
+needs no second compilation). At the end of every epoch the new arrays are written back
+into the model itself (``Module.set_weights``, through ``_module.assign_leaves``): a parameter
+tensor keeps its identity and gets the new array as its data (an optimizer or a closure
+holding it sees the new values), and an array leaf of a module built with ``key=`` is
+swapped in its parent's field, so the model object, and every sub-module, stays the same
+object and every pytree tool sees the trained weights. We chose writing back over
+keeping the weights beside the model (and having ``model(...)`` use them) because a
+Module is a pytree: `tg.jit`, `tree_map` and `tg.checkpoint` read its leaves directly,
+and they would all have kept seeing the untrained ones. It is the same in-place update
+``load_state_dict`` already makes.
+
+The optimizer (``_compiled_optimizer.py``: the learning rate is an input of the step)
+and the data forms (``_fit_data.py``: arrays or batches, padded and masked) have files
+of their own.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import losses as losses_lib
+from .. import metrics as metrics_lib
+from ..callbacks import Callback, CallbackList
+from ..core import Tensor
+from ..frontend import fn_math, fn_reduce
+from ..frontend.fn_random import next_key
+from ..frontend.fn_shape import reshape, shape_of, stack
+from ..train import (
+    EXAMPLES, Loop, PackedLogs, TrainingError, TrainState, compile_step, evaluate_loop, make_step,
+)
+from ._compiled_optimizer import resolve_optimizer, set_learning_rate
+from ._fit_data import ArrayData, as_data, validation_data_of
+
+KERAS_MODES = ("jit", "interpret", "eager", "compile")
+NOT_PROBABILITIES = "_not_probabilities"  # a train-step metric: see `not_probabilities`
+
+
+class ProbabilityWarning(UserWarning):
+    """The model's outputs do not look like the probabilities its loss expects."""
+
+
+# -- the loss and the metrics -----------------------------------------------------------------
+
+
+_PROBABILITY_LOSSES = {
+    losses_lib.SparseCategoricalCrossentropy: "categorical",
+    losses_lib.CategoricalCrossentropy: "categorical",
+    losses_lib.BinaryCrossentropy: "binary",
+}
+
+
+def expects_probabilities(loss) -> str | None:
+    """``"categorical"`` / ``"binary"`` when ``loss`` is a Keras cross-entropy that
+    expects probabilities (``from_logits=False``), ``"auto"`` for ``"crossentropy"``."""
+    if isinstance(loss, str):
+        if loss.lower() in ("crossentropy", "ce"):
+            return "auto"
+        cls = losses_lib._BY_NAME.get(loss)
+        return _PROBABILITY_LOSSES.get(cls)
+    if isinstance(loss, losses_lib.Loss) and not getattr(loss, "from_logits", True):
+        return _PROBABILITY_LOSSES.get(type(loss))
+    return None
+
+
+def not_probabilities(y_pred, kind: str):
+    """1.0 when ``y_pred`` cannot be what a probability-expecting loss of ``kind`` wants
+    (values outside [0, 1]; for the categorical ones, rows that do not sum to 1), else
+    0.0: fit warns once, since Keras would quietly clip logits into nonsense."""
+    if kind == "auto":
+        kind = "binary" if shape_of(y_pred)[-1:] == (1,) else "categorical"
+    bad = fn_math.logical_or(fn_math.less(y_pred, 0.0), fn_math.greater(y_pred, 1.0))
+    flag = fn_reduce.max(fn_math.astype(bad, np.float32))
+    if kind == "categorical":
+        off = fn_reduce.max(fn_math.abs(fn_math.subtract(fn_reduce.sum(y_pred, axis=-1), 1.0)))
+        flag = fn_math.maximum(flag, fn_math.astype(fn_math.greater(off, 1e-3), np.float32))
+    return flag
+
+
+def resolve_loss(loss):
+    """``(y_true, y_pred) -> per-sample values`` for any form ``compile`` takes.
+    PyTorch-style `tg.nn` loss modules take ``(input, target)`` and reduce themselves:
+    they are called as ``loss(y_pred, y_true)`` with ``reduction="none"``."""
+    if loss is None:
+        raise TrainingError("compile needs a loss: a name ('sparse_categorical_crossentropy', "
+                            "'mse' ...), a tg.losses object, a tg.nn loss module or a "
+                            "function loss(y_true, y_pred)")
+    if getattr(type(loss), "_tg_input_target", False):  # tg.nn.CrossEntropyLoss ...
+        per_sample = loss.replace(reduction="none") if hasattr(loss, "reduction") else loss
+        return lambda y_true, y_pred: per_sample(y_pred, y_true)
+    if isinstance(loss, str):
+        if loss.lower() in ("crossentropy", "ce"):
+            return lambda y_true, y_pred: losses_lib.get(loss, y_true, y_pred).call(y_true, y_pred)
+        return losses_lib.get(loss).call
+    if isinstance(loss, losses_lib.Loss):
+        return loss.call
+    if callable(loss):
+        return losses_lib.LossFunctionWrapper(loss).call
+    raise TrainingError(f"compile: loss must be a name, a tg.losses object, a tg.nn loss module "
+                        f"or a function (y_true, y_pred), got {type(loss).__name__}")
+
+
+def resolve_metrics(metrics) -> list:
+    if metrics is None:
+        return []
+    if isinstance(metrics, (str, dict)) or callable(metrics):
+        metrics = [metrics]
+    metrics = list(metrics)
+    for m in metrics:
+        if isinstance(m, str) and m.lower() not in ("accuracy", "acc"):
+            metrics_lib.get(m)  # unknown names fail at compile, not in the first step
+        elif not (isinstance(m, str) or callable(m)):
+            raise TrainingError(f"compile: a metric must be a name or a function "
+                                f"(y_true, y_pred), got {type(m).__name__}")
+    return metrics
+
+
+def _metric_name(m) -> str:
+    if isinstance(m, str):
+        return m
+    if isinstance(m, losses_lib.Loss):
+        return m.name
+    return getattr(m, "__name__", type(m).__name__)
+
+
+def _masked_mean(values, mask):
+    """The mean of per-sample ``values`` (leading axis: the batch) over the examples that
+    ``mask`` (f32[batch], 0 for padding) keeps; a scalar is returned as it is."""
+    shape = shape_of(values)
+    if not shape or shape[0] != shape_of(mask)[0]:
+        return fn_reduce.mean(values) if shape else values
+    values = fn_math.astype(values, np.float32) if np.dtype(values.dtype) != np.float32 else values
+    per_example = math.prod(shape[1:])
+    w = reshape(mask, (shape[0],) + (1,) * (len(shape) - 1)) if len(shape) > 1 else mask
+    total = fn_reduce.sum(fn_math.multiply(values, w))
+    return fn_math.divide(total, fn_math.multiply(fn_reduce.sum(mask), float(per_example)))
+
+
+# -- calling the model ------------------------------------------------------------------------
+
+
+def call_keywords(model) -> frozenset:
+    """Which of ``key``, ``train``, ``training`` the model's call names as parameters:
+    its class's own ``__call__`` if one was written (Module marks those), else
+    ``forward``."""
+    cls = type(model)
+    fn = cls.forward
+    for base in cls.__mro__:
+        call = base.__dict__.get("__call__")
+        if call is not None:
+            if getattr(call, "_tg_scoped", False):
+                fn = call
+            break
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return frozenset()
+    return frozenset(n for n in ("key", "train", "training") if n in params)
+
+
+def _call(model, x, keywords, training: bool, key):
+    kwargs = {}
+    if "key" in keywords and key is not None:
+        kwargs["key"] = key
+    if "train" in keywords:
+        kwargs["train"] = training
+    elif "training" in keywords:
+        kwargs["training"] = training
+    return model(x, **kwargs)
+
+
+def arrays_of(model):
+    """A copy of ``model`` (new module objects) whose leaves are arrays: a parameter
+    tensor's data instead of the tensor."""
+    return jax.tree_util.tree_map(
+        lambda v: v._data if isinstance(v, Tensor) and v._trace.free else v, model,
+        is_leaf=lambda v: isinstance(v, Tensor))
+
+
+def in_mode(model, training: bool):
+    """A copy of ``model`` (an `arrays_of` copy already is one) with every ``training``
+    flag set: Keras trains in training mode and evaluates and predicts in inference mode
+    whatever mode the model is in."""
+    copy = jax.tree_util.tree_map(lambda v: v, model)
+    return copy.train(training) if hasattr(copy, "train") else copy
+
+
+# -- the trainer ------------------------------------------------------------------------------
+
+
+def _verbosity(verbose, what: str) -> int:
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise TrainingError(f"{what}: verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    return int(verbose)
+
+
+def _positive_int(value, what: str, allow_none: bool = True):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise TrainingError(f"{what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class Steps:
+    """The compiled functions of one training configuration: the train step
+    ``(TrainState, batch) -> (TrainState, logs)``, the evaluation step and the forward
+    pass for predict (each compiled on first use, in ``mode``). Shared by every model
+    compiled with the same configuration (see `steps_for`), so compiling an identical
+    model again, or the same one twice, reuses what was traced and compiled."""
+
+    def __init__(self, transformation, loss_values, metrics, keywords, mode, probabilities=None):
+        self.transformation = transformation
+        self.loss_values = loss_values
+        self.probabilities = probabilities
+        self.metrics = metrics
+        self.keywords = keywords
+        self.mode = mode
+        self.names = ["loss", *(_metric_name(m) for m in metrics)]  # the logs, in order
+        self._train = self._eval = self._predict = None
+
+    def _metric_values(self, y, y_pred, mask) -> dict:
+        out = {}
+        for m in self.metrics:
+            name, fn = metrics_lib.get(m, y, y_pred)
+            out[name] = _masked_mean(fn(y, y_pred), mask)
+        return out
+
+    def _packed(self, logs: dict, names: list):
+        """The logs as one f32 vector, in the order of ``names`` (read back in one
+        transfer: `PackedLogs`)."""
+        return stack([fn_math.astype(logs[k], np.float32) for k in names])
+
+    def train(self):
+        if self._train is None:
+            names = [*self.names, EXAMPLES] + ([NOT_PROBABILITIES] if self.probabilities else [])
+
+            def keras_loss(model, batch):
+                y, mask = batch["y"], batch["mask"]
+                y_pred = _call(model, batch["x"], self.keywords, True, batch.get("key"))
+                loss = _masked_mean(self.loss_values(y, y_pred), mask)
+                aux = {**self._metric_values(y, y_pred, mask), EXAMPLES: fn_reduce.sum(mask)}
+                if self.probabilities is not None:
+                    aux[NOT_PROBABILITIES] = not_probabilities(y_pred, self.probabilities)
+                return loss, aux
+
+            step = make_step(keras_loss, self.transformation, has_aux=True)
+
+            def keras_step(state, batch):
+                state, logs = step(state, batch)
+                return state, self._packed(logs, names)
+
+            run = compile_step(keras_step, self.mode)
+
+            def train_step(state, batch):
+                state, vector = run(state, batch)
+                return state, PackedLogs(names, vector)
+
+            self._train = train_step
+        return self._train
+
+    def eval(self):
+        if self._eval is None:
+            names = [*self.names, EXAMPLES]
+
+            def keras_eval(model, batch):
+                y, mask = batch["y"], batch["mask"]
+                y_pred = _call(model, batch["x"], self.keywords, False, None)
+                logs = {"loss": _masked_mean(self.loss_values(y, y_pred), mask),
+                        **self._metric_values(y, y_pred, mask), EXAMPLES: fn_reduce.sum(mask)}
+                return self._packed(logs, names)
+
+            run = compile_step(keras_eval, self.mode)
+            self._eval = lambda params, batch: PackedLogs(names, run(params, batch))
+        return self._eval
+
+    def predict(self):
+        if self._predict is None:
+            keywords = self.keywords
+            self._predict = compile_step(lambda model, x: _call(model, x, keywords, False, None),
+                                         self.mode)
+        return self._predict
+
+
+_STEPS: dict = {}  # configuration key -> Steps, oldest first
+_STEPS_KEPT = 16
+
+
+def steps_for(key, make) -> Steps:
+    """The `Steps` cached under ``key`` (None: not cacheable), made by ``make()`` on a
+    miss; the oldest of more than 16 entries is dropped."""
+    if key is None:
+        return make()
+    try:
+        found = _STEPS.pop(key, None)
+    except TypeError:  # an unhashable setting
+        return make()
+    if found is None:
+        found = make()
+    _STEPS[key] = found
+    while len(_STEPS) > _STEPS_KEPT:
+        _STEPS.pop(next(iter(_STEPS)))
+    return found
+
+
+class Trainer:
+    """What ``model.compile`` configured (see the module docstring)."""
+
+    def __init__(self, model, optimizer, loss, metrics, mode):
+        if mode not in KERAS_MODES:
+            raise TrainingError(f"mode must be one of {', '.join(KERAS_MODES)}, not {mode!r}")
+        self.optimizer = resolve_optimizer(self, optimizer)
+        metrics = resolve_metrics(metrics)
+        loss_values = resolve_loss(loss)
+        keywords = call_keywords(model)
+        key = (mode, keywords, self.optimizer.key, loss, tuple(metrics))
+        self.steps = steps_for(key, lambda: Steps(self.optimizer.transformation, loss_values,
+                                                  metrics, keywords, mode,
+                                                  expects_probabilities(loss)))
+        self.keywords = keywords
+        # shuffling and dropout keys: a numpy generator seeded from the global key stream
+        self.rng = np.random.default_rng([int(w) for w in np.asarray(next_key()).ravel()])
+        self.opt_state = None
+        self.iterations = 0
+        self.history = None
+        self._loop = None
+
+    def live_opt_state(self):
+        if self._loop is not None:
+            return self._loop.state.opt_state
+        return self.opt_state
+
+    # -- fit --------------------------------------------------------------------------------
+    def fit(self, model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split,
+            validation_data, shuffle, initial_epoch, steps_per_epoch, validation_steps,
+            validation_batch_size, validation_freq):
+        verbose = _verbosity(verbose, "fit")
+        batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
+        steps_per_epoch = _positive_int(steps_per_epoch, "steps_per_epoch")
+        validation_freq = _positive_int(validation_freq, "validation_freq")
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+            raise TrainingError(f"epochs must be an int >= 0, got {epochs!r}")
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise TrainingError(f"validation_split must be in [0, 1), got {validation_split!r}")
+        data = as_data(x, y, need_y=True)
+        val = None
+        if validation_data is not None:
+            val = validation_data_of(validation_data)
+        elif validation_split:
+            if not isinstance(data, ArrayData):
+                raise TrainingError("validation_split needs arrays (x, y); with an iterable of "
+                                    "batches pass validation_data")
+            data, val = data.split(float(validation_split))
+        val_size = _positive_int(validation_batch_size or batch_size, "validation_batch_size")
+
+        if isinstance(data, ArrayData):
+            size = data.batch_size(batch_size)
+            steps = steps_per_epoch or data.num_batches(size)
+            stream = data.stream(size, self.rng, bool(shuffle))
+            batches_of = lambda epoch: stream  # noqa: E731 - the stream continues
+        else:
+            steps = steps_per_epoch or data.length
+            batches_of = lambda epoch: data.epoch()  # noqa: E731
+        needs_key = "key" in self.keywords
+        if needs_key:
+            batches_of = self._with_keys(batches_of)
+
+        run = self.steps.train()
+        params = in_mode(arrays_of(model), True)
+        opt_state = self.opt_state
+        if opt_state is None or not _same_structure(opt_state, params, self.steps.transformation):
+            opt_state = _strong(self.steps.transformation.init(params))
+        if self.optimizer._lr is not None:
+            set_learning_rate(opt_state, self.optimizer._lr)
+        state = TrainState(params, opt_state, np.int32(self.iterations))
+
+        callbacks = list(callbacks or [])
+        if self.steps.probabilities is not None:
+            callbacks.append(_ProbabilityCheck())
+        cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
+                           epochs=epochs, steps=steps, verbose=verbose)
+        self.history = cbs.history
+        model.stop_training = False
+
+        def start_of_epoch(epoch, state):
+            # a callback may have changed the model's weights (set_weights): train those
+            leaves = jax.tree_util.tree_leaves(arrays_of(model))
+            if any(a is not b for a, b in zip(leaves, jax.tree_util.tree_leaves(state.model))):
+                state = TrainState(in_mode(arrays_of(model), True), state.opt_state, state.step)
+            return state
+
+        def empty_epoch(epoch):
+            warnings.warn(f"fit: epoch {epoch + 1} got no batches: the input ran out of data (an "
+                          f"iterator is not re-iterated), interrupting training", stacklevel=2)
+            model.stop_training = True
+
+        def end_of_epoch(epoch, state):
+            assign_weights(model, state.model)
+            self.opt_state = state.opt_state
+            self.iterations = start_iterations + loop.steps
+            if val is None or (epoch + 1) % validation_freq:
+                return {}
+            logs = self._evaluate(in_mode(state.model, False), val, val_size, validation_steps,
+                                  cbs)  # the on_test_* hooks; no second progress bar
+            return {f"val_{k}": v for k, v in logs.items()}
+
+        start_iterations = self.iterations
+        loop = Loop(run, state, cbs, stop=lambda: bool(model.stop_training))
+        self._loop = loop
+        try:
+            loop.run_epochs(batches_of, epochs=epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps, start_of_epoch=start_of_epoch,
+                            end_of_epoch=end_of_epoch, empty_epoch=empty_epoch)
+        except BaseException:
+            # ^C (or an error) mid-epoch: keep what the finished steps learned, as Keras
+            # keeps its variables (loop.state only ever holds a completed step's result)
+            try:
+                assign_weights(model, loop.state.model)
+            except Exception:  # noqa: BLE001, S110 - never hide the error being raised
+                pass
+            raise
+        finally:
+            self._loop = None
+            self.opt_state = loop.state.opt_state
+            self.iterations = start_iterations + loop.steps
+        return cbs.history
+
+    def _with_keys(self, batches_of):
+        rng = self.rng
+
+        def keyed(epoch):
+            for b in batches_of(epoch):
+                b["key"] = rng.integers(0, 2**32, size=2, dtype=np.uint32)
+                yield b
+
+        return keyed
+
+    # -- evaluate / predict ------------------------------------------------------------------
+    def _evaluate(self, params, data, batch_size, steps, cbs) -> dict:
+        if isinstance(data, ArrayData):
+            size = data.batch_size(batch_size)
+            batches = data.epoch(size)
+        else:
+            batches = data.epoch()
+        return evaluate_loop(self.steps.eval(), params, batches, callbacks=cbs, steps=steps)
+
+    def evaluate(self, model, x, y, *, batch_size, verbose, steps, callbacks, return_dict):
+        verbose = _verbosity(verbose, "evaluate")
+        batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
+        steps = _positive_int(steps, "steps")
+        data = as_data(x, y, need_y=True)
+        total = steps or (data.num_batches(data.batch_size(batch_size))
+                          if isinstance(data, ArrayData) else data.length)
+        cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=model, steps=total,
+                           verbose=verbose)
+        logs = self._evaluate(in_mode(arrays_of(model), False), data, batch_size, steps, cbs)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, model, x, *, batch_size, verbose, steps, callbacks):
+        verbose = _verbosity(verbose, "predict")
+        batch_size = _positive_int(32 if batch_size is None else batch_size, "batch_size")
+        steps = _positive_int(steps, "steps")
+        data = as_data(x, None, need_y=False)
+        if isinstance(data, ArrayData):
+            size = data.batch_size(batch_size)
+            batches = data.epoch(size)
+            total = data.num_batches(size)
+        else:
+            batches, total = data.epoch(), data.length
+        total = steps or total
+        cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=model, steps=total,
+                           verbose=verbose)
+        run, params = self.steps.predict(), in_mode(arrays_of(model), False)
+        outputs = []
+        cbs.on_predict_begin()
+        for i, batch in enumerate(batches):
+            if steps is not None and i >= steps:
+                break
+            cbs.on_predict_batch_begin(i)
+            out = run(params, batch["x"])
+            real = int(batch["mask"].sum())
+            out = jax.tree_util.tree_map(lambda a, real=real: np.asarray(a)[:real], out)
+            outputs.append(out)
+            cbs.on_predict_batch_end(i, {"outputs": out})
+        cbs.on_predict_end()
+        if not outputs:
+            raise TrainingError("predict got no batches")
+        return jax.tree_util.tree_map(lambda *parts: np.concatenate(parts, axis=0), *outputs)
+
+
+class _ProbabilityCheck(Callback):
+    """Warns once, after the first step, when the loss expects probabilities and the
+    model's outputs are not (most often: a model that ends in logits, compiled with
+    ``loss="sparse_categorical_crossentropy"``)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loop = self._tg_loop
+        if loop.steps == 1 and loop.last.get(NOT_PROBABILITIES):
+            warnings.warn(ProbabilityWarning(
+                "fit: the loss expects probabilities (as Keras' cross-entropies do unless "
+                "from_logits=True), but the model's outputs are not probabilities (values "
+                "outside [0, 1], or rows that do not sum to 1): end the model with a softmax "
+                "(tg.nn.Softmax()) or sigmoid, or compile with a loss object such as "
+                "tg.losses.SparseCategoricalCrossentropy(from_logits=True)"), stacklevel=2)
+
+
+def _same_structure(opt_state, params, transformation) -> bool:
+    """Whether a kept optimizer state fits ``params`` (a reshaped model starts from a
+    fresh one)."""
+    fresh = jax.eval_shape(transformation.tx.init, params)
+    a, b = jax.tree_util.tree_structure(fresh), jax.tree_util.tree_structure(opt_state)
+    if a != b:
+        return False
+    return all(np.shape(x) == np.shape(y) for x, y in
+               zip(jax.tree_util.tree_leaves(fresh), jax.tree_util.tree_leaves(opt_state)))
+
+
+def _strong(tree):
+    """Every leaf as a strongly typed array, so the state the step returns has the same
+    types as the one it was given (no retrace on the second step)."""
+    return jax.tree_util.tree_map(lambda a: jnp.asarray(a, dtype=jnp.asarray(a).dtype), tree)
+
+
+def assign_weights(model, trained) -> None:
+    """Write the leaves of ``trained`` (an `arrays_of` copy of ``model``) into ``model``,
+    in place (``Module.set_weights``, which takes device arrays without copying them)."""
+    model.set_weights(jax.tree_util.tree_leaves(trained))
