@@ -212,6 +212,7 @@ def test_nested_control_flow_prints_and_runs():
     np.testing.assert_allclose(jf(x), tg.eager(f)(x))
 
 
+@pytest.mark.slow  # about 12 s (the default run's 10-minute margin); scan round trips stay in the default run
 def test_lstm_with_scan_graph_round_trips_and_runs_identically():
     """Issue 4's bar: an LSTM written with tg.scan prints, reloads from JSON and text,
     and its gradient graph runs identically in every mode."""

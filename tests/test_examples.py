@@ -55,7 +55,10 @@ def _jit_run(jit_runs, name):
     return jit_runs[name]
 
 
-@pytest.mark.parametrize("name", NAMES)
+# the two text models' jit runs (about 16 s) run with -m slow; their targets are slow tests too
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in ("transformer", "char_lstm") else []) for n in NAMES]
+)
 def test_example_trains_in_jit_mode(name, jit_runs):
     out = _jit_run(jit_runs, name)
     losses = out["losses"]
