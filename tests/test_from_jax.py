@@ -433,7 +433,9 @@ def _linen(model, x):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("make", [lambda: MLP(), lambda: CNN()], ids=["mlp", "cnn"])
+@pytest.mark.parametrize(
+    "make", [pytest.param(lambda: MLP(), id="mlp"), pytest.param(lambda: CNN(), id="cnn", marks=pytest.mark.slow)]
+)  # the CNN (about 10 s in all modes) runs with -m slow: the default run's 10-minute margin
 def test_linen_models_match_jax(make, mode):
     model = make()
     x = rand(4, 8, 8, 1) if isinstance(model, CNN) else rand(4, 5)
@@ -527,7 +529,7 @@ def _mse(apply):
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("which", ["mlp", "cnn"])
+@pytest.mark.parametrize("which", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])  # CNN: -m slow, as above
 def test_grad_through_linen_matches_jax_grad(which, mode):
     model = MLP() if which == "mlp" else CNN()
     x = rand(4, 5) if which == "mlp" else rand(4, 8, 8, 1)
