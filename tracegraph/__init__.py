@@ -63,6 +63,7 @@ from .frontend.fn_tf import (
     reduce_sum, tile, truediv,
 )
 from . import math, optimizers
+from . import keras  # Keras 3's API: tg.keras.layers, Sequential, Model (import tracegraph as tf)
 
 __version__ = "0.1.0"
 newaxis = None

@@ -42,16 +42,25 @@ import numpy as np
 
 from .. import losses as losses_lib
 from .. import metrics as metrics_lib
+from ..autodiff import value_and_grad
 from ..callbacks import Callback, CallbackList
 from ..core import Tensor
 from ..frontend import fn_math, fn_reduce
 from ..frontend.fn_random import next_key
 from ..frontend.fn_shape import reshape, shape_of, stack
+from ..optim import apply_updates
 from ..train import (
-    EXAMPLES, Loop, PackedLogs, TrainingError, TrainState, compile_step, evaluate_loop, make_step,
+    EXAMPLES,
+    Loop,
+    PackedLogs,
+    TrainingError,
+    TrainState,
+    compile_step,
+    evaluate_loop,
 )
 from ._compiled_optimizer import resolve_optimizer, set_learning_rate
 from ._fit_data import ArrayData, as_data, validation_data_of
+from ._module._state import collecting_state
 
 KERAS_MODES = ("jit", "interpret", "eager", "compile")
 NOT_PROBABILITIES = "_not_probabilities"  # a train-step metric: see `not_probabilities`
@@ -225,6 +234,59 @@ def _positive_int(value, what: str, allow_none: bool = True):
     return int(value)
 
 
+def make_state_step(loss, optimizer, trainable, *, has_aux: bool = False):
+    """The training step ``(TrainState, batch) -> (TrainState, metrics)`` of
+    ``loss(model, batch)`` for a model with frozen leaves and state: ``trainable`` (one
+    bool per leaf, `trainable_mask`) says which leaves are differentiated and updated by
+    ``optimizer`` (its state covers those only, as a list); the others are state, and
+    take the values the forward pass gave them (`update_state`, collected here), or stay.
+
+    NOTE: the state updates leave the differentiated function as auxiliary outputs, so
+    the moving statistics of a batch norm or a dropout layer's next key are ordinary
+    outputs of the step's one graph, computed in the same forward pass as the loss."""
+    def step(state, batch):
+        leaves, treedef = jax.tree_util.tree_flatten(state.model)
+        train = [x for x, m in zip(leaves, trainable) if m]
+
+        def of(train, batch):
+            it = iter(train)
+            full = [next(it) if m else x for x, m in zip(leaves, trainable)]
+            with collecting_state() as updates:
+                out = loss(treedef.unflatten(full), batch)
+            value, aux = out if has_aux else (out, {})
+            new_state = [updates.get(id(x), x) for x, m in zip(full, trainable) if not m]
+            return value, (aux, new_state)
+
+        (value, (aux, new_state)), grads = value_and_grad(of, has_aux=True)(train, batch)
+        updates, opt_state = optimizer.update(grads, state.opt_state, train)
+        train = apply_updates(train, updates)
+        trained, kept = iter(train), iter(new_state)
+        model = treedef.unflatten([next(trained) if m else next(kept) for m in trainable])
+        return TrainState(model, opt_state, state.step + 1), {"loss": value, **dict(aux)}
+
+    return step
+
+
+def trainable_leaves(model, trainable):
+    """The leaves of ``model`` that train (the optimizer's params)."""
+    return [x for x, m in zip(jax.tree_util.tree_leaves(model), trainable) if m]
+
+
+def build_for(model, sample) -> None:
+    """Build a model whose layers make their weights on the first call (Keras' lazy
+    ``build``) before a step is traced: ``sample()`` gives a few examples of ``x``."""
+    needs = getattr(type(model), "_tg_needs_build", None)
+    if needs is not None and needs(model):
+        model._tg_build_for(sample())
+
+
+def _sample_of(data):
+    """A function giving two examples of ``x`` from fit/evaluate/predict data."""
+    if isinstance(data, ArrayData):
+        return lambda: jax.tree_util.tree_map(lambda a: a[:2], data.x)
+    return lambda: next(iter(data.epoch()))["x"]
+
+
 class Steps:
     """The compiled functions of one training configuration: the train step
     ``(TrainState, batch) -> (TrainState, logs)``, the evaluation step and the forward
@@ -240,7 +302,8 @@ class Steps:
         self.keywords = keywords
         self.mode = mode
         self.names = ["loss", *(_metric_name(m) for m in metrics)]  # the logs, in order
-        self._train = self._eval = self._predict = None
+        self._train = {}  # trainable mask -> train step
+        self._eval = self._predict = None
 
     def _metric_values(self, y, y_pred, mask) -> dict:
         out = {}
@@ -254,8 +317,8 @@ class Steps:
         transfer: `PackedLogs`)."""
         return stack([fn_math.astype(logs[k], np.float32) for k in names])
 
-    def train(self):
-        if self._train is None:
+    def train(self, trainable: tuple):
+        if trainable not in self._train:
             names = [*self.names, EXAMPLES] + ([NOT_PROBABILITIES] if self.probabilities else [])
 
             def keras_loss(model, batch):
@@ -267,7 +330,7 @@ class Steps:
                     aux[NOT_PROBABILITIES] = not_probabilities(y_pred, self.probabilities)
                 return loss, aux
 
-            step = make_step(keras_loss, self.transformation, has_aux=True)
+            step = make_state_step(keras_loss, self.transformation, trainable, has_aux=True)
 
             def keras_step(state, batch):
                 state, logs = step(state, batch)
@@ -279,8 +342,8 @@ class Steps:
                 state, vector = run(state, batch)
                 return state, PackedLogs(names, vector)
 
-            self._train = train_step
-        return self._train
+            self._train[trainable] = train_step
+        return self._train[trainable]
 
     def eval(self):
         if self._eval is None:
@@ -380,19 +443,22 @@ class Trainer:
             size = data.batch_size(batch_size)
             steps = steps_per_epoch or data.num_batches(size)
             stream = data.stream(size, self.rng, bool(shuffle))
-            batches_of = lambda epoch: stream  # noqa: E731 - the stream continues
+            batches_of = lambda epoch: stream
         else:
             steps = steps_per_epoch or data.length
-            batches_of = lambda epoch: data.epoch()  # noqa: E731
+            batches_of = lambda epoch: data.epoch()
         needs_key = "key" in self.keywords
         if needs_key:
             batches_of = self._with_keys(batches_of)
 
-        run = self.steps.train()
+        build_for(model, _sample_of(data))
+        trainable = tuple(model.trainable_mask())
+        run = self.steps.train(trainable)
         params = in_mode(arrays_of(model), True)
+        train = trainable_leaves(params, trainable)
         opt_state = self.opt_state
-        if opt_state is None or not _same_structure(opt_state, params, self.steps.transformation):
-            opt_state = _strong(self.steps.transformation.init(params))
+        if opt_state is None or not _same_structure(opt_state, train, self.steps.transformation):
+            opt_state = _strong(self.steps.transformation.init(train))
         if self.optimizer._lr is not None:
             set_learning_rate(opt_state, self.optimizer._lr)
         state = TrainState(params, opt_state, np.int32(self.iterations))
@@ -476,6 +542,7 @@ class Trainer:
                           if isinstance(data, ArrayData) else data.length)
         cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=model, steps=total,
                            verbose=verbose)
+        build_for(model, _sample_of(data))
         logs = self._evaluate(in_mode(arrays_of(model), False), data, batch_size, steps, cbs)
         if return_dict:
             return logs
@@ -496,6 +563,7 @@ class Trainer:
         total = steps or total
         cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=model, steps=total,
                            verbose=verbose)
+        build_for(model, _sample_of(data))
         run, params = self.steps.predict(), in_mode(arrays_of(model), False)
         outputs = []
         cbs.on_predict_begin()

@@ -40,6 +40,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import functools
@@ -54,6 +55,7 @@ import numpy as np
 from ... import checkpoint
 from ...core import Tensor
 from ...errors import public
+from ...frontend.variables import Variable
 from ...ir.types import dtype_name, is_inexact
 from ...train import TrainingError
 from .. import _trainer
@@ -415,6 +417,12 @@ class Module(metaclass=_ModuleMeta):
         if replacements:
             _replace_leaves(self, replacements)
         return missing, unexpected
+
+    def trainable_mask(self) -> list[bool]:
+        """One bool per leaf (in flattening order): whether an optimizer trains it (see
+        `trainable_mask`; Keras-style ``fit`` trains those and carries the others as
+        state)."""
+        return trainable_mask(self)
 
     def num_parameters(self) -> int:
         """The number of scalars in all parameters."""
@@ -806,3 +814,53 @@ def _repr(value, indent) -> str:
         inner = ", ".join(_repr(x, indent) for x in value)
         return f"[{inner}]" if type(value) is list else f"({inner}{',' if len(value) == 1 else ''})"
     return _short(value)
+
+
+# -- trainable leaves, and building after __init__ ------------------------------------------
+
+FROZEN = "_tg_frozen"  # bookkeeping entry: Keras' layer.trainable = False
+
+
+def _trainable_leaf(x) -> bool:
+    if isinstance(x, Variable):
+        return x.trainable
+    if isinstance(x, Tensor):
+        return bool(getattr(x, "requires_grad", True)) and is_inexact(np.dtype(x.dtype))
+    dtype = getattr(x, "dtype", None)
+    return dtype is not None and is_inexact(np.dtype(dtype))
+
+
+def trainable_mask(module) -> list[bool]:
+    """One bool per leaf of ``module`` (in ``jax.tree_util.tree_leaves`` order): whether
+    an optimizer trains it. A `tg.Variable` trains when ``trainable``, a parameter tensor
+    when it requires grad, an array when its dtype is a float one; nothing under a module
+    whose ``trainable`` flag is off (Keras' ``layer.trainable = False``)."""
+    out: list[bool] = []
+
+    def walk(m, frozen: bool):
+        frozen = frozen or bool(m.__dict__.get(FROZEN, False))
+        for x in jax.tree_util.tree_leaves(
+                m, is_leaf=lambda v: v is not m and isinstance(v, (Module, Tensor))):
+            if isinstance(x, Module):
+                walk(x, frozen)
+            else:
+                out.append(not frozen and _trainable_leaf(x))
+
+    walk(module, False)
+    return out
+
+
+@contextlib.contextmanager
+def reopened(module):
+    """Let a built module take new fields (a Keras layer's weights, made by ``build`` on
+    its first call): fields set inside are classified, and the module frozen again, on
+    exit, as at the end of ``__init__``."""
+    d = module.__dict__
+    if d.get(INIT):
+        yield module  # still in __init__: nothing to reopen
+        return
+    d[INIT] = True
+    try:
+        yield module
+    finally:
+        _finish(module)

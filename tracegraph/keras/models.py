@@ -1,0 +1,5 @@
+"""``keras.models``: `Sequential` and `Model` (as ``tf.keras.models.Sequential``)."""
+
+from ._model import Model, Sequential
+
+__all__ = ["Model", "Sequential"]
