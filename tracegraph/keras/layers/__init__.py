@@ -10,6 +10,8 @@ Example::
 
 from .._functional import Input
 from .._layer import Layer
+from ._attention import MultiHeadAttention
+from ._bidirectional import Bidirectional
 from ._conv import (
     AveragePooling1D,
     AveragePooling2D,
@@ -44,6 +46,15 @@ from ._core import (
 )
 from ._core import concatenate_ as concatenate
 from ._norm import BatchNormalization, LayerNormalization
+from ._recurrent import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    LSTMCell,
+    SimpleRNN,
+    SimpleRNNCell,
+)
 
 # Keras' aliases
 MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
@@ -53,6 +64,9 @@ GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
 Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
 
 __all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
     "Activation",
     "Add",
     "Average",
@@ -61,6 +75,7 @@ __all__ = [
     "AvgPool1D",
     "AvgPool2D",
     "BatchNormalization",
+    "Bidirectional",
     "Concatenate",
     "Conv1D",
     "Conv2D",
@@ -72,6 +87,7 @@ __all__ = [
     "Dropout",
     "Embedding",
     "Flatten",
+    "GRUCell",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
     "GlobalAvgPool1D",
@@ -82,6 +98,7 @@ __all__ = [
     "GlobalMaxPooling2D",
     "Identity",
     "Input",
+    "LSTMCell",
     "Lambda",
     "Layer",
     "LayerNormalization",
@@ -91,9 +108,12 @@ __all__ = [
     "MaxPooling2D",
     "Maximum",
     "Minimum",
+    "MultiHeadAttention",
     "Multiply",
     "Permute",
     "Reshape",
+    "SimpleRNN",
+    "SimpleRNNCell",
     "Subtract",
     "add",
     "concatenate",
