@@ -26,6 +26,8 @@ import tracegraph as tg
 
 PROGRAMS = Path(__file__).parent / "seed_programs"
 IMPORT = "import tracegraph as tf  # the one changed line: was `import tensorflow as tf`"
+KERAS_IMPORTS = ("from tracegraph import keras  # the changed lines: were `import keras`\n"
+                 "from tracegraph.keras import layers  # and `from keras import layers`\n")
 
 
 def digits(size: int, peak: float = 255.0):
@@ -47,19 +49,32 @@ def digits(size: int, peak: float = 255.0):
     return big.astype(np.uint8), y
 
 
-@pytest.fixture
-def mnist_home(tmp_path, monkeypatch):
-    """A Keras home whose datasets/mnist.npz holds the digits at 28x28: the training
-    images also shifted by a pixel in each direction (12,933 images, so five epochs are
-    about 2,000 steps, as MNIST's first epoch), the test images as they are."""
-    x, y = digits(28, peak=16.0)  # the digits' own 0-16 intensities (see NOTE)
+def write_mnist(home: Path, peak: float, shifted: bool) -> None:
+    """datasets/mnist.npz in ``home``: the digits at 28x28; with ``shifted`` the training
+    images also moved by a pixel in each direction (12,933 images, so five epochs of
+    program 002 are about 2,000 steps, as MNIST's first epoch)."""
+    x, y = digits(28, peak=peak)
     n = 1437
-    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    shifts = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)] if shifted else [(0, 0)]
     x_train = np.concatenate([np.roll(x[:n], s, axis=(1, 2)) for s in shifts])
     y_train = np.concatenate([y[:n]] * len(shifts))
-    (tmp_path / "datasets").mkdir()
-    np.savez(tmp_path / "datasets" / "mnist.npz", x_train=x_train, y_train=y_train,
+    (home / "datasets").mkdir(exist_ok=True)
+    np.savez(home / "datasets" / "mnist.npz", x_train=x_train, y_train=y_train,
              x_test=x[n:], y_test=y[n:])
+
+
+@pytest.fixture
+def mnist_home(tmp_path, monkeypatch):
+    """A Keras home holding the digits at their own 0-16 intensities (see NOTE)."""
+    write_mnist(tmp_path, 16.0, shifted=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def shifted_mnist_home(tmp_path, monkeypatch):
+    """The same with the shifted training images (about 2,000 steps in five epochs)."""
+    write_mnist(tmp_path, 16.0, shifted=True)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     return tmp_path
 
@@ -68,11 +83,14 @@ def run(name: str, env: dict | None = None, tf=None) -> dict:
     """Run a seed program; ``tf``: a stand-in module for its ``tf`` (Keras 3)."""
     path = PROGRAMS / name
     src = path.read_text(encoding="utf-8")
-    assert IMPORT in src
+    assert IMPORT in src or KERAS_IMPORTS in src
     ns = {} if env is None else env  # filled in place: kept when the program raises
-    if tf is not None:
+    if tf is not None and IMPORT in src:
         src = src.replace(IMPORT, "")
         ns["tf"] = tf
+    elif tf is not None:  # a Keras program: keras and layers
+        src = src.replace(KERAS_IMPORTS, "")
+        ns["keras"], ns["layers"] = tf.keras, tf.keras.layers
     exec(compile(src, str(path), "exec"), ns)  # noqa: S102 - our own test programs
     return ns
 
@@ -120,7 +138,7 @@ def test_002_mnist_sequential_learns(mnist_home):
     tg.manual_seed(0)
     ns = run("tf_002_mnist_sequential.py")
     loss, acc = ns["model"].evaluate(ns["x_test"], ns["y_test"], verbose=0)
-    assert acc > 0.85, acc
+    assert acc > 0.75, acc  # 225 steps (the slow test trains on the shifted images too)
 
 
 # -- 003: regression; its last line unpacks a scalar, as in Keras ----------------------------
@@ -170,13 +188,13 @@ def test_004_cnn_subclass_learns():
 
 
 @pytest.mark.slow
-def test_002_reaches_keras_accuracy(mnist_home, monkeypatch):
+def test_002_reaches_keras_accuracy(shifted_mnist_home, monkeypatch):
     tg.manual_seed(0)
     ours = run("tf_002_mnist_sequential.py")
     _, our_acc = ours["model"].evaluate(ours["x_test"], ours["y_test"], verbose=0)
     theirs = run("tf_002_mnist_sequential.py", tf=keras_as_tf(monkeypatch))
     _, keras_acc = theirs["model"].evaluate(theirs["x_test"], theirs["y_test"], verbose=0)
-    assert our_acc >= keras_acc - 0.04, (our_acc, keras_acc)
+    assert our_acc > 0.9 and our_acc >= keras_acc - 0.04, (our_acc, keras_acc)
 
 
 @pytest.mark.slow
@@ -199,3 +217,29 @@ def test_004_reaches_keras_accuracy():
     _, our_acc = train_004()
     _, keras_acc = train_004(keras_as_tf())
     assert our_acc >= keras_acc - 0.04, (our_acc, keras_acc)
+
+
+# -- Keras' own "Simple MNIST convnet" example ---------------------------------------------------
+
+
+@pytest.mark.slow  # about 25 s: 15 epochs of two convolutions
+def test_keras_mnist_convnet_example(tmp_path, monkeypatch):
+    """Sequential with keras.Input, Conv2D, MaxPooling2D, Flatten, Dropout; to_categorical;
+    fit with validation_split; evaluate (here on the 1,437 unshifted digits, 0-255)."""
+    write_mnist(tmp_path, 255.0, shifted=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    tg.manual_seed(0)
+    ns = run("keras_mnist_convnet.py")
+    history = ns["model"].history.history
+    assert len(history["val_accuracy"]) == 15
+    assert ns["score"][1] > 0.9, ns["score"]
+
+
+@pytest.mark.slow
+def test_keras_mnist_convnet_reaches_keras_accuracy(tmp_path, monkeypatch):
+    write_mnist(tmp_path, 255.0, shifted=True)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    tg.manual_seed(0)
+    ours = run("keras_mnist_convnet.py")["score"][1]
+    theirs = run("keras_mnist_convnet.py", tf=keras_as_tf(monkeypatch))["score"][1]
+    assert ours >= theirs - 0.03, (ours, theirs)

@@ -163,9 +163,35 @@ class Layer(Module):
 
     def __setattr__(self, name, value):
         if name == "trainable":  # Keras: layer.trainable = False freezes it (recompile)
-            self.__dict__[FROZEN] = not bool(value)
+            with reopened(self):
+                self.__dict__[FROZEN] = not bool(value)
             return
         super().__setattr__(name, value)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        build = cls.__dict__.get("build")
+        if build is not None and not getattr(build, "_tg_reopens", False):
+            cls.build = _reopening(build)
+
+    def get_weights(self) -> list:
+        """The weights as numpy arrays (`weights`' order: a seed generator's key is
+        not a weight), as Keras' ``get_weights``."""
+        return [np.asarray(v) for v in self.weights]
+
+    def set_weights(self, weights) -> None:
+        """Assign every weight from a list in `get_weights`' order (Keras'
+        ``set_weights``): same count, same shapes."""
+        weights = list(weights)
+        mine = self.weights
+        if len(weights) != len(mine):
+            raise ValueError(f"{self.name}: set_weights got {len(weights)} arrays for "
+                             f"{len(mine)} weights")
+        for v, w in zip(mine, weights):
+            if tuple(np.shape(w)) != tuple(v.shape):
+                raise ValueError(f"{self.name}: weight {v.name} is {tuple(v.shape)}, got an "
+                                 f"array of shape {tuple(np.shape(w))}")
+            v.assign(np.asarray(w))
 
     @property
     def input_spec(self):
@@ -299,6 +325,19 @@ class Layer(Module):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+def _reopening(build):
+    """A subclass's ``build``, callable directly (Keras code calls ``layer.build(shape)``
+    on a layer it owns): it may set new attributes, and leaves the layer built."""
+    @functools.wraps(build)
+    def wrapped(self, *args, **kwargs):
+        with reopened(self):
+            build(self, *args, **kwargs)
+            self.built = True
+
+    wrapped._tg_reopens = True
+    return wrapped
 
 
 def _is_array_like(x) -> bool:

@@ -14,7 +14,7 @@ leaves are plain arrays (the parameter tensors' data for a module built PyTorch 
 so the whole step — forward, IR-level backward, optimizer update — is one graph compiled
 once (in jit mode; the last, smaller batch is padded to the batch size and masked, so it
 needs no second compilation). At the end of every epoch the new arrays are written back
-into the model itself (``Module.set_weights``, through ``_module.assign_leaves``): a parameter
+into the model itself (``_module.assign_leaves``, as ``Module.set_weights``): a parameter
 tensor keeps its identity and gets the new array as its data (an optimizer or a closure
 holding it sees the new values), and an array leaf of a module built with ``key=`` is
 swapped in its parent's field, so the model object, and every sub-module, stays the same
@@ -617,5 +617,5 @@ def _strong(tree):
 
 def assign_weights(model, trained) -> None:
     """Write the leaves of ``trained`` (an `arrays_of` copy of ``model``) into ``model``,
-    in place (``Module.set_weights``, which takes device arrays without copying them)."""
-    model.set_weights(jax.tree_util.tree_leaves(trained))
+    in place (every leaf, state included; device arrays are taken without copies)."""
+    model._tg_assign_leaves(jax.tree_util.tree_leaves(trained))

@@ -601,7 +601,10 @@ class Module(metaclass=_ModuleMeta):
 
             probs = model.predict(ds.x_test, verbose=0)       # (359, 10)
         """
-        return self._keras("predict").predict(
+        trainer = self.__dict__.get(KERAS)
+        if trainer is None:  # Keras predicts with an uncompiled model: no loss needed
+            trainer = _trainer.Trainer(self, "sgd", "mse", None, "jit")
+        return trainer.predict(
             self, x, batch_size=batch_size, verbose=verbose, steps=steps, callbacks=callbacks)
 
     @property
@@ -631,6 +634,12 @@ class Module(metaclass=_ModuleMeta):
         ``set_weights``; `get_weights` gives one). Parameter tensors keep their
         identity; array leaves are swapped in their modules."""
         assign_leaves(self, list(weights))
+
+    def _tg_assign_leaves(self, leaves) -> None:
+        """Every leaf (parameters, buffers, state) from a list in flattening order: how
+        ``fit`` leaves the trained arrays in the model (subclasses may narrow
+        ``set_weights``, as Keras layers do; this stays whole)."""
+        assign_leaves(self, list(leaves))
 
     @public("save_weights", kind=TrainingError)
     def save_weights(self, filepath) -> None:
@@ -818,7 +827,9 @@ def _repr(value, indent) -> str:
 
 # -- trainable leaves, and building after __init__ ------------------------------------------
 
-FROZEN = "_tg_frozen"  # bookkeeping entry: Keras' layer.trainable = False
+# Keras' layer.trainable = False: a static field (so functional copies of the module, as
+# fit's step trains, still know it; a frozen batch norm runs in inference mode)
+FROZEN = "_frozen"
 
 
 def _trainable_leaf(x) -> bool:
