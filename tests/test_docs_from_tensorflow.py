@@ -10,6 +10,8 @@ import re
 
 import numpy as np
 
+import tracegraph as tf
+
 DOC = pathlib.Path(__file__).resolve().parent.parent / "docs" / "from_tensorflow.md"
 
 # The TensorFlow program of the first seed article ("TensorFlow vs PyTorch": linear
@@ -80,7 +82,69 @@ print(float(dy_dx), float(d2y_dx2))
 '''
 
 
+KERAS_SRC = '''import tracegraph as tf
+from tracegraph.keras import layers
+
+ds = tf.data.load_digits()                 # scikit-learn's 8x8 handwritten digits
+x_train = ds.x_train.reshape(-1, 8, 8, 1) / 16.0
+x_test = ds.x_test.reshape(-1, 8, 8, 1) / 16.0
+tf.keras.utils.set_random_seed(0)
+
+model = tf.keras.Sequential([
+    tf.keras.Input(shape=(8, 8, 1)),
+    layers.Conv2D(16, kernel_size=3, padding="same", activation="relu"),
+    layers.BatchNormalization(),
+    layers.MaxPooling2D(pool_size=2),
+    layers.Flatten(),
+    layers.Dropout(0.25),
+    layers.Dense(10, activation="softmax"),
+])
+model.summary()
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+history = model.fit(x_train, ds.y_train, epochs=10, batch_size=32, validation_split=0.1,
+                    verbose=0)
+loss, accuracy = model.evaluate(x_test, ds.y_test, verbose=0)
+print(f"val_accuracy {history.history['val_accuracy'][-1]:.2f}, test accuracy {accuracy:.2f}")
+'''
+
+LOOP_SRC = r'''import tracegraph as tf
+from tracegraph.keras import layers
+
+class MLP(tf.keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = layers.Dense(64, activation="relu")
+        self.dropout = layers.Dropout(0.2)
+        self.out = layers.Dense(10)
+
+    def call(self, x, training=None):
+        return self.out(self.dropout(self.hidden(x), training=training))
+
+ds = tf.data.load_digits()
+tf.keras.utils.set_random_seed(0)
+model = MLP()
+model(ds.x_train[:1])                      # builds the weights
+optimizer = tf.keras.optimizers.Adam(1e-2)
+loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+@tf.function
+def train_step(x, y):
+    with tf.GradientTape() as tape:
+        loss = loss_fn(y, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+
+losses = [float(train_step(ds.x_train / 16.0, ds.y_train)) for step in range(100)]
+print(f"loss {losses[0]:.2f} -> {losses[-1]:.2f}")
+path = train_step.paths()[0]
+print("\n".join(str(path).splitlines()[:2]))
+print(f"{len(path.graph.nodes)} nodes, one graph")
+'''
+
+
 def _run(src, name):
+    tf.keras.backend.clear_session()  # automatic layer names start again: dense, dense_1 ...
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(src, name, "exec"), {"__name__": "__doc_snippet__"})
@@ -92,6 +156,8 @@ def render():
         "seed_source": SEED_SRC.rstrip(), "seed_output": _run(SEED_SRC, "seed_linreg.py"),
         "function_source": FUNCTION_SRC.rstrip(), "function_output": _run(FUNCTION_SRC, "train_step.py"),
         "nested_source": NESTED_SRC.rstrip(), "nested_output": _run(NESTED_SRC, "nested.py"),
+        "keras_source": KERAS_SRC.rstrip(), "keras_output": _run(KERAS_SRC, "digits_cnn.py"),
+        "loop_source": LOOP_SRC.rstrip(), "loop_output": _run(LOOP_SRC, "custom_loop.py"),
     }
 
 

@@ -28,13 +28,13 @@ Example::
 """
 
 from .. import callbacks, losses, metrics, optimizers
-from . import activations, datasets, initializers, layers, models, utils
+from . import activations, backend, datasets, initializers, layers, models, utils
 from ._functional import Input, KerasTensor
 from ._layer import Layer, SeedGenerator
 from ._model import Model, Sequential
 
 __all__ = [
-    "Input", "KerasTensor", "Layer", "Model", "SeedGenerator", "Sequential", "activations",
+    "Input", "KerasTensor", "Layer", "Model", "SeedGenerator", "Sequential", "activations", "backend",
     "callbacks", "datasets", "initializers", "layers", "losses", "metrics", "models",
     "optimizers", "utils",
 ]

@@ -80,6 +80,12 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
+def reset_names() -> None:
+    """Start the automatic names again (``keras.backend.clear_session``)."""
+    with _NAMES_LOCK:
+        _NAMES.clear()
+
+
 @functools.cache
 def _call_parameters(cls) -> frozenset:
     try:
@@ -256,7 +262,8 @@ class Layer(Module):
             initializer = "glorot_uniform" if is_inexact(dtype) else "zeros"
         init = initializers.get(initializer)
         value = initializers.initial_value(init, shape, dtype)
-        return Variable(value, trainable=trainable, name=name)
+        # Keras' variable path: the layer's name, then the weight's
+        return Variable(value, trainable=trainable, name=f"{self.name}/{name or 'variable'}")
 
     def build(self, input_shape) -> None:
         """Make the weights for inputs of ``input_shape`` (override; the default makes
@@ -369,13 +376,14 @@ class SeedGenerator(Module):
         k1, k2 = gen.next(), gen.next()      # different keys
     """
 
-    def __init__(self, seed=None):
+    def __init__(self, seed=None, name=None):
         if seed is None:
             raw = next_key()
         else:
             with jax.ensure_compile_time_eval():
                 raw = np.asarray(jax.random.PRNGKey(int(seed)))
-        self.state = Variable(np.asarray(raw, np.uint32), trainable=False, name="seed_generator_state")
+        self.state = Variable(np.asarray(raw, np.uint32), trainable=False,
+                              name=f"{name or 'seed_generator'}_state")
 
     def next(self):
         """A fresh key (``u32[2]``); the generator moves on."""

@@ -121,7 +121,7 @@ class Dropout(Layer):
         if noise_shape is not None:
             raise NotImplementedError("Dropout: noise_shape is not supported yet")
         self.rate = float(rate)
-        self.seed_generator = SeedGenerator(seed)
+        self.seed_generator = SeedGenerator(seed, name=f"{self.name}/seed_generator")
         self.built = True
 
     def call(self, inputs, training=None):
