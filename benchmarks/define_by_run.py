@@ -10,7 +10,8 @@ tracegraph runs it, side by side with hand-written ``jax.jit`` + optax and PyTor
 - ``imperative``: PyTorch style, ``loss.backward()`` and ``tg.optim.Adam.step()``;
 - ``GradientTape`` / ``tg.function``: TensorFlow style (Variables, a tape, Keras' Adam via
   ``tg.optimizers``), eager and as one recorded graph, beside ``tg.jit`` of the functional
-  step with the same Keras Adam arithmetic;
+  step with the same Keras Adam arithmetic; and the same ``tg.function`` step on a
+  ``tg.keras.Sequential`` of ``Dense`` layers;
 - ``PyTorch eager``: the same program in torch (when installed).
 
     python benchmarks/define_by_run.py [--repeat 7] [--number 10] [--batch 128]
@@ -23,38 +24,19 @@ and each row's ratio to ``jax.jit + optax`` and to PyTorch eager.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _timing import (
+    timed_rows,  # benchmarks/_timing.py (the script's folder is on the path)
+)
 
 import tracegraph as tg
 from tracegraph.nn import functional as F
 
 SIZES = (784, 256, 256, 10)
-
-
-def timed_rows(steps, repeat, number):
-    """Seconds per step of each step function: the median of ``repeat`` rounds, each
-    round running every step ``number`` times in turn (so a slow spell of a shared
-    machine falls on every row alike, not on whichever row ran then)."""
-    for step in steps:
-        out = None
-        for _ in range(3):
-            out = step()
-        jax.block_until_ready(out)
-    times = [[] for _ in steps]
-    for _ in range(repeat):
-        for step, ts in zip(steps, times):
-            start = time.perf_counter()
-            for _ in range(number):
-                out = step()
-            jax.block_until_ready(out)
-            ts.append((time.perf_counter() - start) / number)
-    return [statistics.median(ts) for ts in times]
 
 
 def make_params(rng):
@@ -171,6 +153,27 @@ def main(argv=None):
         return loss
 
     rows.append(("tg.jit, Keras Adam", run_keras_jit))
+
+    # the same step on a tg.keras model: Keras layers (Variables), tape, Keras Adam,
+    # under tg.function
+    tg.keras.utils.set_random_seed(0)
+    kmodel = tg.keras.Sequential([
+        tg.keras.Input(shape=(SIZES[0],)),
+        *(tg.keras.layers.Dense(n, activation="relu") for n in SIZES[1:-1]),
+        tg.keras.layers.Dense(SIZES[-1]),
+    ])
+    kmopt = tg.keras.optimizers.Adam(1e-3)
+    kloss = tg.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tg.function
+    def keras_model_step(x, y):
+        with tg.GradientTape() as tape:
+            loss = kloss(y, kmodel(x, training=True))
+        grads = tape.gradient(loss, kmodel.trainable_variables)
+        kmopt.apply_gradients(zip(grads, kmodel.trainable_variables))
+        return loss
+
+    rows.append(("tg.function, tg.keras", lambda: keras_model_step(x, y)))
 
     # imperative, PyTorch style
     tg.manual_seed(0)

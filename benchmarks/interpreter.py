@@ -12,12 +12,12 @@ mode's ratio to jax.numpy's own per-op dispatch.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
-import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import (
+    timed_rows,  # benchmarks/_timing.py (the script's folder is on the path)
+)
 
 import tracegraph as tg
 
@@ -32,23 +32,6 @@ def chain_jnp(x, n):
     for i in range(n // 2):
         x = jnp.sin(x) * 1.0001
     return x
-
-
-def timed_rows(fns, repeat, number):
-    """Seconds per call of each function: the median of ``repeat`` rounds, each round
-    calling every function ``number`` times in turn (a slow spell of a shared machine
-    falls on every row alike)."""
-    for fn in fns:
-        jax.block_until_ready(fn())
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, ts in zip(fns, times):
-            start = time.perf_counter()
-            for _ in range(number):
-                out = fn()
-            jax.block_until_ready(out)
-            ts.append((time.perf_counter() - start) / number)
-    return [statistics.median(ts) for ts in times]
 
 
 def main(argv=None):
