@@ -192,3 +192,22 @@ def test_subclassed_model_fit_builds_on_first_batch():
     history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert model.built and len(model.trainable_variables) == 4
     assert history.history["accuracy"][-1] > history.history["accuracy"][0]
+
+
+def test_train_on_batch_steps_like_fit():
+    x, y = data(n=32)
+    tg.manual_seed(6)
+    a = mlp(dropout=0.0, bn=False)
+    tg.manual_seed(6)
+    b = mlp(dropout=0.0, bn=False)
+    for m in (a, b):
+        m.compile(tg.keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    losses = [a.train_on_batch(x, y)[0] for _ in range(3)]
+    b.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    np.testing.assert_allclose(losses, b.history.history["loss"], rtol=1e-5)
+    for va, vb in zip(a.weights, b.weights):
+        np.testing.assert_allclose(np.asarray(va), np.asarray(vb), rtol=1e-5, atol=1e-6)
+    logs = a.test_on_batch(x, y, return_dict=True)
+    assert set(logs) == {"loss", "accuracy"}
+    np.testing.assert_allclose(a.predict_on_batch(x), np.asarray(a(x)), rtol=1e-5, atol=1e-6)

@@ -146,6 +146,28 @@ class Model(Layer):
                                       "supported yet")
         super().compile(optimizer, loss, metrics, mode=mode, run_eagerly=run_eagerly)
 
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict: bool = False):
+        """One optimizer step on exactly this batch (Keras' ``train_on_batch``): the
+        compiled train step of ``fit``; returns the loss (and metrics: a list, or a dict
+        with ``return_dict=True``) of the step."""
+        if sample_weight is not None or class_weight is not None:
+            raise NotImplementedError("train_on_batch: sample_weight and class_weight are "
+                                      "not supported yet")
+        return self._keras("train_on_batch").train_on_batch(self, x, y, return_dict)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
+        """The loss and metrics on exactly this batch, in inference mode."""
+        if sample_weight is not None:
+            raise NotImplementedError("test_on_batch: sample_weight is not supported yet")
+        return self._keras("test_on_batch").test_on_batch(self, x, y, return_dict)
+
+    def predict_on_batch(self, x):
+        """The model's outputs for this batch, as numpy arrays (inference mode)."""
+        leaves = jax.tree_util.tree_leaves(x, is_leaf=lambda v: hasattr(v, "shape"))
+        n = len(leaves[0]) if leaves else 1
+        return self.predict(x, batch_size=max(n, 1), verbose=0)
+
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
         """Print Keras' table: each layer's name and type, output shape and parameter

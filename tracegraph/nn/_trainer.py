@@ -53,6 +53,7 @@ from ..train import (
     EXAMPLES,
     Loop,
     PackedLogs,
+    host_scalars,
     TrainingError,
     TrainState,
     compile_step,
@@ -513,6 +514,46 @@ class Trainer:
             self.opt_state = loop.state.opt_state
             self.iterations = start_iterations + loop.steps
         return cbs.history
+
+    # -- one batch (Keras' *_on_batch) ----------------------------------------------------
+    def _one_batch(self, model, x, y):
+        data = as_data(x, y, need_y=y is not None)
+        if not isinstance(data, ArrayData):
+            raise TrainingError("the *_on_batch methods take arrays, not an iterable of batches")
+        build_for(model, _sample_of(data))
+        return data.batch(np.arange(data.n), data.n)
+
+    def _logs(self, logs, return_dict: bool):
+        host = {k: float(v) for k, v in host_scalars(logs).items() if not k.startswith("_")}
+        if return_dict:
+            return host
+        values = list(host.values())
+        return values[0] if len(values) == 1 else values
+
+    def train_on_batch(self, model, x, y, return_dict: bool):
+        """One optimizer step on exactly this batch; the weights and the optimizer state
+        stay in the model and the trainer, as after ``fit``."""
+        batch = self._one_batch(model, x, y)
+        trainable = tuple(model.trainable_mask())
+        run = self.steps.train(trainable)
+        params = in_mode(arrays_of(model), True)
+        train = trainable_leaves(params, trainable)
+        opt_state = self.opt_state
+        if opt_state is None or not _same_structure(opt_state, train, self.steps.transformation):
+            opt_state = _strong(self.steps.transformation.init(train))
+        if self.optimizer._lr is not None:
+            set_learning_rate(opt_state, self.optimizer._lr)
+        if "key" in self.keywords:
+            batch["key"] = self.rng.integers(0, 2**32, size=2, dtype=np.uint32)
+        state, logs = run(TrainState(params, opt_state, np.int32(self.iterations)), batch)
+        assign_weights(model, state.model)
+        self.opt_state, self.iterations = state.opt_state, self.iterations + 1
+        return self._logs(logs, return_dict)
+
+    def test_on_batch(self, model, x, y, return_dict: bool):
+        """The loss and metrics on exactly this batch, in inference mode."""
+        batch = self._one_batch(model, x, y)
+        return self._logs(self.steps.eval()(in_mode(arrays_of(model), False), batch), return_dict)
 
     def _with_keys(self, batches_of):
         rng = self.rng
