@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import itertools
 import os
+import sys
 import time
 
 import jax
@@ -70,8 +71,12 @@ def select_device(kind: str | None):
 
 
 def on_device(kind: str | None):
-    """A context in which new arrays and computations go to the ``kind`` device."""
-    dev = select_device(kind)
+    """A context in which new arrays and computations go to the ``kind`` device. A kind
+    this machine lacks ends the script with one line ``SCRIPT: error: ...`` (no traceback)."""
+    try:
+        dev = select_device(kind)
+    except tg.Error as e:
+        raise SystemExit(f"{os.path.basename(sys.argv[0]) or 'python'}: error: {e}") from None
     if dev is None:
         return contextlib.nullcontext()
     print(f"device: {dev}")

@@ -55,9 +55,11 @@ def _jit_run(jit_runs, name):
     return jit_runs[name]
 
 
-# the two text models' jit runs (about 16 s) run with -m slow; their targets are slow tests too
+# the two text models' jit runs (about 16 s) run with -m slow; their targets are slow tests too;
+# so does the CNN's (about 6 s): CI's demo step trains it (examples/cnn.py --compare)
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in ("transformer", "char_lstm") else []) for n in NAMES]
+    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in ("transformer", "char_lstm", "cnn") else [])
+             for n in NAMES]
 )
 def test_example_trains_in_jit_mode(name, jit_runs):
     out = _jit_run(jit_runs, name)
@@ -142,6 +144,8 @@ def test_missing_device_is_a_clear_error():
         jax.devices("tpu")
     except RuntimeError:
         with pytest.raises(tg.Error, match="no TPU"):
+            select_device("tpu")
+        with pytest.raises(SystemExit, match=r"^\S+: error: --device tpu: this machine has no TPU"):
             run("linear_regression", "--device", "tpu", steps=1)
     else:
         pytest.skip("this machine has a TPU")

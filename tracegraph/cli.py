@@ -6,21 +6,32 @@
 
     tracegraph dump MODULE:FUNCTION --arg f32[128,784] ... --format text|json|dot|svg|stablehlo|hlo|tg
     tracegraph show FILE   # pretty-print a saved graph (tg.save file, JSON or text form)
-    tracegraph run FILE --inputs x.npz [--interpret]
+    tracegraph run FILE --inputs x.npz [--interpret] [--device gpu]
 
 Each subcommand is a function ``cmd_<name>(args) -> int`` that returns the process exit
-status, registered in `build_parser`.
+status, registered in `build_parser`. A user's mistake (a missing ``--arg``, a file that is
+not there, a device the machine lacks) is one line ``tracegraph: error: ...`` on standard
+error and exit status 1, never a traceback.
+
+NOTE: 64-bit types. JAX computes in 32 bits unless ``jax_enable_x64`` is on, and so would
+an ``--arg f64[3]`` or a saved graph with ``f64`` values (silently, or failing the
+verifier). The command asked for those types by name, so it turns x64 on for the command
+whenever one appears (`_x64_if`), as a script would with ``jax.enable_x64``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
+import inspect
+import linecache
 import os
 import platform
 import re
 import sys
+import warnings
 
 import jax
 import jaxlib
@@ -43,13 +54,34 @@ def cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_mlp(x, w1, b1, w2, b2):
+# The demo's function is compiled from this text under the name demo.py: the IR records
+# the first line outside the tracegraph package (tracegraph.errors.user_location), and a
+# function defined in this module would leave only JAX's or runpy's lines to record.
+DEMO_FILE = "demo.py"
+DEMO_SOURCE = """\
+import tracegraph as tg
+
+
+def mlp(x, w1, b1, w2, b2):
     h = tg.relu(x @ w1 + b1)
     return h @ w2 + b2
+"""
+
+
+def _demo_function():
+    """``mlp`` from `DEMO_SOURCE`, whose code objects name ``demo.py`` and its lines
+    (registered with `linecache`, so tracebacks and `inspect` show the source)."""
+    lines = DEMO_SOURCE.splitlines(keepends=True)
+    linecache.cache[DEMO_FILE] = (len(DEMO_SOURCE), None, lines, DEMO_FILE)
+    namespace: dict = {"__name__": "demo"}
+    exec(compile(DEMO_SOURCE, DEMO_FILE, "exec"), namespace)
+    return namespace["mlp"]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """One MLP forward pass run three ways on the same IR, with the graphs printed."""
+    device = on_device(args.device)  # a missing device: one error line, before any output
+    mlp = _demo_function()
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, 16), dtype=np.float32)
     w1 = rng.standard_normal((16, 32), dtype=np.float32) * 0.25
@@ -58,15 +90,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     b2 = np.zeros(4, np.float32)
     params = (x, w1, b1, w2, b2)
 
-    f = tg.jit(_demo_mlp)
-    y_jit = np.asarray(f(*params))
-    print("== define-then-run: tg.jit traces once to this IR, then XLA compiles it ==")
-    print(f.trace(*params))
+    print(f"== the function ({DEMO_FILE}); each IR line names the line that created it ==")
+    for i, line in enumerate(DEMO_SOURCE.splitlines(), 1):
+        print(f"{i:3d}  {line}".rstrip())
 
-    y_int = np.asarray(f.interpret(*params))
+    with device:
+        f = tg.jit(mlp)
+        y_jit = np.asarray(f(*params))
+        print("\n== define-then-run: tg.jit traces once to this IR, then XLA compiles it ==")
+        print(f.trace(*params))
 
-    run = tg.eager(_demo_mlp)
-    y_eager = np.asarray(run(*params))
+        y_int = np.asarray(f.interpret(*params))
+
+        run = tg.eager(mlp)
+        y_eager = np.asarray(run(*params))
     print("\n== define-by-run: tg.eager ran op by op and recorded this graph ==")
     print(run.last_graph)
 
@@ -90,6 +127,54 @@ _ARG_SPEC = re.compile(r"\s*([A-Za-z0-9]+)\s*\[([0-9,\s]*)\]\s*\Z")
 
 class CLIError(Exception):
     """A user error: printed as ``tracegraph: error: ...`` with exit status 1."""
+
+
+DEVICE_KINDS = ("cpu", "gpu", "tpu")
+
+
+def select_device(kind: str | None):
+    """The first JAX device of ``kind`` ('cpu', 'gpu', 'tpu'), or None for JAX's default;
+    a kind this machine lacks is a `CLIError` naming the devices there are."""
+    if kind is None:
+        return None
+    try:
+        return jax.devices(kind)[0]
+    except RuntimeError:
+        have = sorted({d.platform for d in jax.devices()})
+        raise CLIError(
+            f"--device {kind}: this machine has no {kind.upper()} that JAX can use "
+            f"(devices: {', '.join(have)}); for a GPU install jax[cuda12], for a TPU jax[tpu]"
+        ) from None
+
+
+def on_device(kind: str | None):
+    """A context in which arrays and computations go to the ``kind`` device."""
+    dev = select_device(kind)
+    return contextlib.nullcontext() if dev is None else jax.default_device(dev)
+
+
+_WIDE = frozenset(np.dtype(d) for d in ("float64", "int64", "uint64", "complex128"))
+
+
+def _x64_if(dtypes):
+    """``jax.enable_x64(True)`` when any of ``dtypes`` is a 64-bit type, else nothing
+    (see the module's NOTE)."""
+    if any(np.dtype(d) in _WIDE for d in dtypes):
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
+def _graph_dtypes(graph):
+    """Every element type a graph (and its subgraphs) mentions."""
+    for v in (*graph.inputs, *graph.outputs, *graph.constants):
+        yield v.type.dtype
+    for node in graph.nodes:
+        for v in node.outputs:
+            yield v.type.dtype
+        for a in node.attrs.values():
+            for sub in a if isinstance(a, tuple) else (a,):
+                if isinstance(sub, tg.Graph):
+                    yield from _graph_dtypes(sub)
 
 
 def parse_arg_spec(text: str):
@@ -196,15 +281,58 @@ def cmd_dump(args: argparse.Namespace) -> int:
         getattr(fn, "fn", fn), passes=passes
     )
     specs = list(args.arg or [])
-    graph = jf.trace(*specs)
-    _write_graph(args, graph, lambda: jf.lower(*specs))
+    _check_arity(args.function, getattr(fn, "fn", fn), specs)
+    with _x64_if(s.dtype for s in specs):
+        graph = jf.trace(*specs)
+        _write_graph(args, graph, lambda: jf.lower(*specs))
     return 0
+
+
+def _check_arity(target: str, fn, specs) -> None:
+    """A `CLIError` when ``fn`` cannot take ``len(specs)`` positional arguments (one
+    ``--arg`` each), naming its parameters."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or C function: let the trace tell
+        return
+    try:
+        sig.bind(*specs)
+    except TypeError:
+        params = [p.name for p in sig.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        raise CLIError(
+            f"{target} takes {len(params)} positional argument(s) ({', '.join(params)}) "
+            f"and got {len(specs)}: pass one --arg DTYPE[DIMS] per argument, e.g. "
+            f"--arg f32[128,784]"
+        ) from None
+
+
+def _load_verified(path: str):
+    """A saved graph, read and verified under the x64 mode its types need. Reading verifies,
+    and which types a file holds is known only once it is read: a file that fails with x64
+    off and reads with it on is a graph with 64-bit types."""
+    try:
+        with warnings.catch_warnings():  # JAX's "float64 ... will be truncated" on that try
+            warnings.filterwarnings("ignore", "Explicitly requested dtype", UserWarning)
+            return load_graph(path).verify()
+    except tg.IRError as first:
+        if jax.config.jax_enable_x64:
+            raise
+        try:
+            with jax.enable_x64(True):
+                graph = load_graph(path).verify()
+        except tg.IRError:
+            raise first from None
+        if not any(np.dtype(d) in _WIDE for d in _graph_dtypes(graph)):
+            raise first from None
+        return graph
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     """Print a saved graph (verified) in one format."""
-    graph = load_graph(args.file).verify()
-    _write_graph(args, graph, lambda: _jitted(graph).lower(*_flat_specs(graph)))
+    graph = _load_verified(args.file)
+    with _x64_if(_graph_dtypes(graph)):
+        _write_graph(args, graph, lambda: _jitted(graph).lower(*_flat_specs(graph)))
     return 0
 
 
@@ -234,24 +362,30 @@ def read_inputs(graph, path: str) -> list:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a saved graph on inputs from an .npz file, compiled or interpreted."""
-    graph = load_graph(args.file).verify()
+    graph = _load_verified(args.file)
     leaves = read_inputs(graph, args.inputs) if args.inputs else []
     if len(leaves) != len(graph.inputs):
         raise CLIError(f"graph {graph.name} takes {len(graph.inputs)} inputs; pass them with --inputs FILE.npz")
-    if args.interpret or args.check_nans or args.profile:
-        outs = tg.Interpreter(graph, check_nans=args.check_nans).run(*leaves)
-        mode = "interpreter"
-    else:
-        outs = list(_jitted(graph)(*coerce_inputs(graph, leaves)))
-        mode = "jit"
-    outs = [np.asarray(o) for o in outs]
+    for i, (v, a) in enumerate(zip(graph.inputs, leaves)):
+        if np.dtype(a.dtype) != v.type.dtype:  # not silently: the graph's type decides
+            print(f"tracegraph: note: input {i} (%{v.name or i}) is {a.dtype} in {args.inputs}; "
+                  f"the graph takes {v.type}, so it is converted", file=sys.stderr)
+    with on_device(args.device), _x64_if(_graph_dtypes(graph)):
+        if args.interpret or args.check_nans or args.profile:
+            outs = tg.Interpreter(graph, check_nans=args.check_nans).run(*leaves)
+            mode = "interpreter"
+        else:
+            outs = list(_jitted(graph)(*coerce_inputs(graph, leaves)))
+            mode = "jit"
+        outs = [np.asarray(o) for o in outs]
     print(f"graph {graph.name} ({mode}): {len(outs)} output(s)")
     with np.printoptions(precision=6, threshold=20, edgeitems=3):
         for i, (o, v) in enumerate(zip(outs, graph.outputs)):
             values = "\n".join("    " + line for line in str(o).splitlines())
             print(f"  output {i}: {v.type}\n{values}")
     if args.profile:  # the run above warmed up JAX's per-op compilation
-        print(profile_leaves(graph, leaves, warmup=0, repeat=args.repeat).table())
+        with on_device(args.device), _x64_if(_graph_dtypes(graph)):
+            print(profile_leaves(graph, leaves, warmup=0, repeat=args.repeat).table())
     if args.output:
         np.savez(args.output, **{f"out_{i}": o for i, o in enumerate(outs)})
         print(f"wrote {args.output}", file=sys.stderr)
@@ -302,6 +436,8 @@ def _add_graph_commands(sub) -> None:
                    help="interpret, stopping at the first NaN/Inf with its node and source line")
     p.add_argument("--profile", action="store_true", help="interpret and print per-node timing")
     p.add_argument("--repeat", type=int, default=3, help="timed runs for --profile (default 3)")
+    p.add_argument("--device", choices=DEVICE_KINDS, default=None,
+                   help="run on this kind of device (default: JAX's default device)")
     p.add_argument("-o", "--output", help="save the outputs to this .npz (out_0, out_1, ...)")
     p.set_defaults(func=cmd_run)
 
@@ -325,6 +461,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument("--device", choices=DEVICE_KINDS, default=None,
+                   help="run on this kind of device (default: JAX's default device)")
     p.set_defaults(func=cmd_demo)
 
     _add_graph_commands(sub)
