@@ -307,12 +307,22 @@ def gru_ref(w_ih, w_hh, b_ih, b_hh, xs, h0):
     return ys, h
 
 
+def lstm_params(lstm):
+    """A one-layer `LSTM`'s (w_ih, w_hh, b) for `lstm_ref` (its two biases summed)."""
+    return lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0
+
+
+def layer_states(ys, states):
+    """`lstm_ref`/`gru_ref` final states with PyTorch's leading (layers * directions) axis."""
+    return ys, jax.tree_util.tree_map(lambda s: s[None], states)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_lstm_vs_scan_reference(mode):
     lstm = nn.LSTM(3, 5, key=tg.random.key(9))
     xs = rand(6, 2, 3)
     z = jnp.zeros((2, 5))
-    check(mode, lstm, (xs,), lstm_ref(lstm.weight_ih, lstm.weight_hh, lstm.bias, xs, z, z))
+    check(mode, lstm, (xs,), layer_states(*lstm_ref(*lstm_params(lstm), xs, z, z)))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -320,18 +330,19 @@ def test_lstm_batch_first_with_state(mode):
     lstm = nn.LSTM(3, 4, batch_first=True, key=tg.random.key(10))
     x = rand(2, 5, 3)
     h0, c0 = rand(2, 4), rand(2, 4)
-    ys, (h, c) = lstm_ref(lstm.weight_ih, lstm.weight_hh, lstm.bias, x.transpose(1, 0, 2), h0, c0)
-    want = (jnp.transpose(ys, (1, 0, 2)), (h, c))
-    check(mode, lstm, (x, (h0, c0)), want)
+    ys, (h, c) = lstm_ref(*lstm_params(lstm), x.transpose(1, 0, 2), h0, c0)
+    want = (jnp.transpose(ys, (1, 0, 2)), (h[None], c[None]))
+    check(mode, lstm, (x, (h0[None], c0[None])), want)
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_lstm_unbatched_and_without_bias(mode):
     lstm = nn.LSTM(3, 4, bias=False, key=tg.random.key(11))
-    assert lstm.bias is None
+    assert lstm.bias is False and lstm.bias_ih_l0 is None and len(lstm.parameters()) == 2
     x = rand(5, 3)
-    ys, (h, c) = lstm_ref(lstm.weight_ih, lstm.weight_hh, 0.0, x[:, None], jnp.zeros((1, 4)), jnp.zeros((1, 4)))
-    check(mode, lstm, (x,), (ys[:, 0], (h[0], c[0])))
+    ys, (h, c) = lstm_ref(lstm.weight_ih_l0, lstm.weight_hh_l0, 0.0, x[:, None],
+                          jnp.zeros((1, 4)), jnp.zeros((1, 4)))
+    check(mode, lstm, (x,), (ys[:, 0], (h, c)))  # unbatched: states (layers, H)
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -339,9 +350,8 @@ def test_lstm_vs_flax_optimized_lstm_cell(mode):
     """Flax's LSTM cell has the same equations; its params are per gate, (in, out)."""
     lstm = nn.LSTM(3, 4, key=tg.random.key(12))
     x = rand(5, 2, 3)
-    wi = jnp.split(lstm.weight_ih, 4)
-    wh = jnp.split(lstm.weight_hh, 4)
-    bs = jnp.split(lstm.bias, 4)
+    w_ih, w_hh, b = lstm_params(lstm)
+    wi, wh, bs = jnp.split(w_ih, 4), jnp.split(w_hh, 4), jnp.split(b, 4)
     params = {}
     for gate, i in zip("ifgo", range(4)):
         params[f"i{gate}"] = {"kernel": wi[i].T}
@@ -353,7 +363,7 @@ def test_lstm_vs_flax_optimized_lstm_cell(mode):
         carry, y = cell.apply({"params": params}, carry, x[t])
         ys.append(y)
     c, h = carry
-    check(mode, lstm, (x,), (jnp.stack(ys), (h, c)))
+    check(mode, lstm, (x,), (jnp.stack(ys), (h[None], c[None])))
 
 
 def test_lstm_bad_input():
@@ -371,8 +381,8 @@ def test_lstm_grad_vs_jax(mode):
         ys, _ = lstm_ref(w_ih, w_hh, b, xs, z, z)
         return jnp.sum(ys * ys)
 
-    g = jax.grad(ref, argnums=(0, 1, 2))(lstm.weight_ih, lstm.weight_hh, lstm.bias)
-    want = dict(zip(["weight_ih", "weight_hh", "bias"], g))
+    g = jax.grad(ref, argnums=(0, 1, 2))(*lstm_params(lstm))
+    want = dict(zip(["weight_ih_l0", "weight_hh_l0", "bias_ih_l0"], g), bias_hh_l0=g[2])
     check_grad(mode, _sq_loss, lstm, (xs,), want, rtol=1e-4, atol=1e-5)
 
 
@@ -383,10 +393,10 @@ def test_gru_vs_scan_reference(mode, batch_first):
     x = rand(2, 6, 3) if batch_first else rand(6, 2, 3)
     h0 = rand(2, 5)
     xs = x.transpose(1, 0, 2) if batch_first else x
-    ys, h = gru_ref(gru.weight_ih, gru.weight_hh, gru.bias_ih, gru.bias_hh, xs, h0)
+    ys, h = gru_ref(gru.weight_ih_l0, gru.weight_hh_l0, gru.bias_ih_l0, gru.bias_hh_l0, xs, h0)
     if batch_first:
         ys = jnp.transpose(ys, (1, 0, 2))
-    check(mode, gru, (x, h0), (ys, h))
+    check(mode, gru, (x, h0[None]), (ys, h[None]))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -394,11 +404,11 @@ def test_gru_vs_flax_gru_cell(mode):
     """Flax's GRUCell: same equations (its ``n`` gate bias sits on the input side, and
     its hidden r/z projections have no bias), so those biases are zero here."""
     gru = nn.GRU(3, 4, key=tg.random.key(15))
-    b_ih = gru.bias_ih.at[:8].set(gru.bias_ih[:8] + gru.bias_hh[:8])
-    gru = gru.replace(bias_ih=b_ih, bias_hh=gru.bias_hh.at[:8].set(0.0))
+    b_ih = gru.bias_ih_l0.at[:8].set(gru.bias_ih_l0[:8] + gru.bias_hh_l0[:8])
+    gru = gru.replace(bias_ih_l0=b_ih, bias_hh_l0=gru.bias_hh_l0.at[:8].set(0.0))
     x = rand(5, 2, 3)
-    wi, wh = jnp.split(gru.weight_ih, 3), jnp.split(gru.weight_hh, 3)
-    bi, bh = jnp.split(gru.bias_ih, 3), jnp.split(gru.bias_hh, 3)
+    wi, wh = jnp.split(gru.weight_ih_l0, 3), jnp.split(gru.weight_hh_l0, 3)
+    bi, bh = jnp.split(gru.bias_ih_l0, 3), jnp.split(gru.bias_hh_l0, 3)
     params = {
         "ir": {"kernel": wi[0].T, "bias": bi[0]}, "iz": {"kernel": wi[1].T, "bias": bi[1]},
         "in": {"kernel": wi[2].T, "bias": bi[2]},
@@ -411,7 +421,7 @@ def test_gru_vs_flax_gru_cell(mode):
     for t in range(5):
         h, y = cell.apply({"params": params}, h, x[t])
         ys.append(y)
-    check(mode, gru, (x,), (jnp.stack(ys), h))
+    check(mode, gru, (x,), (jnp.stack(ys), h[None]))
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -424,7 +434,7 @@ def test_gru_grad_vs_jax(mode):
         ys, _ = gru_ref(*p, xs, h0)
         return jnp.sum(ys * ys)
 
-    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+    names = ["weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"]
     g = jax.grad(ref, argnums=(0, 1, 2, 3))(*(getattr(gru, n) for n in names))
     check_grad(mode, _sq_loss, gru, (xs,), dict(zip(names, g)), rtol=1e-4, atol=1e-5)
 
@@ -625,7 +635,7 @@ def encoder_ref(m, ids):
         lin = b.mlp[0]
         x = jax.nn.gelu(x @ lin.weight.T + lin.bias)[..., : b.dim]
     z = jnp.zeros((x.shape[0], m.lstm.hidden_size))
-    ys, _ = lstm_ref(m.lstm.weight_ih, m.lstm.weight_hh, m.lstm.bias, jnp.swapaxes(x, 0, 1), z, z)
+    ys, _ = lstm_ref(*lstm_params(m.lstm), jnp.swapaxes(x, 0, 1), z, z)
     return jnp.tanh(jnp.swapaxes(ys, 0, 1))
 
 
@@ -644,7 +654,8 @@ def test_leaves_are_the_parameters(encoder):
     names = [n for n, _ in encoder.named_parameters()]
     assert names[0] == "embed.weight"
     assert "encoder.0.attn.q_proj.weight" in names and "encoder.1.mlp.0.bias" in names
-    assert names[-3:] == ["lstm.weight_ih", "lstm.weight_hh", "lstm.bias"]
+    assert names[-4:] == ["lstm.weight_ih_l0", "lstm.weight_hh_l0", "lstm.bias_ih_l0",
+                          "lstm.bias_hh_l0"]
     assert encoder.num_parameters() == sum(x.size for x in leaves)
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(encoder)[0]]
     assert paths[0] == ".embed.weight" and ".encoder[0].attn.q_proj.weight" in paths
@@ -786,7 +797,7 @@ def test_default_inits_follow_pytorch():
     emb = nn.Embedding(1000, 64, key=tg.random.key(0))
     assert abs(float(emb.weight.std()) - 1.0) < 0.05
     lstm = nn.LSTM(10, 25, key=tg.random.key(0))
-    assert float(jnp.abs(lstm.weight_hh).max()) <= 0.2
+    assert float(jnp.abs(lstm.weight_hh_l0).max()) <= 0.2
     mha = nn.MultiHeadAttention(16, 4, key=tg.random.key(0))
     assert float(jnp.abs(mha.q_proj.bias).max()) == 0.0
     assert float(jnp.abs(mha.q_proj.weight).max()) <= math.sqrt(6 / 32)

@@ -35,7 +35,9 @@ from .frontend.fn_linalg import dot, dot_general, einsum, matmul, stop_gradient,
 from .frontend.fn_creation import (
     arange, eye, full, full_like, identity, ones, ones_like, zeros, zeros_like,
 )
-from .frontend.fn_reduce import amax, amin, argmax, argmin, logsumexp, max, mean, min, prod, sum
+from .frontend.fn_reduce import (
+    amax, amin, argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var,
+)
 from .frontend.fn_shape import (
     broadcast_to, concatenate, expand_dims, flatten, moveaxis, pad, ravel, reshape, split,
     squeeze, stack, swapaxes, take, take_along_axis, transpose,

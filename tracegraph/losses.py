@@ -123,7 +123,8 @@ def _log_probs(y_pred, from_logits: bool, axis: int = -1):
 
 
 def mean_squared_error(y_true, y_pred):
-    """``mean(square(y_true - y_pred), axis=-1)``: one value per sample."""
+    """``mean(square(y_true - y_pred), axis=-1)``: one value per sample; a regression
+    loss of any real-valued ``y_pred`` (neither logits nor probabilities)."""
     y_pred = _as_pred(y_pred)
     y_true = _cast(_as_true(y_true), _dtype(y_pred))
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -131,7 +132,8 @@ def mean_squared_error(y_true, y_pred):
 
 
 def mean_absolute_error(y_true, y_pred):
-    """``mean(abs(y_true - y_pred), axis=-1)``: one value per sample."""
+    """``mean(abs(y_true - y_pred), axis=-1)``: one value per sample; a regression loss
+    of any real-valued ``y_pred`` (neither logits nor probabilities)."""
     y_pred = _as_pred(y_pred)
     y_true = _cast(_as_true(y_true), _dtype(y_pred))
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -144,7 +146,8 @@ mae = mean_absolute_error
 
 def huber(y_true, y_pred, delta: float = 1.0):
     """Huber loss: ``0.5 x^2`` for ``|x| <= delta``, else ``delta |x| - 0.5 delta^2``,
-    with ``x = y_pred - y_true``; the mean over the last axis."""
+    with ``x = y_pred - y_true``; the mean over the last axis. A regression loss of any
+    real-valued ``y_pred`` (neither logits nor probabilities)."""
     y_pred = _as_pred(y_pred)
     y_true = _cast(_as_true(y_true), _dtype(y_pred))
     y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
@@ -158,8 +161,8 @@ def huber(y_true, y_pred, delta: float = 1.0):
 
 def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0,
                         axis: int = -1):
-    """Binary cross-entropy, the mean over the last axis. ``y_pred`` holds
-    probabilities (clipped to ``[1e-7, 1 - 1e-7]``) unless ``from_logits``;
+    """Binary cross-entropy, the mean over the last axis. Expects **probabilities** in
+    ``y_pred`` (clipped to ``[1e-7, 1 - 1e-7]``), **logits** with ``from_logits=True``;
     ``label_smoothing`` squeezes the targets towards 0.5."""
     y_pred = _as_pred(y_pred)
     _check_axis("binary_crossentropy", axis, y_pred)
@@ -182,7 +185,8 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothi
 def categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
                              label_smoothing: float = 0.0, axis: int = -1):
     """Cross-entropy against one-hot (or probability) targets of ``y_pred``'s shape:
-    one value per sample. ``y_pred`` holds probabilities unless ``from_logits``."""
+    one value per sample. Expects **probabilities** in ``y_pred`` (normalized along the
+    class axis and clipped), **logits** with ``from_logits=True``."""
     y_pred = _as_pred(y_pred)
     _check_axis("categorical_crossentropy", axis, y_pred)
     y_true = _cast(_as_true(y_true), _dtype(y_pred))
@@ -198,8 +202,8 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False,
                                     ignore_class: int | None = None, axis: int = -1):
     """Cross-entropy against integer class ids: ``y_true`` has ``y_pred``'s shape without
     the class axis (or with it as a last axis of size 1). One value per sample;
-    ``ignore_class`` targets give 0. ``y_pred`` holds probabilities unless
-    ``from_logits``."""
+    ``ignore_class`` targets give 0. Expects **probabilities** in ``y_pred``,
+    **logits** with ``from_logits=True``."""
     y_pred = _as_pred(y_pred)
     _check_axis("sparse_categorical_crossentropy", axis, y_pred)
     y_true = _as_true(y_true)
@@ -283,28 +287,29 @@ class LossFunctionWrapper(Loss):
 
 
 class MeanSquaredError(LossFunctionWrapper):
-    """``keras.losses.MeanSquaredError``."""
+    """``keras.losses.MeanSquaredError``: regression (any real-valued predictions)."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
         super().__init__(mean_squared_error, reduction, name)
 
 
 class MeanAbsoluteError(LossFunctionWrapper):
-    """``keras.losses.MeanAbsoluteError``."""
+    """``keras.losses.MeanAbsoluteError``: regression (any real-valued predictions)."""
 
     def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
         super().__init__(mean_absolute_error, reduction, name)
 
 
 class Huber(LossFunctionWrapper):
-    """``keras.losses.Huber(delta=1.0)``."""
+    """``keras.losses.Huber(delta=1.0)``: regression (any real-valued predictions)."""
 
     def __init__(self, delta: float = 1.0, reduction="sum_over_batch_size", name="huber_loss"):
         super().__init__(huber, reduction, name, delta=float(delta))
 
 
 class BinaryCrossentropy(LossFunctionWrapper):
-    """``keras.losses.BinaryCrossentropy(from_logits=False, label_smoothing=0.0)``."""
+    """``keras.losses.BinaryCrossentropy(from_logits=False, label_smoothing=0.0)``:
+    expects probabilities (a sigmoid's output), logits with ``from_logits=True``."""
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction="sum_over_batch_size", name="binary_crossentropy"):
@@ -315,7 +320,8 @@ class BinaryCrossentropy(LossFunctionWrapper):
 
 class CategoricalCrossentropy(LossFunctionWrapper):
     """``keras.losses.CategoricalCrossentropy(from_logits=False, label_smoothing=0.0)``:
-    one-hot targets."""
+    one-hot targets; expects probabilities (a softmax's output), logits with
+    ``from_logits=True``."""
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction="sum_over_batch_size", name="categorical_crossentropy"):
@@ -326,7 +332,8 @@ class CategoricalCrossentropy(LossFunctionWrapper):
 
 class SparseCategoricalCrossentropy(LossFunctionWrapper):
     """``keras.losses.SparseCategoricalCrossentropy(from_logits=False, ignore_class=None)``:
-    integer class-id targets.
+    integer class-id targets; expects probabilities (a softmax's output), logits with
+    ``from_logits=True``.
 
     Example::
 

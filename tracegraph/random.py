@@ -12,6 +12,8 @@ Example::
     b = tg.random.uniform([4], minval=-1.0, maxval=1.0)   # TF: an imperative tensor
 """
 
-from .frontend.fn_random import PRNGKey, bernoulli, fold_in, key, normal, set_seed, split, uniform
+from .frontend.fn_random import (
+    PRNGKey, bernoulli, categorical, fold_in, key, normal, set_seed, split, uniform,
+)
 
-__all__ = ["PRNGKey", "bernoulli", "fold_in", "key", "normal", "set_seed", "split", "uniform"]
+__all__ = ["PRNGKey", "bernoulli", "categorical", "fold_in", "key", "normal", "set_seed", "split", "uniform"]

@@ -164,6 +164,28 @@ def bernoulli(key, p=0.5, shape=None):
 
 
 
+def categorical(key, logits, axis: int = -1, shape=None):
+    """Class ids drawn with probabilities ``softmax(logits)`` along ``axis``
+    (``jax.random.categorical``, equal bit for bit): ``logits`` are unnormalized log
+    probabilities, any float dtype. The result has the default int dtype and ``shape``
+    (default: ``logits.shape`` without ``axis``; a given shape must end in that batch
+    shape, as in JAX, so ``shape=(n,) + batch`` draws ``n`` samples per row).
+
+    Example::
+
+        ids = tg.random.categorical(key, logits)             # logits f32[B, C] -> i32[B]
+        many = tg.random.categorical(key, logits, shape=(10, B))
+    """
+    lshape = tuple(logits.shape) if hasattr(logits, "shape") else tuple(np.shape(logits))
+    n = len(lshape)
+    ax = operator.index(axis)
+    if -n <= ax < n:
+        ax %= n
+    if shape is None:
+        shape = lshape[:ax] + lshape[ax + 1:] if 0 <= ax < n else ()
+    return bind("random_categorical", _raw_key(key), logits, axis=ax, shape=_shape(shape))
+
+
 
 # -- the global key stream (PyTorch's generator), for code that gives no key ----------------
 

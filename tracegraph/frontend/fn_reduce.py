@@ -10,10 +10,11 @@ Example::
 
 from __future__ import annotations
 
+import builtins
 import operator
 
 from ..core import bind
-from .fn_shape import ndim_of
+from .fn_shape import ndim_of, shape_of
 
 
 def normalize_axis_arg(axis, ndim: int):
@@ -85,6 +86,42 @@ def _arg_reduction(op):
 argmax = _arg_reduction("argmax")
 argmin = _arg_reduction("argmin")
 
+
+
+def var(x, axis=None, ddof: int = 0, keepdims: bool = False):
+    """Variance over ``axis`` (None: all): ``sum((x - mean(x)) ** 2) / (n - ddof)``,
+    numpy's and jax.numpy's default ``ddof=0`` (the biased estimate; PyTorch's
+    ``torch.var`` defaults to ``ddof=1``, which `Tensor.var` follows). Ints and bools
+    give floats. A composition of ``mean``, ``sub``, ``mul`` and ``sum`` (two passes,
+    as jnp.var), so it needs no gradient rule of its own.
+
+    Example::
+
+        tg.var(x, axis=0)                  # per column
+        tg.var(x, axis=-1, ddof=1, keepdims=True)
+    """
+    axes = normalize_axis_arg(axis, ndim_of(x))
+    centered = bind("sub", x, bind("mean", x, axes=axes, keepdims=True))
+    squares = bind("mul", centered, centered)
+    if not ddof:
+        return bind("mean", squares, axes=axes, keepdims=keepdims)
+    shape = shape_of(x)
+    n = 1
+    for a in range(len(shape)) if axes is None else axes:
+        n *= shape[a]
+    total = bind("sum", squares, axes=axes, keepdims=keepdims)
+    return bind("div", total, float(builtins.max(n - operator.index(ddof), 0)))
+
+
+def std(x, axis=None, ddof: int = 0, keepdims: bool = False):
+    """Standard deviation over ``axis``: ``sqrt(var(x, axis, ddof))`` (numpy's default
+    ``ddof=0``; see `var`).
+
+    Example::
+
+        tg.std(x, axis=0, ddof=1)          # torch.std(x, dim=0)
+    """
+    return bind("sqrt", var(x, axis, ddof, keepdims))
 
 from ..errors import public_functions as _public_functions
 

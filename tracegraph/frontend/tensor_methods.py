@@ -153,6 +153,19 @@ def _arg(f, x, dim, keepdim):
     return f(x, dim, keepdim)
 
 
+
+def _torch_variance(f):
+    # torch.Tensor.var/std: dim, keepdim, correction (default 1, the unbiased estimate)
+    # or the older unbiased=; numpy's axis=/ddof= are not taken, as their default differs
+    def method(self, dim=None, unbiased=None, keepdim=False, *, correction=None):
+        if isinstance(dim, bool):  # x.var(False): the old positional `unbiased`
+            dim, unbiased = None, dim
+        if correction is None:
+            correction = 0 if unbiased is False else 1
+        return f(self, dim, correction, keepdim)
+
+    return method
+
 class _Size(int):
     """``t.size``: numpy's element count (an int) that is also PyTorch's ``t.size()``
     (the shape) and ``t.size(dim)``."""
@@ -176,6 +189,8 @@ _TORCH_METHODS = {
     "sum": _torch_reduction(fn_reduce.sum),
     "mean": _torch_reduction(fn_reduce.mean),
     "prod": _torch_reduction(fn_reduce.prod),
+    "var": _torch_variance(fn_reduce.var),
+    "std": _torch_variance(fn_reduce.std),
     "max": _torch_reduction(fn_reduce.max, pair=True),
     "min": _torch_reduction(fn_reduce.min, pair=True),
     "argmax": lambda self, dim=None, keepdim=False, *, axis=None, keepdims=None: fn_reduce.argmax(

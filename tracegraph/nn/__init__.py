@@ -19,13 +19,17 @@ Example::
 from . import functional, init
 from ._activation import GELU, LogSoftmax, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from ._attention import MultiHeadAttention
-from ._conv import AvgPool2d, Conv2d, MaxPool2d
+from ._conv import (
+    AdaptiveAvgPool2d, AvgPool2d, Conv1d, Conv2d, Conv3d, ConvTranspose2d, MaxPool1d, MaxPool2d,
+)
 from ._dropout import Dropout
 from ._linear import Embedding, Flatten, Identity, Linear
 from ._loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, Parameter
-from ._norm import LayerNorm
-from ._recurrent import GRU, LSTM
+from ._norm import BatchNorm1d, BatchNorm2d, GroupNorm, LayerNorm, RMSNorm
+from ._recurrent import GRU, LSTM, GRUCell, LSTMCell
 from ._sequential import Sequential
+from ._transformer import TransformerEncoderLayer
+from ._with_state import call_with_state
 from ._summary import summary
 from ._module import Module, field, tree_at
 from ._tf import (
@@ -44,25 +48,38 @@ __all__ = [
     "Parameter",
     "GELU",
     "GRU",
+    "GRUCell",
     "LSTM",
+    "LSTMCell",
+    "AdaptiveAvgPool2d",
     "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
     "Conv2d",
+    "Conv3d",
+    "ConvTranspose2d",
     "Dropout",
     "Embedding",
     "Flatten",
+    "GroupNorm",
     "Identity",
     "LayerNorm",
     "Linear",
     "LogSoftmax",
+    "MaxPool1d",
     "MaxPool2d",
     "Module",
     "MultiHeadAttention",
     "ReLU",
+    "RMSNorm",
     "Sequential",
     "SiLU",
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "TransformerEncoderLayer",
+    "call_with_state",
     "field",
     "functional",
     "init",

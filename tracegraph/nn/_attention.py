@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..frontend.fn_creation import arange
 from ..frontend.fn_linalg import matmul
-from ..frontend.fn_math import greater_equal, logical_and, multiply, where
+from ..frontend.fn_math import add, greater_equal, logical_and, multiply, where
 from ..frontend.fn_shape import reshape, shape_of, swapaxes
 from . import functional as F
 from . import init
@@ -41,10 +41,12 @@ class MultiHeadAttention(Module):
 
     Call: ``mha(query, key_=None, value=None, *, mask=None, key=None, train=None)``.
     ``query`` is ``(..., T, E)``; ``key_`` and ``value`` are ``(..., S, E)`` (default:
-    ``query``, i.e. self-attention; ``value`` defaults to ``key_``). ``mask``: boolean,
-    broadcastable to ``(..., H, T, S)``, True where attention is allowed. Masked scores
-    are set to the dtype's most negative finite value (not -inf), so a fully masked row
-    gives uniform weights instead of NaN, in the forward and the gradient. ``key`` is the
+    ``query``, i.e. self-attention; ``value`` defaults to ``key_``). ``mask``:
+    broadcastable to ``(..., H, T, S)``; a boolean mask is True where attention is
+    allowed, and masked scores are set to the dtype's most negative finite value (not
+    -inf), so a fully masked row gives uniform weights instead of NaN, in the forward and
+    the gradient; a float mask is added to the scores (PyTorch's float ``attn_mask``,
+    whose -inf entries do give NaN for a fully masked row). ``key`` is the
     PRNG key for dropout; ``train`` overrides the ``training`` flag (see `Dropout`).
 
     Example::
@@ -104,11 +106,15 @@ class MultiHeadAttention(Module):
         v = self._heads(self.v_proj(value))
         t, s = shape_of(q)[-2], shape_of(k)[-2]
         scores = matmul(multiply(q, 1.0 / math.sqrt(self.head_dim)), swapaxes(k, -1, -2))
+        allowed = None
         if self.causal:
-            causal = greater_equal(reshape(arange(t), (t, 1)), reshape(arange(s), (1, s)))
-            mask = causal if mask is None else logical_and(mask, causal)
-        if mask is not None:
-            scores = where(mask, scores, float(np.finfo(np.dtype(scores.dtype)).min))
+            allowed = greater_equal(reshape(arange(t), (t, 1)), reshape(arange(s), (1, s)))
+        if mask is not None and np.dtype(F._dtype(mask)) == np.bool_:
+            allowed = mask if allowed is None else logical_and(mask, allowed)
+        elif mask is not None:  # a float mask is added to the scores (PyTorch's attn_mask)
+            scores = add(scores, mask)
+        if allowed is not None:
+            scores = where(allowed, scores, float(np.finfo(np.dtype(scores.dtype)).min))
         weights = F.softmax(scores, axis=-1)
         train = self.training if train is None else bool(train)
         if self.dropout and train:

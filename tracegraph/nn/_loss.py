@@ -48,7 +48,8 @@ class _Criterion(Module):
 
 
 class MSELoss(_Criterion):
-    """Mean squared error ``(input - target) ** 2`` (``torch.nn.MSELoss``)."""
+    """Mean squared error ``(input - target) ** 2`` (``torch.nn.MSELoss``): a regression
+    loss of any real-valued ``input`` (neither logits nor probabilities)."""
 
     def __init__(self, reduction: str = "mean"):
         self.reduction = _check_reduction(reduction)
@@ -58,7 +59,8 @@ class MSELoss(_Criterion):
 
 
 class L1Loss(_Criterion):
-    """Mean absolute error ``|input - target|`` (``torch.nn.L1Loss``)."""
+    """Mean absolute error ``|input - target|`` (``torch.nn.L1Loss``): a regression loss
+    of any real-valued ``input`` (neither logits nor probabilities)."""
 
     def __init__(self, reduction: str = "mean"):
         self.reduction = _check_reduction(reduction)
@@ -69,7 +71,8 @@ class L1Loss(_Criterion):
 
 
 class CrossEntropyLoss(_Criterion):
-    """Softmax cross-entropy of logits ``(N, C)`` or ``(N, C, d1, ...)`` (classes on
+    """Softmax cross-entropy; expects **logits** (unnormalized scores, not
+    probabilities: log-softmax is applied here) ``(N, C)`` or ``(N, C, d1, ...)`` (classes on
     axis 1, as in PyTorch) against integer class ids ``(N, d1, ...)`` or class
     probabilities of the input's shape (``torch.nn.CrossEntropyLoss``). Targets equal
     to ``ignore_index`` contribute nothing, and the mean is over the others.
@@ -98,8 +101,9 @@ class CrossEntropyLoss(_Criterion):
 
 
 class NLLLoss(_Criterion):
-    """Negative log-likelihood of log-probabilities ``(N, C)`` at integer targets
-    ``(N,)`` (``torch.nn.NLLLoss``; pair it with `LogSoftmax`)."""
+    """Negative log-likelihood; expects **log-probabilities** ``(N, C)`` (a
+    `LogSoftmax`'s output, neither logits nor probabilities) at integer targets ``(N,)``
+    (``torch.nn.NLLLoss``)."""
 
     def __init__(self, ignore_index: int = -100, reduction: str = "mean"):
         self.ignore_index = int(ignore_index)
@@ -114,7 +118,7 @@ class NLLLoss(_Criterion):
 
 
 class BCEWithLogitsLoss(_Criterion):
-    """Binary cross-entropy of ``sigmoid(input)``, computed stably from logits
+    """Binary cross-entropy of ``sigmoid(input)``; expects **logits**, computed stably
     (``torch.nn.BCEWithLogitsLoss``)."""
 
     def __init__(self, reduction: str = "mean"):
@@ -125,7 +129,9 @@ class BCEWithLogitsLoss(_Criterion):
 
 
 class BCELoss(_Criterion):
-    """Binary cross-entropy of probabilities (``torch.nn.BCELoss``)."""
+    """Binary cross-entropy; expects **probabilities** in ``[0, 1]`` (a sigmoid's
+    output; each log clamped at -100) (``torch.nn.BCELoss``). Prefer
+    `BCEWithLogitsLoss` on logits."""
 
     def __init__(self, reduction: str = "mean"):
         self.reduction = _check_reduction(reduction)

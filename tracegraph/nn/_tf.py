@@ -71,7 +71,8 @@ swish = silu
 
 
 def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None):
-    """Per-example softmax cross-entropy: ``labels`` are integer class ids of shape
+    """Per-example softmax cross-entropy; expects **logits** (unnormalized scores, as the
+    name says; there is no ``from_logits``): ``labels`` are integer class ids of shape
     ``logits.shape[:-1]`` (ids outside the class range give 0, where TF raises on CPU);
     the result has ``labels``' shape."""
     if labels is None or logits is None:
@@ -81,7 +82,8 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
 
 def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, name=None):
     """Per-example cross-entropy between the distributions ``labels`` and
-    ``softmax(logits)`` along ``axis``: ``-sum(labels * log_softmax(logits), axis)``."""
+    ``softmax(logits)`` along ``axis``; expects **logits**:
+    ``-sum(labels * log_softmax(logits), axis)``."""
     if labels is None or logits is None:
         raise TypeError("softmax_cross_entropy_with_logits needs labels= and logits=")
     logp = F.log_softmax(logits, axis=axis)
@@ -89,15 +91,16 @@ def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, name=No
 
 
 def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
-    """Elementwise logistic loss ``max(x, 0) - x * z + log(1 + exp(-|x|))`` of logits
-    ``x`` against targets ``z`` (same shape)."""
+    """Elementwise logistic loss ``max(x, 0) - x * z + log(1 + exp(-|x|))``; expects
+    **logits** ``x``, against targets ``z`` (same shape)."""
     if labels is None or logits is None:
         raise TypeError("sigmoid_cross_entropy_with_logits needs labels= and logits=")
     return F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
 
 
 def l2_loss(t, name=None):
-    """``sum(t ** 2) / 2``."""
+    """``sum(t ** 2) / 2`` of any tensor (a weight penalty: neither logits nor
+    probabilities)."""
     return fn_math.multiply(bind("sum", fn_math.square(t), axes=None, keepdims=False), 0.5)
 
 

@@ -25,6 +25,7 @@ from .defop import (
     ShapeError,
     TensorType,
     bind,
+    default_int,
     defop,
     first_dtype,
     first_sharding,
@@ -32,6 +33,7 @@ from .defop import (
     fixed_dtype,
     never_weak,
     no_sharding,
+    normalize_axis,
 )
 from .samples import FLOATS, arr
 
@@ -249,6 +251,54 @@ random_bernoulli = defop(
     ),
     reference=_bernoulli,
     doc="True with probability p, equal to jax.random.bernoulli(key, p, shape).",
+)
+
+
+def _categorical_shape(key, logits, *, axis, shape):
+    _check_key(key)
+    if not is_float(logits.dtype):
+        raise ShapeError(f"random_categorical needs floating-point logits, got {logits}")
+    if logits.ndim == 0:
+        raise ShapeError("random_categorical needs logits of rank >= 1 (a class axis)")
+    axis = normalize_axis(axis, logits.ndim)
+    if logits.shape[axis] == 0:
+        raise ShapeError(f"random_categorical needs at least one class, got logits {logits}")
+    _check_shape(shape)
+    batch = logits.shape[:axis] + logits.shape[axis + 1 :]
+    lead = len(shape) - len(batch)
+    if lead < 0 or any(b not in (1, s) for b, s in zip(batch, shape[lead:])):
+        raise ShapeError(
+            f"random_categorical: shape {tuple(shape)} does not hold the batch shape "
+            f"{batch} of the logits (it must broadcast to it, as in jax.random.categorical)"
+        )
+    return tuple(shape)
+
+
+def _categorical(key, logits, *, axis, shape):
+    return jax.random.categorical(key, logits, axis=axis, shape=tuple(shape))
+
+
+random_categorical = defop(
+    "random_categorical",
+    shape=_categorical_shape,
+    dtype=lambda key, logits, **_: default_int(),
+    weak=never_weak,
+    sharding=no_sharding,
+    impl=_categorical,
+    attrs={"axis": Attr("int", -1), "shape": Attr("ints", ())},
+    arity=2,
+    vjp=NOT_DIFFERENTIABLE,
+    random=True,
+    # one sample (each compiles jax.random.categorical per mode); the type matrix runs
+    # every dtype through the rules
+    samples=lambda: [
+        Sample((_key(7), arr((4, 3), "f32", -2, 2, "logits")), {"axis": 0, "shape": (2, 3)},
+               "axis0-shape"),
+    ],
+    reference=_categorical,
+    doc="Class ids drawn with probabilities softmax(logits) along ``axis``, of shape "
+    "``shape`` (which the batch shape of the logits broadcasts to), equal to "
+    "jax.random.categorical(key, logits, axis, shape).",
 )
 
 

@@ -227,10 +227,20 @@ class _ModuleMeta(type):
             _BUILDING.reset(token)
         _check_fields(obj)
         _finish(obj)
-        if not stack and record[0]:
+        if not stack and (record[0] or _holds_parameter_tensors(obj)):
             to_parameters(obj)
             obj.named_parameters()  # the tensors take their paths as names
         return obj
+
+
+def _holds_parameter_tensors(module) -> bool:
+    """Whether a module holds parameter tensors: a container built around layers made
+    PyTorch style (``Sequential([Linear(4, 8), BatchNorm1d(8)])``, the layers built
+    before it) is PyTorch style too, its keyless layers' arrays included."""
+    for x in jax.tree_util.tree_leaves(module, is_leaf=_is_tensor):
+        if isinstance(x, Tensor) and x._trace.free and x.requires_grad:
+            return True
+    return False
 
 
 def _scoped_call(call):
@@ -350,14 +360,32 @@ class Module(metaclass=_ModuleMeta):
 
     # -- parameters -------------------------------------------------------------------
     def parameters(self) -> list:
-        """The parameters (the pytree leaves), in flattening order: arrays, or leaf
-        tensors that require grad in a module built PyTorch style (no ``key=``)."""
+        """The parameters (the pytree leaves but the buffers), in flattening order:
+        arrays, or leaf tensors that require grad in a module built PyTorch style (no
+        ``key=``)."""
         return [x for _, x in self.named_parameters()]
 
     def named_parameters(self) -> list[tuple[str, object]]:
         """``[("fc1.weight", array), ...]``: each leaf with its dotted path (the names
-        `tg.jit` gives graph inputs, after the argument's own name). Parameter tensors
-        take the name, so their recorded tapes print ``%fc1.weight``."""
+        `tg.jit` gives graph inputs, after the argument's own name), but the buffers
+        (`named_buffers`), as in PyTorch. Parameter tensors take the name, so their
+        recorded tapes print ``%fc1.weight``."""
+        return [(name, x) for name, x in self._named_leaves() if not is_buffer(x)]
+
+    def buffers(self) -> list:
+        """The buffers, in flattening order (see `named_buffers`)."""
+        return [x for _, x in self.named_buffers()]
+
+    def named_buffers(self) -> list[tuple[str, object]]:
+        """``[("bn.running_mean", variable), ...]``: the leaves that are state the
+        forward pass updates rather than parameters an optimizer trains (non-trainable
+        `tg.Variable`s, such as a batch norm's running statistics; PyTorch's buffers).
+        They are pytree leaves (`tg.jit` inputs) and in ``state_dict``, not in
+        ``parameters()``."""
+        return [(name, x) for name, x in self._named_leaves() if is_buffer(x)]
+
+    def _named_leaves(self) -> list[tuple[str, object]]:
+        """Every leaf with its dotted path: the parameters and the buffers."""
         out = []
         for p, x in jax.tree_util.tree_flatten_with_path(self, is_leaf=_is_tensor)[0]:
             name = path_name(p)
@@ -386,15 +414,15 @@ class Module(metaclass=_ModuleMeta):
                     x.grad.zero_()
 
     def state_dict(self) -> dict:
-        """``{"fc1.weight": array, ...}``: every parameter's current array by its path
-        (plain JAX arrays: a copy of the values, detached from any tape)."""
-        return {name: jnp.asarray(x._data if isinstance(x, Tensor) else x) for name, x in self.named_parameters()}
+        """``{"fc1.weight": array, ...}``: every parameter's and buffer's current array by
+        its path (plain JAX arrays: a copy of the values, detached from any tape)."""
+        return {name: jnp.asarray(x._data if isinstance(x, Tensor) else x) for name, x in self._named_leaves()}
 
     def load_state_dict(self, state: dict, strict: bool = True):
         """Load arrays by path, in place (parameter tensors keep their identity, so an
         optimizer holding them sees the new values). ``strict``: the keys must match
         exactly. Returns ``(missing_keys, unexpected_keys)``."""
-        own = dict(self.named_parameters())
+        own = dict(self._named_leaves())
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -625,8 +653,9 @@ class Module(metaclass=_ModuleMeta):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def get_weights(self) -> list:
-        """The parameters as numpy arrays, in flattening order (Keras' ``get_weights``)."""
-        return [np.asarray(x._data if isinstance(x, Tensor) else x) for x in self.parameters()]
+        """The parameters and buffers (every leaf) as numpy arrays, in flattening order
+        (Keras' ``get_weights``, non-trainable weights included)."""
+        return [np.asarray(x._data if isinstance(x, Tensor) else x) for _, x in self._named_leaves()]
 
     @public("set_weights", kind=TrainingError)
     def set_weights(self, weights) -> None:
@@ -716,6 +745,11 @@ def _is_tensor(x) -> bool:
     return isinstance(x, Tensor)
 
 
+def is_buffer(x) -> bool:
+    """Whether a leaf is a buffer (state, not a parameter): a non-trainable `tg.Variable`."""
+    return isinstance(x, Variable) and not x.trainable
+
+
 def to_parameters(module) -> None:
     """In place: every float array among the module's parameters (through sub-modules,
     lists, tuples, dicts) becomes a leaf tensor that requires grad."""
@@ -747,7 +781,7 @@ def assign_leaves(module, leaves) -> None:
     in the model (``fit``, ``set_weights``, ``load_weights``); an immutable module is
     changed in place only here and in ``load_state_dict``.
     """
-    named = module.named_parameters()
+    named = module._named_leaves()
     if len(leaves) != len(named):
         raise ValueError(f"{type(module).__name__} has {len(named)} parameters, got "
                          f"{len(leaves)} arrays")
