@@ -1,17 +1,14 @@
 """tg.from_jax: JAX primitives mapped to tracegraph IR (each mapping against JAX itself in
-jit, interpreter and define-by-run), Flax linen and nnx models, gradients through
-converted code, training a Flax model under tg.jit, the missing-primitive report, and
-tg.to_jax."""
+jit, interpreter and define-by-run), gradients through converted code, the
+missing-primitive report, and tg.to_jax. Flax models through tg.from_jax:
+test_from_flax.py (it skips without Flax, an optional extra)."""
 
 import re
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
-from flax import nnx
 from jax import lax
 
 import tracegraph as tg
@@ -58,6 +55,19 @@ NONZERO[NONZERO == 0] = -2
 
 def _switch(i, x):
     return lax.switch(i, [lambda v: v + 1.0, lambda v: v * 2.0, lambda v: -v], x)
+
+
+def _max_pool(x, window, strides=None, padding="VALID"):
+    """``flax.linen.max_pool`` (batch first, features last) in lax, without Flax."""
+    strides = strides or (1,) * len(window)
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, *window, 1), (1, *strides, 1), padding)
+
+
+def _avg_pool(x, window, strides=None, padding="VALID"):
+    """``flax.linen.avg_pool`` (padding counted, as its default) in lax, without Flax."""
+    strides = strides or (1,) * len(window)
+    summed = lax.reduce_window(x, 0.0, lax.add, (1, *window, 1), (1, *strides, 1), padding)
+    return summed / np.prod(window)
 
 
 @jax.custom_vjp
@@ -297,10 +307,10 @@ CASES = [
     (
         "pooling",
         lambda x: (
-            nn.max_pool(x, (2, 2), (2, 2)),
-            nn.avg_pool(x, (3, 3), (1, 2), "SAME"),
+            _max_pool(x, (2, 2), (2, 2)),
+            _avg_pool(x, (3, 3), (1, 2), "SAME"),
             lax.reduce_window(x, jnp.inf, lax.min, (1, 2, 1, 1), (1, 1, 1, 1), "VALID"),
-            nn.max_pool(x[:, :, 0], (3,), (2,)),
+            _max_pool(x[:, :, 0], (3,), (2,)),
             lax.reduce_window(
                 x, 0.0, lax.add, (1, 2, 2, 1), (1, 1, 1, 1), "VALID", window_dilation=(1, 2, 1, 1)
             ),
@@ -363,7 +373,7 @@ CASES = [
         lambda x: (
             jnp.tanh(x) * 2 + x.sum(),
             (x @ x.T).astype(jnp.float32),
-            nn.max_pool(x[None, :, :, None], (2, 2)),
+            _max_pool(x[None, :, :, None], (2, 2)),
         ),
         (rand(4, 4).astype(jnp.bfloat16),),
     ),
@@ -403,60 +413,6 @@ def test_converted_graphs_verify_and_parse_back():
             assert str(again) == str(g), name
 
 
-# -- Flax linen --------------------------------------------------------------------------------
-
-
-class MLP(nn.Module):
-    hidden: int = 16
-
-    @nn.compact
-    def __call__(self, x):
-        x = nn.relu(nn.Dense(self.hidden)(x))
-        x = nn.gelu(nn.Dense(self.hidden)(x))
-        return nn.Dense(3)(x)
-
-
-class CNN(nn.Module):
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        x = nn.relu(nn.Conv(4, (3, 3))(x))
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = nn.Conv(6, (3, 3), padding="VALID")(x)
-        x = nn.avg_pool(x, (2, 2), strides=(1, 1), padding="SAME")
-        x = nn.LayerNorm()(x.reshape((x.shape[0], -1)))
-        x = nn.Dropout(0.5, deterministic=not train)(x)
-        return nn.Dense(3)(x)
-
-
-def _linen(model, x):
-    return model, model.init(jax.random.key(0), x)
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize(
-    "make", [pytest.param(lambda: MLP(), id="mlp"), pytest.param(lambda: CNN(), id="cnn", marks=pytest.mark.slow)]
-)  # the CNN (about 10 s in all modes) runs with -m slow: the default run's 10-minute margin
-def test_linen_models_match_jax(make, mode):
-    model = make()
-    x = rand(4, 8, 8, 1) if isinstance(model, CNN) else rand(4, 5)
-    model, params = _linen(model, x)
-    apply = tg.from_jax(model.apply)
-    got = run_mode(mode, lambda p, v: apply(p, v), (params, x))
-    assert_tree_close(got, model.apply(params, x), 1e-5, 1e-5)
-
-
-def test_linen_graph_prints_with_from_jax_scopes():
-    model, params = _linen(CNN(), rand(2, 8, 8, 1))
-    apply = tg.from_jax(model.apply)
-    g = tg.trace(lambda p, x: apply(p, x, train=False), params, rand(2, 8, 8, 1))
-    text = str(g)
-    assert "conv_general(" in text and "max_pool2d(" in text and "avg_pool2d(" in text
-    scopes = {n.scope for n in g.nodes}
-    assert "from_jax/apply.CNN.Conv_0" in scopes and "from_jax/apply.CNN.Dense_0" in scopes
-    assert re.search(r"test_from_jax\.py:\d+\s+from_jax/apply\.CNN\.LayerNorm_0", text)
-    g.verify()
-
-
 def test_outer_scope_prefixes_from_jax_scope():
     apply = tg.from_jax(jnp.tanh)
     with_scope = tg.trace(lambda x: _scoped(apply, x), X)
@@ -468,76 +424,7 @@ def _scoped(fn, x):
         return fn(x)
 
 
-def test_linen_static_flag_and_jaxpr_cache():
-    model, params = _linen(CNN(), rand(2, 8, 8, 1))
-    apply = tg.from_jax(model.apply)
-    f = lambda p, x: apply(p, x, train=False)  # noqa: E731  (a bool stays static)
-    tg.trace(f, params, rand(2, 8, 8, 1))
-    tg.trace(f, params, rand(2, 8, 8, 1))
-    assert len(apply._cache) == 1
-    tg.trace(f, params, rand(3, 8, 8, 1))
-    assert len(apply._cache) == 2
-
-
-# -- Flax nnx -----------------------------------------------------------------------------------
-
-
-class NnxNet(nnx.Module):
-    def __init__(self, rngs):
-        self.conv = nnx.Conv(1, 4, (3, 3), rngs=rngs)
-        self.norm = nnx.LayerNorm(4 * 6 * 6, rngs=rngs)
-        self.out = nnx.Linear(4 * 6 * 6, 2, rngs=rngs)
-
-    def __call__(self, x):
-        h = nnx.relu(self.conv(x))
-        h = nn.max_pool(h, (2, 2), (1, 1))  # linen's pooling functions are plain JAX
-        h = h[:, :6, :6].reshape(x.shape[0], -1)
-        return self.out(jax.nn.silu(self.norm(h)))
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_nnx_module_through_split_merge(mode):
-    net = NnxNet(nnx.Rngs(0))
-    graphdef, state = nnx.split(net)
-
-    def pure(state, x):
-        return nnx.merge(graphdef, state)(x)
-
-    x = rand(3, 8, 8, 1)
-    got = run_mode(mode, tg.from_jax(pure), (state, x))
-    assert_tree_close(got, net(x), 1e-5, 1e-5)
-
-
-def test_nnx_gradient_matches_jax():
-    net = NnxNet(nnx.Rngs(1))
-    graphdef, state = nnx.split(net)
-    pure = tg.from_jax(lambda s, x: nnx.merge(graphdef, s)(x), name="net")
-    x, y = rand(3, 8, 8, 1), rand(3, 2)
-    got = tg.jit(tg.grad(lambda s: tg.mean((pure(s, x) - y) ** 2)))(state)
-    want = jax.grad(lambda s: jnp.mean((nnx.merge(graphdef, s)(x) - y) ** 2))(state)
-    assert_tree_close(got, want, 2e-4, 1e-5)
-
-
 # -- gradients ----------------------------------------------------------------------------------
-
-
-def _mse(apply):
-    def loss(params, x, y):
-        return tg.mean((apply(params, x) - y) ** 2)
-
-    return loss
-
-
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("which", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])  # CNN: -m slow, as above
-def test_grad_through_linen_matches_jax_grad(which, mode):
-    model = MLP() if which == "mlp" else CNN()
-    x = rand(4, 5) if which == "mlp" else rand(4, 8, 8, 1)
-    model, params = _linen(model, x)
-    y = rand(4, 3)
-    got = run_mode(mode, tg.grad(_mse(tg.from_jax(model.apply))), (params, x, y))
-    want = jax.grad(lambda p: jnp.mean((model.apply(p, x) - y) ** 2))(params)
-    assert_tree_close(got, want, 2e-4, 2e-6)
 
 
 GRAD_CASES = [
@@ -588,66 +475,6 @@ def test_custom_vjp_is_differentiated_through_its_primal():
     f = lambda x: jnp.sum(_clipped_sin(x) * 3.0)  # noqa: E731
     got = tg.grad(tg.from_jax(f))(X)
     np.testing.assert_allclose(got, 3.0 * np.cos(X), rtol=1e-6)
-
-
-# -- training -----------------------------------------------------------------------------------
-
-
-def _task(n=64):
-    rng = np.random.default_rng(1)
-    x = rng.normal(size=(n, 6, 6, 1)).astype(np.float32)
-    labels = (x[:, :3].sum((1, 2, 3)) > x[:, 3:].sum((1, 2, 3))).astype(np.int32)
-    return x, np.eye(3, dtype=np.float32)[labels]
-
-
-class SmallCNN(nn.Module):
-    @nn.compact
-    def __call__(self, x):
-        x = nn.relu(nn.Conv(4, (3, 3))(x))
-        x = nn.avg_pool(x, (2, 2), (2, 2)).reshape((x.shape[0], -1))
-        return nn.Dense(3)(nn.tanh(nn.Dense(16)(x)))
-
-
-def test_flax_model_trains_under_tg_jit_like_jax_jit():
-    x, y = _task()
-    model = SmallCNN()
-    params = model.init(jax.random.key(0), x)
-    apply = tg.from_jax(model.apply)
-    opt = tg.optim.adam(1e-2)
-
-    def loss(p):
-        return -tg.mean(tg.sum(y * tg.log_softmax(apply(p, x)), axis=-1))
-
-    @tg.jit
-    def step(p, s):
-        value, g = tg.value_and_grad(loss)(p)
-        updates, s = opt.update(g, s, p)
-        return tg.optim.apply_updates(p, updates), s, value
-
-    def jloss(p):
-        return -jnp.mean(jnp.sum(y * jax.nn.log_softmax(model.apply(p, x)), axis=-1))
-
-    @jax.jit
-    def jstep(p, s):
-        value, g = jax.value_and_grad(jloss)(p)
-        updates, s = opt.tx.update(g, s, p)
-        return optax.apply_updates(p, updates), s, value
-
-    p, s = params, opt.init(params)
-    jp, js = params, opt.tx.init(params)
-    losses, jlosses = [], []
-    for _ in range(50):
-        p, s, value = step(p, s)
-        jp, js, jvalue = jstep(jp, js)
-        losses.append(float(value))
-        jlosses.append(float(jvalue))
-    assert losses[-1] < 0.5 * losses[0]
-    np.testing.assert_allclose(losses, jlosses, rtol=2e-3, atol=1e-4)
-    assert_tree_close(p, jp, 2e-3, 2e-4)
-    # the printed train step has the forward model, its backward and Adam's update
-    text = str(step.trace(params, opt.init(params)))
-    assert "from_jax/apply.SmallCNN.Conv_0" in text and "grad/" in text
-    assert "from_jax/adam.update" in text and "sqrt(" in text
 
 
 # -- errors and edges ---------------------------------------------------------------------------

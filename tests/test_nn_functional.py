@@ -1,7 +1,6 @@
 """tg.nn.functional (and the tg.* contraction functions) against jax.nn, flax and optax,
 in jit, interpreter and define-by-run."""
 
-import flax.linen as fnn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +10,12 @@ from jax import lax
 from op_matrix import MODES, run_mode
 
 import tracegraph as tg
+
+try:  # Flax is an optional extra (in .[test]): the comparisons with it skip without it
+    import flax.linen as fnn
+except ImportError:
+    fnn = None
+needs_flax = pytest.mark.skipif(fnn is None, reason="needs flax (pip install -e '.[test]')")
 
 F = tg.nn.functional
 RNG = np.random.default_rng(0)
@@ -153,6 +158,7 @@ POOLS = [
 ]
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", range(len(POOLS)))
 def test_max_pool2d(case, mode):
@@ -165,6 +171,7 @@ def test_max_pool2d(case, mode):
     check(mode, lambda x: F.max_pool2d(x, k, s, pad), (x,), want)
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("include", [True, False])
 @pytest.mark.parametrize("case", range(len(POOLS)))
@@ -202,6 +209,7 @@ def test_dropout(mode):
     check(mode, lambda x, k: F.dropout(x, k, 0.3), (x, key), jnp.where(keep, x / 0.7, 0), rtol=1e-6)
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 def test_layer_norm_matches_flax(mode):
     x = rand(3, 5, 8, scale=2.0) + 1.0

@@ -2,6 +2,8 @@
 the quickstart example, and the README example (its printed output must be what the
 code really prints)."""
 
+import ast
+import importlib.metadata
 import os
 import re
 import runpy
@@ -40,9 +42,56 @@ def test_pyproject_metadata_matches_package():
     module, _, attr = project["scripts"]["tracegraph"].partition(":")
     assert module == cli.__name__ and callable(getattr(cli, attr))
     deps = " ".join(project["dependencies"])
-    for name in ("jax", "jaxlib", "numpy", "optax", "flax"):
+    for name in ("jax", "jaxlib", "numpy", "optax"):
         assert re.search(rf"\b{name}\b", deps), name
-    assert set(project["optional-dependencies"]) >= {"test", "examples", "bench"}
+    assert "flax" not in deps  # an optional extra: tracegraph itself never imports it
+    assert set(project["optional-dependencies"]) >= {"test", "examples", "bench", "flax"}
+    assert project["license"] == "Apache-2.0"
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level names of the modules a file imports when it is imported (not those
+    imported inside functions, which are optional and say so when missing)."""
+    found = set()
+    body = list(ast.parse(path.read_text()).body)
+    while body:
+        node = body.pop()
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, (ast.Try, ast.If)):
+            body += node.body + node.orelse + getattr(node, "finalbody", [])
+            body += [n for h in getattr(node, "handlers", []) for n in h.body]
+    return found
+
+
+def test_every_package_tracegraph_imports_is_declared():
+    declared = {re.match(r"[A-Za-z0-9_.-]+", d)[0].lower().replace("-", "_")
+                for d in _pyproject()["project"]["dependencies"]}
+    imported = set()
+    for path in (ROOT / "tracegraph").rglob("*.py"):
+        imported |= _module_level_imports(path)
+    third_party = {m for m in imported - set(sys.stdlib_module_names) if m != "tracegraph"}
+    assert third_party <= declared, f"imported, not declared: {sorted(third_party - declared)}"
+
+
+def test_a_clone_folder_named_tracegraph_does_not_shadow_the_install(tmp_path):
+    """A script run from the folder above a clone named ``tracegraph`` imports the
+    installed package, not the clone folder as an empty namespace package."""
+    try:
+        dist = importlib.metadata.distribution("tracegraph")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the package is not installed in this interpreter's environment")
+    (tmp_path / "tracegraph").symlink_to(ROOT, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import tracegraph; print(tracegraph.__file__, tracegraph.__version__)"],
+        check=False, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == dist.version, proc.stdout
 
 
 def test_cli_version(capsys):
@@ -60,7 +109,7 @@ def test_cli_without_command_prints_help_and_fails(capsys):
 def test_cli_demo(capsys):
     assert cli.main(["demo", "--batch", "3"]) == 0
     out = capsys.readouterr().out
-    assert "graph _demo_mlp(" in out and "matmul(" in out and "relu(" in out
+    assert "graph mlp(" in out and "matmul(" in out and "relu(" in out
     assert "MISMATCH" not in out and out.count(" ok") == 3
 
 
