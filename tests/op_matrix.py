@@ -11,6 +11,20 @@ from tracegraph.ir.types import dtype_name
 
 MODES = ("jit", "interpret", "eager")
 
+
+def modes_taking_turns(cases, ids):
+    """pytest params ``(*case, mode)`` for every case in every mode. By default each case
+    runs in one mode, the modes taking turns (so every case and every mode run); the
+    other two modes of each case run with -m slow. Ids are ``{id}-{mode}``, as two
+    stacked parametrize decorators give them."""
+    params = []
+    for i, (case, name) in enumerate(zip(cases, ids)):
+        case = case if isinstance(case, tuple) else (case,)
+        for j, mode in enumerate(MODES):
+            marks = () if j == i % len(MODES) else (pytest.mark.slow,)
+            params.append(pytest.param(*case, mode, marks=marks, id=f"{name}-{mode}"))
+    return params
+
 DEFAULT_TOL = {
     "f16": (2e-3, 2e-3),
     "bf16": (2e-2, 2e-2),

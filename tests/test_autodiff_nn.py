@@ -4,7 +4,6 @@ dropout, stop_gradient — of small models against jax.grad in jit, interpreter 
 define-by-run; second order (grad of grad, Hessian-vector products); the backward
 graphs as readable, serializable IR."""
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,7 +15,13 @@ import tracegraph.nn.functional as F
 from tracegraph.core import bind
 from tracegraph.ops.conv import conv_general_attrs
 
-from op_matrix import MODES, run_mode
+from op_matrix import MODES, modes_taking_turns, run_mode
+
+try:  # Flax is an optional extra (in .[test]): the comparisons with it skip without it
+    import flax.linen as nn
+except ImportError:
+    nn = None
+needs_flax = pytest.mark.skipif(nn is None, reason="needs flax (pip install -e '.[test]')")
 
 RNG = np.random.default_rng(1)
 
@@ -50,8 +55,8 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", list(CONV2D_CASES))
+# each case in one mode by default, in all three with -m slow (the default run's budget)
+@pytest.mark.parametrize("case,mode", modes_taking_turns(list(CONV2D_CASES), list(CONV2D_CASES)))
 def test_conv2d_grad(case, mode):
     kw = CONV2D_CASES[case]
     groups, stride, dilation = (
@@ -158,6 +163,7 @@ def _flax_conv_eqn(module, params, x):
     return eqn
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 def test_flax_conv_via_conv_general_attrs(mode):
     # What the jaxpr importer does: a Flax NHWC/HWIO convolution's equation parameters
@@ -312,8 +318,7 @@ EINSUM_CASES = [
 ]
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("spec,shapes", EINSUM_CASES, ids=[c[0] for c in EINSUM_CASES])
+@pytest.mark.parametrize("spec,shapes,mode", modes_taking_turns(EINSUM_CASES, [c[0] for c in EINSUM_CASES]))
 def test_einsum_grad(spec, shapes, mode):
     args = tuple(rand(*s) for s in shapes)
     nums = tuple(range(len(args)))

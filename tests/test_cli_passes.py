@@ -78,6 +78,8 @@ def test_dump_svg(tmp_path):
     assert "<svg" in (tmp_path / "mlp.svg").read_text()
 
 
+# about 20 s of subprocesses: -m slow; tests/test_cli.py runs dump/show/run in-process
+@pytest.mark.slow
 def test_save_show_and_run(tmp_path):
     tracegraph("dump", MLP, *MLP_ARGS, "--format", "tg", "-o", tmp_path / "mlp.tg")
     shown = tracegraph("show", tmp_path / "mlp.tg").stdout

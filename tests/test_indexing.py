@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from op_matrix import MODES, run_mode
+from op_matrix import MODES, modes_taking_turns, run_mode
 
 X = np.arange(4 * 5 * 6, dtype=np.float32).reshape(4, 5, 6) - 50.0
 
@@ -98,8 +98,8 @@ def _check(got, want, what):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(want), err_msg=what)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name,index,arrays", CASES, ids=[c[0] for c in CASES])
+# each case in one mode by default, in all three with -m slow (the default run's budget)
+@pytest.mark.parametrize("name,index,arrays,mode", modes_taking_turns(CASES, [c[0] for c in CASES]))
 def test_constant_indices_match_jnp(name, index, arrays, mode):
     want = index(jnp.asarray(X), [jnp.asarray(a) for a in arrays])
     got = run_mode(mode, lambda x: index(x, arrays), (X,))
@@ -109,8 +109,9 @@ def test_constant_indices_match_jnp(name, index, arrays, mode):
 ARRAY_CASES = [c for c in CASES if c[2]]
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name,index,arrays", ARRAY_CASES, ids=[c[0] for c in ARRAY_CASES])
+@pytest.mark.parametrize(
+    "name,index,arrays,mode", modes_taking_turns(ARRAY_CASES, [c[0] for c in ARRAY_CASES])
+)
 def test_traced_index_tensors_match_jnp(name, index, arrays, mode):
     want = index(jnp.asarray(X), [jnp.asarray(a) for a in arrays])
     got = run_mode(mode, lambda x, *a: index(x, list(a)), (X, *arrays))

@@ -6,7 +6,6 @@ checkpoints, immutability, init."""
 import math
 import threading
 
-import flax.linen as fnn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +16,12 @@ from op_matrix import MODES, run_mode
 
 import tracegraph as tg
 from tracegraph.nn._module import _scope
+
+try:  # Flax is an optional extra (in .[test]): the comparisons with it skip without it
+    import flax.linen as fnn
+except ImportError:
+    fnn = None
+needs_flax = pytest.mark.skipif(fnn is None, reason="needs flax (pip install -e '.[test]')")
 
 nn = tg.nn
 F = tg.nn.functional
@@ -72,6 +77,7 @@ def nhwc_to_nchw(x):
 # -- Linear ----------------------------------------------------------------------------------
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("xshape", [(5, 7), (2, 3, 7), (7,)])
 def test_linear_vs_flax_dense(mode, xshape):
@@ -82,6 +88,7 @@ def test_linear_vs_flax_dense(mode, xshape):
     check(mode, lin, (x,), want)
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 def test_linear_without_bias(mode):
     lin = nn.Linear(6, 3, bias=False, key=tg.random.key(2))
@@ -121,6 +128,7 @@ CONVS = {
 }
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("case", sorted(CONVS))
 def test_conv2d_vs_flax_conv(mode, case):
@@ -160,6 +168,7 @@ def test_conv2d_grad_vs_jax(mode):
     check_grad(mode, _sq_loss, conv, (x,), {"weight": gw, "bias": gb}, rtol=1e-4, atol=1e-4)
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("kind", ["max", "avg"])
 def test_pooling_vs_flax(mode, kind):
@@ -192,6 +201,7 @@ def test_flatten_bad_dims():
 # -- Embedding, LayerNorm, activations, Dropout ---------------------------------------------
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 def test_embedding_vs_take(mode):
     emb = nn.Embedding(11, 6, key=tg.random.key(7))
@@ -201,6 +211,7 @@ def test_embedding_vs_take(mode):
     check(mode, emb, (ids,), want)
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", [(6,), (4, 6)])
 def test_layer_norm_vs_flax(mode, shape):
@@ -345,6 +356,7 @@ def test_lstm_unbatched_and_without_bias(mode):
     check(mode, lstm, (x,), (ys[:, 0], (h, c)))  # unbatched: states (layers, H)
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 def test_lstm_vs_flax_optimized_lstm_cell(mode):
     """Flax's LSTM cell has the same equations; its params are per gate, (in, out)."""
@@ -399,6 +411,7 @@ def test_gru_vs_scan_reference(mode, batch_first):
     check(mode, gru, (x, h0[None]), (ys, h[None]))
 
 
+@needs_flax
 @pytest.mark.parametrize("mode", MODES)
 def test_gru_vs_flax_gru_cell(mode):
     """Flax's GRUCell: same equations (its ``n`` gate bias sits on the input side, and
@@ -424,7 +437,8 @@ def test_gru_vs_flax_gru_cell(mode):
     check(mode, gru, (x,), (jnp.stack(ys), h[None]))
 
 
-@pytest.mark.parametrize("mode", MODES)
+# interpreter and define-by-run (about 13 s) with -m slow; test_gru_vs_flax_gru_cell runs all modes
+@pytest.mark.parametrize("mode", [m if m == "jit" else pytest.param(m, marks=pytest.mark.slow) for m in MODES])
 def test_gru_grad_vs_jax(mode):
     gru = nn.GRU(3, 4, key=tg.random.key(16))
     xs = rand(4, 2, 3)
@@ -499,6 +513,7 @@ def test_mha_unbatched(mode):
     check(mode, m, (x,), mha_ref(m, x, x, x, causal=True), rtol=1e-4, atol=1e-5)
 
 
+@needs_flax
 @pytest.mark.parametrize("causal", [False, True])
 def test_mha_vs_flax(causal):
     m = _random_biases(nn.MultiHeadAttention(8, 2, causal=causal, key=tg.random.key(20)))
