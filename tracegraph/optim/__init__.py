@@ -1,6 +1,9 @@
 """Layer 7: optimizers, all backed by optax transformations: functional (lowercase,
 optax's ``init``/``update``) and PyTorch-style stateful classes (`SGD`, `Adam`, `AdamW`,
-`RMSprop`: ``zero_grad()`` / ``step()`` on parameter tensors; see ``_stateful.py``).
+`RMSprop`: ``zero_grad()`` / ``step()`` on parameter tensors, ``state_dict()``, with
+PyTorch's arithmetic; see ``_stateful.py``), and PyTorch's learning-rate schedulers in
+`tg.optim.lr_scheduler` (``StepLR``, ``CosineAnnealingLR``, ``OneCycleLR``,
+``ReduceLROnPlateau`` ...).
 Keras 3's optimizers (``apply_gradients``, TF 2 style) are in ``_keras.py``, public as
 ``tg.optimizers``.
 
@@ -20,6 +23,7 @@ Example::
         return tg.optim.apply_updates(params, updates), state
 """
 
+from . import lr_scheduler
 from ._optimizers import (
     adam,
     adamw,
@@ -35,8 +39,24 @@ from ._stateful import SGD, Adam, AdamW, FromTransform, Optimizer, RMSprop
 from ._transform import GradientTransformation, apply_updates, chain, wrap
 
 __all__ = [
-    "SGD", "Adam", "AdamW", "FromTransform", "Optimizer", "RMSprop",
-    "GradientTransformation", "adam", "adamw", "apply_updates", "chain", "clip_by_global_norm",
-    "constant_schedule", "cosine_decay_schedule", "exponential_decay", "rmsprop", "sgd",
-    "warmup_cosine_decay_schedule", "wrap",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "FromTransform",
+    "GradientTransformation",
+    "Optimizer",
+    "RMSprop",
+    "adam",
+    "adamw",
+    "apply_updates",
+    "chain",
+    "clip_by_global_norm",
+    "constant_schedule",
+    "cosine_decay_schedule",
+    "exponential_decay",
+    "lr_scheduler",
+    "rmsprop",
+    "sgd",
+    "warmup_cosine_decay_schedule",
+    "wrap",
 ]
