@@ -248,15 +248,9 @@ torch_loss = criterion(cnn(images[:32]), labels[:32])
 
 def run_snippet(article: str) -> tuple[dict, str]:
     """Run ``SNIPPETS[article]`` as ``seed_<article>.py``; returns its namespace and what
-    it printed. Keras' automatic layer names and the imperative backward cache start
-    afresh, so the printed graphs do not depend on what ran before in the process."""
-    from tracegraph.frontend import tape
-
+    it printed. Keras' automatic layer names start afresh, so the printed graphs do not
+    depend on what ran before in the process."""
     tg.keras.backend.clear_session()
-    # NOTE: the backward graph of a tape is cached by the tape's structure and keeps the
-    # source lines of the step that first built it, whichever program that was.
-    with tape._CACHE_LOCK:
-        tape._CACHE.clear()
     ns = {"__name__": "__seed_snippet__", **names()}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -596,7 +596,10 @@ class _Tape:
             for i, v in enumerate(node.inputs):
                 lf = node.leaves[i] if src is None else src.get(id(v))
                 refs.append(ref_of(v, lf, node.saved[i]))
-            key.append((node.op, attrs_key(node.attrs), tuple(refs), tuple(v.type for v in node.outputs)))
+            # the user line and scope are part of the key: a cached backward graph prints
+            # the lines of the program that runs it, not of the first one with its shape
+            key.append((node.op, attrs_key(node.attrs), tuple(refs), tuple(v.type for v in node.outputs),
+                        node.location, node.scope))
         self.root_refs = []
         for r in roots:
             if src is None:
@@ -618,7 +621,7 @@ class _Tape:
             c = Value(v.type, name=v.name, data=arr if not v.type.weak else np.asarray(arr, v.type.dtype))
             consts.append(c)
         nodes = []
-        for (op, _, refs, _), node in zip(self.key[0], self.nodes):
+        for (op, _, refs, *_), node in zip(self.key[0], self.nodes):
             ins = [self._resolve(r, new, inputs, consts) for r in refs]
             outs = [Value(v.type, name=v.name) for v in node.outputs]
             for v, o in zip(node.outputs, outs):

@@ -65,4 +65,5 @@ def update_state(module, field: str, value) -> None:
             f"{type(module).__name__}.{field} is state the layer updates while it runs, "
             f"but this copy of the model holds a plain array there, which cannot change in "
             f"place: call the model itself (its Variables), inside tg.function, through "
-            f"model.fit, or with model.stateless_call(...), which returns the new state")
+            f"model.fit, or with tg.nn.call_with_state(model, ...), which returns the new "
+            f"state")
