@@ -137,7 +137,7 @@ def test_001_linear_keras_on_python_lists(capsys):
 def test_002_mnist_sequential_learns(mnist_home):
     tg.manual_seed(0)
     ns = run("tf_002_mnist_sequential.py")
-    loss, acc = ns["model"].evaluate(ns["x_test"], ns["y_test"], verbose=0)
+    _, acc = ns["model"].evaluate(ns["x_test"], ns["y_test"], verbose=0)
     assert acc > 0.75, acc  # 225 steps (the slow test trains on the shifted images too)
 
 
@@ -222,24 +222,15 @@ def test_004_reaches_keras_accuracy():
 # -- Keras' own "Simple MNIST convnet" example ---------------------------------------------------
 
 
-@pytest.mark.slow  # about 25 s: 15 epochs of two convolutions
-def test_keras_mnist_convnet_example(tmp_path, monkeypatch):
-    """Sequential with keras.Input, Conv2D, MaxPooling2D, Flatten, Dropout; to_categorical;
-    fit with validation_split; evaluate (here on the 1,437 unshifted digits, 0-255)."""
-    write_mnist(tmp_path, 255.0, shifted=False)
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    tg.manual_seed(0)
-    ns = run("keras_mnist_convnet.py")
-    history = ns["model"].history.history
-    assert len(history["val_accuracy"]) == 15
-    assert ns["score"][1] > 0.9, ns["score"]
-
-
 @pytest.mark.slow
 def test_keras_mnist_convnet_reaches_keras_accuracy(tmp_path, monkeypatch):
-    write_mnist(tmp_path, 255.0, shifted=True)
+    write_mnist(tmp_path, 255.0, shifted=False)  # CI's slow set: the 1,437 digits only
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    """Sequential with keras.Input, Conv2D, MaxPooling2D, Flatten, Dropout; to_categorical;
+    fit with validation_split; evaluate: as Keras 3 runs it on the same file."""
     tg.manual_seed(0)
-    ours = run("keras_mnist_convnet.py")["score"][1]
+    ns = run("keras_mnist_convnet.py")
+    assert len(ns["model"].history.history["val_accuracy"]) == 15
+    ours = ns["score"][1]
     theirs = run("keras_mnist_convnet.py", tf=keras_as_tf(monkeypatch))["score"][1]
-    assert ours >= theirs - 0.03, (ours, theirs)
+    assert ours > 0.9 and ours >= theirs - 0.03, (ours, theirs)
