@@ -45,6 +45,9 @@ def test_help(command):
     assert ("--inputs" if command == "run" else "--format") in out
 
 
+# five subprocesses (about 15 s): -m slow; tests/test_cli.py dumps in-process, test_help
+# runs `python -m tracegraph` by default
+@pytest.mark.slow
 def test_dump_text_json_dot_and_hlo(tmp_path):
     text = tracegraph("dump", MLP, *MLP_ARGS).stdout
     assert text.startswith("graph mlp(%x: f32[4,8], %w1: f32[8,16]") and "log_softmax(" in text

@@ -76,6 +76,7 @@ def test_example_trains_in_jit_mode(name, jit_runs):
 _SLOW_PAIRS = {
     ("transformer", "interpret"), ("transformer", "eager"), ("char_lstm", "eager"), ("char_lstm", "interpret"),
     ("cnn", "eager"), ("cnn", "interpret"),  # about 18 s: the default run's 10-minute margin
+    ("mlp", "eager"), ("mlp", "interpret"),  # about 15 s; linear and logistic regression stay
     # compile and imperative: every model in -m slow (by default the --compare test runs
     # linear regression in all five modes, with the same losses)
     *((n, m) for n in NAMES for m in ("compile", "imperative")),

@@ -148,8 +148,9 @@ def _mse(apply):
     return loss
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("which", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])  # CNN: -m slow, as above
+# by default the MLP in jit (the forward test runs it in every mode); the rest with -m slow
+@pytest.mark.parametrize("mode", [m if m == "jit" else pytest.param(m, marks=pytest.mark.slow) for m in MODES])
+@pytest.mark.parametrize("which", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_grad_through_linen_matches_jax_grad(which, mode):
     model = MLP() if which == "mlp" else CNN()
     x = rand(4, 5) if which == "mlp" else rand(4, 8, 8, 1)

@@ -15,7 +15,7 @@ import tracegraph as tg
 from tracegraph.interop import missing_primitives
 from tracegraph.ir.parser import text_constants
 
-from op_matrix import MODES, run_mode
+from op_matrix import MODES, modes_taking_turns, run_mode
 
 RNG = np.random.default_rng(0)
 
@@ -387,8 +387,8 @@ _TOL = {
 }
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name,fn,args", CASES, ids=[c[0] for c in CASES])
+# each case in one mode by default, in all three with -m slow (the default run's budget)
+@pytest.mark.parametrize("name,fn,args,mode", modes_taking_turns(CASES, [c[0] for c in CASES]))
 def test_primitive_mappings_match_jax(name, fn, args, mode):
     x64 = any(np.asarray(a).dtype == np.float64 for a in args)
     with jax.enable_x64(x64):

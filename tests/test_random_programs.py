@@ -6,7 +6,7 @@ sixteenth of the rest), under tg.compile (every twentieth),
 and after text, JSON and file round trips of its graph, against the same program in
 jax.numpy; ``tg.grad`` and ``.backward()`` are checked against ``jax.grad``.
 
-30 programs run by default; ``pytest -m slow`` runs 5,030 more. A failure names
+20 programs run by default; ``pytest -m slow`` runs 5,040 more. A failure names
 the seed and prints the program, so ``generate(seed)`` reproduces it.
 """
 
@@ -19,10 +19,10 @@ import tracegraph as tg
 from random_programs import JNP, TG, generate
 from tracegraph.ir.parser import text_constants
 
-# 30 by default: the default run must stay well under 10 minutes on a 2-core machine (200
+# 20 by default: the default run must stay well under 10 minutes on a 2-core machine (200
 # measured 11.4 minutes in all; 60 left it at 9-10 minutes); the slow set holds the others
-DEFAULT = range(30)
-SLOW = range(30, 5060)
+DEFAULT = range(20)
+SLOW = range(20, 5060)
 
 
 def _close(got, want, what, prog):

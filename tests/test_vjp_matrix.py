@@ -32,8 +32,7 @@ def _all_floats_f64(sample):
 
 
 def _grad_cases(fd=False):
-    """Differentiable samples: two per op by default (one for finite differences), the
-    rest with -m slow."""
+    """Differentiable samples: one per op by default, the rest with -m slow."""
 
     def keep(op, s):
         if op.vjp is NOT_DIFFERENTIABLE or not s.grad or not _differentiable_positions(s):
@@ -45,7 +44,20 @@ def _grad_cases(fd=False):
         # subgraphs are typed: only their f64 samples can run in f64
         return not _has_subgraphs(s) or _all_floats_f64(s)
 
-    return sample_cases(default_per_op=1 if fd else 2, keep=keep)
+    return sample_cases(default_per_op=1, keep=keep)
+
+
+def _fd_cases():
+    """`_grad_cases(fd=True)` x modes; by default each op's first sample in one mode, the
+    modes taking turns (finite differences check the rule, which is the same in every
+    mode; test_vjp_matches_jax runs every op in every mode), the rest with -m slow."""
+    default = 0
+    for p in _grad_cases(fd=True):
+        slow = any(m.name == "slow" for m in p.marks)
+        for j, mode in enumerate(MODES):
+            marks = list(p.marks) if slow or j == default % len(MODES) else [pytest.mark.slow]
+            yield pytest.param(*p.values, mode, marks=marks, id=f"{p.id}-{mode}")
+        default += not slow
 
 
 def _split(op, sample, args):
@@ -106,8 +118,7 @@ def test_vjp_matches_jax(name, index, mode):
         assert_close(op, list(got), list(want), f"vjp of {name}[{sample.name}] in {mode}")
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name,index", list(_grad_cases(fd=True)))
+@pytest.mark.parametrize("name,index,mode", list(_fd_cases()))
 def test_vjp_finite_differences_f64(name, index, mode):
     op = lookup(name)
     sample = op.samples()[index]
