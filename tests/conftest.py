@@ -76,3 +76,36 @@ def _bounded_memory():
         if _malloc_trim is not None:
             _malloc_trim(0)
         _next_drop_mb = max(RSS_LIMIT_MB, _rss_mb() + RSS_GROWTH_MB)
+
+
+# Default-run margin: these run in the slow set only. Each has a sibling that stays in the
+# default run (the same check in another mode, the same layer in another case, or the same
+# library through another test), measured as the heaviest of the default run by CPU time.
+SLOW_ONLY = {
+    "tests/test_nn_modules.py::test_default_inits_follow_pytorch",
+    "tests/test_nn_modules.py::test_init_functions_match_jax",
+    "tests/test_nn_modules.py::test_lstm_grad_vs_jax[interpret]",
+    "tests/test_nn_modules.py::test_lstm_grad_vs_jax[eager]",
+    "tests/test_nn_modules.py::test_gru_vs_flax_gru_cell[interpret]",
+    "tests/test_nn_modules.py::test_conv2d_grad_vs_jax[interpret]",
+    "tests/test_nn_modules.py::test_mha_cross_attention_with_mask_vs_jnp[eager]",
+    "tests/test_from_flax.py::test_linen_static_flag_and_jaxpr_cache",
+    "tests/test_from_flax.py::test_linen_graph_prints_with_from_jax_scopes",
+    "tests/test_from_flax.py::test_nnx_gradient_matches_jax",
+    "tests/test_autodiff_nn.py::test_matmul_and_dot_general_grad[interpret]",
+    "tests/test_autodiff_nn.py::test_hessian_vector_products[eager]",
+    "tests/test_autodiff_nn.py::test_flax_conv_via_conv_general_attrs[interpret]",
+    "tests/test_from_jax.py::test_grad_of_converted_function_matches_jax[indexing-interpret]",
+    "tests/test_from_jax.py::test_grad_of_converted_function_matches_jax[shapes-interpret]",
+    "tests/test_imperative.py::test_optimizers_equal_pytorch_over_100_steps[sgd-momentum-nesterov-wd]",
+    "tests/test_torch_layers.py::test_transformer_encoder_layer[kw0]",
+    "tests/test_keras_layers.py::test_layer_normalization[kw0]",
+    "tests/test_keras_rnn.py::test_multi_head_attention_matches_keras[key-mask-scores]",
+    "tests/test_examples.py::test_example_runs_in_other_modes_with_the_same_losses[logistic_regression-interpret]",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid in SLOW_ONLY:
+            item.add_marker(pytest.mark.slow)
