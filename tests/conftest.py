@@ -102,6 +102,9 @@ SLOW_ONLY = {
     "tests/test_keras_layers.py::test_layer_normalization[kw0]",
     "tests/test_keras_rnn.py::test_multi_head_attention_matches_keras[key-mask-scores]",
     "tests/test_examples.py::test_example_runs_in_other_modes_with_the_same_losses[logistic_regression-interpret]",
+    "tests/test_examples.py::test_dump_ir_writes_text_json_and_dot",  # test_cli.py dumps in-process
+    "tests/test_examples.py::test_compare_prints_the_mode_table",  # CI's demo step runs --compare
+    "tests/test_keras_seeds.py::test_004_cnn_subclass_learns",  # also run against Keras, -m slow
 }
 
 
