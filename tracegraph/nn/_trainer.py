@@ -53,11 +53,11 @@ from ..train import (
     EXAMPLES,
     Loop,
     PackedLogs,
-    host_scalars,
     TrainingError,
     TrainState,
     compile_step,
     evaluate_loop,
+    host_scalars,
 )
 from ._compiled_optimizer import resolve_optimizer, set_learning_rate
 from ._fit_data import ArrayData, as_data, validation_data_of
@@ -453,16 +453,7 @@ class Trainer:
             batches_of = self._with_keys(batches_of)
 
         build_for(model, _sample_of(data))
-        trainable = tuple(model.trainable_mask())
-        run = self.steps.train(trainable)
-        params = in_mode(arrays_of(model), True)
-        train = trainable_leaves(params, trainable)
-        opt_state = self.opt_state
-        if opt_state is None or not _same_structure(opt_state, train, self.steps.transformation):
-            opt_state = _strong(self.steps.transformation.init(train))
-        if self.optimizer._lr is not None:
-            set_learning_rate(opt_state, self.optimizer._lr)
-        state = TrainState(params, opt_state, np.int32(self.iterations))
+        run, state = self._start(model)
 
         callbacks = list(callbacks or [])
         if self.steps.probabilities is not None:
@@ -515,6 +506,20 @@ class Trainer:
             self.iterations = start_iterations + loop.steps
         return cbs.history
 
+    def _start(self, model):
+        """The train step for the model's trainable leaves and the state it starts from:
+        the model's arrays in training mode, the kept optimizer state (a fresh one when
+        the trainable leaves changed shape), the step count."""
+        trainable = tuple(model.trainable_mask())
+        params = in_mode(arrays_of(model), True)
+        train = trainable_leaves(params, trainable)
+        opt_state = self.opt_state
+        if opt_state is None or not _same_structure(opt_state, train, self.steps.transformation):
+            opt_state = _strong(self.steps.transformation.init(train))
+        if self.optimizer._lr is not None:
+            set_learning_rate(opt_state, self.optimizer._lr)
+        return self.steps.train(trainable), TrainState(params, opt_state, np.int32(self.iterations))
+
     # -- one batch (Keras' *_on_batch) ----------------------------------------------------
     def _one_batch(self, model, x, y):
         data = as_data(x, y, need_y=y is not None)
@@ -534,18 +539,10 @@ class Trainer:
         """One optimizer step on exactly this batch; the weights and the optimizer state
         stay in the model and the trainer, as after ``fit``."""
         batch = self._one_batch(model, x, y)
-        trainable = tuple(model.trainable_mask())
-        run = self.steps.train(trainable)
-        params = in_mode(arrays_of(model), True)
-        train = trainable_leaves(params, trainable)
-        opt_state = self.opt_state
-        if opt_state is None or not _same_structure(opt_state, train, self.steps.transformation):
-            opt_state = _strong(self.steps.transformation.init(train))
-        if self.optimizer._lr is not None:
-            set_learning_rate(opt_state, self.optimizer._lr)
+        run, state = self._start(model)
         if "key" in self.keywords:
             batch["key"] = self.rng.integers(0, 2**32, size=2, dtype=np.uint32)
-        state, logs = run(TrainState(params, opt_state, np.int32(self.iterations)), batch)
+        state, logs = run(state, batch)
         assign_weights(model, state.model)
         self.opt_state, self.iterations = state.opt_state, self.iterations + 1
         return self._logs(logs, return_dict)

@@ -17,6 +17,18 @@ def _axes(axis, ndim: int) -> tuple:
     return tuple(sorted(a % ndim for a in axis))
 
 
+def _build_scale_and_shift(layer, input_shape) -> tuple:
+    """A norm layer's ``gamma`` (when ``scale``) and ``beta`` (when ``center``), one per
+    feature of ``layer.axis``; returns that per-feature shape."""
+    axes = _axes(layer.axis, len(input_shape))
+    shape = tuple(input_shape[a] for a in axes)
+    layer.gamma = (layer.add_weight(shape=shape, initializer=layer.gamma_initializer,
+                                    name="gamma") if layer.scale else None)
+    layer.beta = (layer.add_weight(shape=shape, initializer=layer.beta_initializer,
+                                   name="beta") if layer.center else None)
+    return shape
+
+
 class BatchNormalization(Layer):
     """Normalize each feature (``axis``, default the last: channels-last) by the batch's
     mean and variance in training, by the moving averages otherwise.
@@ -51,12 +63,7 @@ class BatchNormalization(Layer):
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
 
     def build(self, input_shape):
-        axes = _axes(self.axis, len(input_shape))
-        shape = tuple(input_shape[a] for a in axes)
-        self.gamma = (self.add_weight(shape=shape, initializer=self.gamma_initializer,
-                                      name="gamma") if self.scale else None)
-        self.beta = (self.add_weight(shape=shape, initializer=self.beta_initializer,
-                                     name="beta") if self.center else None)
+        shape = _build_scale_and_shift(self, input_shape)
         self.moving_mean = self.add_weight(shape=shape, initializer=self.moving_mean_initializer,
                                            trainable=False, name="moving_mean")
         self.moving_variance = self.add_weight(
@@ -117,12 +124,7 @@ class LayerNormalization(Layer):
         self.gamma_initializer = initializers.get(gamma_initializer)
 
     def build(self, input_shape):
-        axes = _axes(self.axis, len(input_shape))
-        shape = tuple(input_shape[a] for a in axes)
-        self.gamma = (self.add_weight(shape=shape, initializer=self.gamma_initializer,
-                                      name="gamma") if self.scale else None)
-        self.beta = (self.add_weight(shape=shape, initializer=self.beta_initializer,
-                                     name="beta") if self.center else None)
+        _build_scale_and_shift(self, input_shape)
 
     def call(self, inputs):
         ndim = len(inputs.shape)
