@@ -3,7 +3,9 @@ dump, the jit / interpret / eager comparison table, and the timing report.
 
 Each example builds a model, a loss and an optimizer, then hands them to `train`, which
 runs `tg.train.fit` (with its tqdm progress bar) in the mode given by ``--mode``, after
-``--dump-ir`` and ``--compare`` if they were asked for.
+``--dump-ir`` and ``--compare`` if they were asked for. ``--mode keras`` trains the same
+model Keras style instead: ``model.compile(optimizer, loss)`` and ``model.fit`` (the
+example names its loss as Keras would, e.g. ``SparseCategoricalCrossentropy``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ import numpy as np
 import tracegraph as tg
 from tracegraph.nn import functional as F
 
-MODES = tg.train.MODES  # jit, interpret, eager, compile, imperative
+# jit, interpret, eager, compile, imperative, tf-function (tg.train.fit), and keras
+# (model.compile / model.fit)
+MODES = (*tg.train.MODES, "keras")
 
 
 def parser(description: str, *, steps=None, epochs=None, batch_size=32, lr=1e-3,
@@ -33,7 +37,10 @@ def parser(description: str, *, steps=None, epochs=None, batch_size=32, lr=1e-3,
                    help="jit: define-then-run (tg.jit, XLA); interpret: the same IR run node "
                         "by node; eager: define-by-run (tg.eager); compile: define-by-run "
                         "recorded and run compiled, Python control flow kept (tg.compile); "
-                        "imperative: PyTorch style, loss.backward() and optimizer.step()")
+                        "imperative: PyTorch style, loss.backward() and optimizer.step(); "
+                        "tf-function: TensorFlow 2 style, Variables, a GradientTape and "
+                        "apply_gradients in one tg.function; keras: model.compile and "
+                        "model.fit")
     p.add_argument("--steps", type=int, default=steps,
                    help="stop after this many training steps (default: run --epochs)")
     p.add_argument("--epochs", type=int, default=epochs, help="passes over the training data")
@@ -102,7 +109,8 @@ def dump_step_ir(step, state, batch, directory: str) -> list[str]:
     return files
 
 
-def compare_modes(model, batches, *, loss, optimizer, steps: int = 5, has_aux=False) -> list:
+def compare_modes(model, batches, *, loss, optimizer, steps: int = 5, has_aux=False,
+                  keras_loss=None) -> list:
     """Train ``steps`` steps from the same ``model`` and the same batches in each mode, and
     print a table: the first step (tracing, compiling), the median of the other steps,
     the loss after the last step, and the time per step relative to jit. Returns the rows
@@ -110,8 +118,15 @@ def compare_modes(model, batches, *, loss, optimizer, steps: int = 5, has_aux=Fa
     batches = list(itertools.islice(iter(batches), steps))
     rows = []
     for mode in MODES:
-        _, hist = tg.train.fit(model, batches, loss=loss, optimizer=optimizer, steps=steps,
-                               mode=mode, has_aux=has_aux, progress=False)
+        if mode == "keras":
+            if keras_loss is None:
+                continue
+            copy = jax.tree_util.tree_map(lambda a: a, model)  # fit trains in place
+            hist = fit_keras(copy, batches, loss=keras_loss, optimizer=optimizer, steps=steps,
+                             progress=False)
+        else:
+            _, hist = tg.train.fit(model, batches, loss=loss, optimizer=optimizer, steps=steps,
+                                   mode=mode, has_aux=has_aux, progress=False)
         rows.append((mode, hist.step_times[0], hist.time_per_step, hist.losses[0],
                      hist.losses[-1]))
     print(format_compare(rows, len(batches)))
@@ -122,16 +137,18 @@ def format_compare(rows, steps: int) -> str:
     base = rows[0][2]
     lines = [
         f"mode comparison: {steps} steps from the same parameters and batches",
-        f"{'mode':<10} {'first step':>11} {'time/step':>11} {'vs jit':>8} "
+        f"{'mode':<11} {'first step':>11} {'time/step':>11} {'vs jit':>8} "
         f"{'loss, step 1':>13} {f'after {steps}':>10}",
     ]
     for mode, first, med, loss0, last in rows:
-        lines.append(f"{mode:<10} {_ms(first):>11} {_ms(med):>11} {med / base:>7.1f}x "
+        lines.append(f"{mode:<11} {_ms(first):>11} {_ms(med):>11} {med / base:>7.1f}x "
                      f"{loss0:>13.6f} {last:>10.6f}")
     lines.append("(time/step: median, leaving out the first step, which traces and compiles; "
                  "jit = define-then-run, interpret = the same IR node by node, "
                  "eager = define-by-run, compile = define-by-run recorded then run compiled, "
-                 "imperative = PyTorch style, loss.backward() and optimizer.step())")
+                 "imperative = PyTorch style, loss.backward() and optimizer.step(), "
+                 "tf-function = TensorFlow 2 style, GradientTape and apply_gradients in a "
+                 "tg.function, keras = model.compile and model.fit)")
     return "\n".join(lines)
 
 
@@ -139,9 +156,57 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.2f} ms"
 
 
-def train(args, model, data, *, loss, optimizer, has_aux=False, compare_data=None):
-    """``--dump-ir`` and ``--compare`` if asked, then `tg.train.fit` in ``args.mode``.
-    Prints the time per step. Returns ``(TrainState, History)``."""
+class _KerasSteps(tg.callbacks.Callback):
+    """Each step's own loss and time during Keras-style ``fit``, into a `tg.train.History`.
+    Keras' batch logs hold the epoch's running mean of the loss (what its progress bar
+    shows), so step k's loss is ``k * mean_k - (k - 1) * mean_(k-1)``."""
+
+    def __init__(self, hist, batch_size):
+        super().__init__()
+        self.hist, self.batch_size = hist, batch_size
+        self.k, self.mean, self.t0 = 0, 0.0, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.k, self.mean = 0, 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        mean = float(logs["loss"])
+        self.k += 1
+        self.hist.losses.append(self.k * mean - (self.k - 1) * self.mean)
+        self.hist.step_times.append(time.perf_counter() - self.t0)
+        self.hist.examples += self.batch_size
+        self.mean = mean
+
+
+def fit_keras(model, batches, *, loss, optimizer, steps=None, progress=True) -> tg.train.History:
+    """Keras style: ``model.compile(optimizer=optimizer, loss=loss)`` then ``model.fit``
+    over the ``{"x", "y"}`` batches (one pass, or ``steps`` steps); the trained weights
+    stay in ``model``. Returns a `tg.train.History` of each step's loss and time."""
+    model.compile(optimizer=optimizer, loss=loss)
+    batches = iter(batches)
+    first = next(batches)
+    hist = tg.train.History()
+    t0 = time.perf_counter()
+    model.fit(itertools.chain([first], batches), epochs=1, steps_per_epoch=steps,
+              verbose=1 if progress else 0,
+              callbacks=[_KerasSteps(hist, len(jax.tree_util.tree_leaves(first)[0]))])
+    hist.seconds = time.perf_counter() - t0
+    return hist
+
+
+def eval_mode(mode: str) -> str:
+    """The `tg.train.evaluate` mode after training in ``mode`` (keras evaluates with jit)."""
+    return "jit" if mode == "keras" else mode
+
+
+def train(args, model, data, *, loss, optimizer, has_aux=False, compare_data=None,
+          keras_loss=None):
+    """``--dump-ir`` and ``--compare`` if asked, then `tg.train.fit` in ``args.mode``
+    (``keras``: `fit_keras` with ``keras_loss``). Prints the time per step. Returns
+    ``(TrainState, History)``."""
     if args.dump_ir or args.compare:
         sample = list(itertools.islice(iter(compare_data or data), args.compare_steps))
     if args.dump_ir:
@@ -150,10 +215,18 @@ def train(args, model, data, *, loss, optimizer, has_aux=False, compare_data=Non
                      args.dump_ir)
     if args.compare:
         compare_modes(model, sample, loss=loss, optimizer=optimizer,
-                      steps=args.compare_steps, has_aux=has_aux)
-    state, hist = tg.train.fit(model, data, loss=loss, optimizer=optimizer, epochs=1,
-                               steps=args.steps, mode=args.mode, has_aux=has_aux,
-                               progress=not args.no_progress)
+                      steps=args.compare_steps, has_aux=has_aux, keras_loss=keras_loss)
+    if args.mode == "keras":
+        if keras_loss is None:
+            raise SystemExit(f"{os.path.basename(sys.argv[0])}: error: --mode keras: this "
+                             "example names no Keras loss")
+        hist = fit_keras(model, data, loss=keras_loss, optimizer=optimizer, steps=args.steps,
+                         progress=not args.no_progress)
+        state = tg.train.TrainState(model, None, len(hist.losses))
+    else:
+        state, hist = tg.train.fit(model, data, loss=loss, optimizer=optimizer, epochs=1,
+                                   steps=args.steps, mode=args.mode, has_aux=has_aux,
+                                   progress=not args.no_progress)
     print(f"trained {len(hist.losses)} steps in {hist.seconds:.1f} s [{args.mode}]: "
           f"{hist.time_per_step * 1e3:.2f} ms per step (median, first step "
           f"{hist.step_times[0] * 1e3:.0f} ms), {hist.examples_per_second:,.0f} examples/s; "
@@ -197,6 +270,10 @@ def add_text_flags(p, *, seq_len=64, sample_length=300, temperature=0.8, prompt=
     return p
 
 
+# the cross-entropy of logits, as a Keras user names it for model.compile
+KERAS_CROSS_ENTROPY = tg.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
 def next_char_loss(model, batch):
     """Cross-entropy of next-character logits ``model(x)`` against ``y``."""
     return F.cross_entropy(model(batch["x"]), batch["y"])
@@ -208,9 +285,9 @@ def run_text_model(args, corpus, model, optimizer, *, summary: bool = False) -> 
     summary), generate a sample, and return the metrics."""
     x, y = corpus.windows("train", args.seq_len)
     state, hist = train(args, model, train_batches({"x": x, "y": y}, args),
-                        loss=next_char_loss, optimizer=optimizer)
+                        loss=next_char_loss, optimizer=optimizer, keras_loss=KERAS_CROSS_ENTROPY)
     bpc = bits_per_char(state.model, corpus.windows("validation", args.seq_len), next_char_loss,
-                        mode=args.mode)
+                        mode=eval_mode(args.mode))
     print(f"validation: {bpc:.3f} bits per character "
           f"(unigram entropy {corpus.unigram_entropy:.3f})")
     if summary:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tracegraph as tg
 from tracegraph.nn import functional as F
 
-from _common import accuracy_fn, on_device, parser, train, train_batches
+from _common import accuracy_fn, eval_mode, on_device, parser, train, train_batches
 
 
 def make_model(n_classes: int = 10, *, key):
@@ -32,6 +32,13 @@ def loss_fn(model, batch):
     return F.cross_entropy(model(batch["x"]), batch["y"], label_smoothing=0.1)
 
 
+def keras_loss(y_true, y_pred):
+    """The same loss for ``--mode keras``, as Keras users pass a function to compile:
+    per-example values of ``(labels, logits)`` (Keras' sparse cross-entropy has no label
+    smoothing)."""
+    return F.cross_entropy(y_pred, y_true, label_smoothing=0.1, reduction="none")
+
+
 def main(argv=None):
     args = parser(__doc__.splitlines()[0], epochs=15, batch_size=32, lr=2e-3).parse_args(argv)
     with on_device(args.device):
@@ -41,9 +48,10 @@ def main(argv=None):
         data = train_batches(ds.train, args)
         total = args.steps or len(data)
         optimizer = tg.optim.adam(tg.optim.cosine_decay_schedule(args.lr, total))
-        state, hist = train(args, model, data, loss=loss_fn, optimizer=optimizer)
+        state, hist = train(args, model, data, loss=loss_fn, optimizer=optimizer,
+                            keras_loss=keras_loss)
         test = tg.train.evaluate(accuracy_fn, state.model,
-                                 tg.data.batches(ds.test, 1024), mode=args.mode)["accuracy"]
+                                 tg.data.batches(ds.test, 1024), mode=eval_mode(args.mode))["accuracy"]
         print("IR summary of the model (nodes per module scope, parameters):")
         tg.nn.summary(state.model, tg.spec((args.batch_size, 1, 8, 8)))
         print(f"test accuracy {test:.4f} (target >= 0.97)")

@@ -38,7 +38,8 @@ def main(argv=None):
         x, y, w_true, b_true = make_data(2048, args.seed)
         model = tg.nn.Linear(FEATURES, 1, key=tg.random.key(args.seed))
         data = train_batches({"x": x, "y": y}, args)
-        state, hist = train(args, model, data, loss=loss_fn, optimizer=tg.optim.adam(args.lr))
+        state, hist = train(args, model, data, loss=loss_fn, optimizer=tg.optim.adam(args.lr),
+                            keras_loss="mse")
         w = np.asarray(state.model.weight)[0]
         b = float(np.asarray(state.model.bias)[0])
         err = max(float(np.abs(w - w_true).max()), abs(b - float(b_true)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import tracegraph as tg
 from tracegraph.nn import functional as F
 
-from _common import on_device, parser, train, train_batches
+from _common import eval_mode, on_device, parser, train, train_batches
 
 
 def loss_fn(model, batch):
@@ -31,9 +31,11 @@ def main(argv=None):
         print(ds)
         model = tg.nn.Linear(ds.x_train.shape[1], 1, key=tg.random.key(args.seed))
         state, hist = train(args, model, train_batches(ds.train, args), loss=loss_fn,
-                            optimizer=tg.optim.adam(args.lr))
-        test = tg.train.evaluate(accuracy, state.model, [ds.test], mode=args.mode)["accuracy"]
-        train_acc = tg.train.evaluate(accuracy, state.model, [ds.train], mode=args.mode)
+                            optimizer=tg.optim.adam(args.lr),
+                            keras_loss=tg.losses.BinaryCrossentropy(from_logits=True))
+        mode = eval_mode(args.mode)
+        test = tg.train.evaluate(accuracy, state.model, [ds.test], mode=mode)["accuracy"]
+        train_acc = tg.train.evaluate(accuracy, state.model, [ds.train], mode=mode)
         print(f"train accuracy {train_acc['accuracy']:.4f}, "
               f"test accuracy {test:.4f} (target >= 0.95)")
         return {"test_accuracy": test, "final_loss": hist.losses[-1],

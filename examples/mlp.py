@@ -14,7 +14,7 @@ from __future__ import annotations
 import tracegraph as tg
 from tracegraph.nn import functional as F
 
-from _common import accuracy_fn, on_device, parser, train, train_batches
+from _common import KERAS_CROSS_ENTROPY, accuracy_fn, eval_mode, on_device, parser, train, train_batches
 
 
 def make_model(n_in: int, hidden: int, n_out: int, *, key):
@@ -54,9 +54,10 @@ def main(argv=None):
             batch = next(iter(data))
             print("the train step (forward, backward, Adam update) as tracegraph IR:")
             print(tg.jit(step).trace(state0, batch))
-        state, hist = train(args, model, data, loss=loss_fn, optimizer=optimizer)
+        state, hist = train(args, model, data, loss=loss_fn, optimizer=optimizer,
+                            keras_loss=KERAS_CROSS_ENTROPY)
         test = tg.train.evaluate(accuracy_fn, state.model,
-                                 tg.data.batches(ds.test, 1024), mode=args.mode)["accuracy"]
+                                 tg.data.batches(ds.test, 1024), mode=eval_mode(args.mode))["accuracy"]
         print("IR summary of the model (nodes per module scope, parameters):")
         tg.nn.summary(state.model, tg.spec((args.batch_size, n_in)))
         print(f"test accuracy {test:.4f} (target >= 0.95)")

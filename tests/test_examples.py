@@ -78,8 +78,10 @@ _SLOW_PAIRS = {
     ("cnn", "eager"), ("cnn", "interpret"),  # about 18 s: the default run's 10-minute margin
     ("mlp", "eager"), ("mlp", "interpret"),  # about 15 s; linear and logistic regression stay
     # compile and imperative: every model in -m slow (by default the --compare test runs
-    # linear regression in all five modes, with the same losses)
+    # linear regression in all seven modes, with the same losses); tf-function and keras:
+    # the two regressions by default, the four bigger models in -m slow
     *((n, m) for n in NAMES for m in ("compile", "imperative")),
+    *((n, m) for n in ("mlp", "cnn", "char_lstm", "transformer") for m in ("tf-function", "keras")),
 }
 
 
@@ -88,7 +90,7 @@ _SLOW_PAIRS = {
     [
         pytest.param(n, m, marks=[pytest.mark.slow] if (n, m) in _SLOW_PAIRS else [])
         for n in NAMES
-        for m in ("interpret", "eager", "compile", "imperative")
+        for m in ("interpret", "eager", "compile", "imperative", "tf-function", "keras")
     ],
 )
 def test_example_runs_in_other_modes_with_the_same_losses(name, mode, jit_runs, capsys):
@@ -105,11 +107,13 @@ def test_compare_prints_the_mode_table(capsys):
     run("linear_regression", "--compare", "--compare-steps", "3")
     out = capsys.readouterr().out
     table = out.split("mode comparison:", 1)[1]
-    rows = [line.split() for line in table.splitlines()[2:7]]
-    assert [r[0] for r in rows] == ["jit", "interpret", "eager", "compile", "imperative"]
+    rows = [line.split() for line in table.splitlines()[2:9]]
+    assert [r[0] for r in rows] == ["jit", "interpret", "eager", "compile", "imperative",
+                                    "tf-function", "keras"]
     assert rows[0][5] == "1.0x"
-    # the five modes trained from the same start on the same batches: same losses
-    assert len({r[6] for r in rows}) == 1 and len({r[7] for r in rows}) == 1
+    # the seven modes trained from the same start on the same batches: same losses
+    for col in (6, 7):
+        np.testing.assert_allclose([float(r[col]) for r in rows], float(rows[0][col]), rtol=1e-5)
 
 
 def test_dump_ir_writes_text_json_and_dot(tmp_path, capsys):

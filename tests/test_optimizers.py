@@ -417,6 +417,77 @@ def test_apply_gradients_inside_tg_function_is_part_of_the_step_graph():
     assert opt3.iterations == 3
 
 
+def test_from_transform_drives_variables_with_any_optax_chain():
+    """tg.optimizers.FromTransform: an optax chain (global-norm clipping couples the
+    variables, a schedule reads the count) applied TF style equals the functional
+    update, op by op and inside tg.function (one graph, the state as Variables)."""
+    x, y = _regression_data()
+    tx = tg.optim.chain(tg.optim.clip_by_global_norm(0.5),
+                        tg.optim.adam(tg.optim.cosine_decay_schedule(0.1, 20)))
+
+    def make():
+        return [tf.Variable(np.full([1], 0.5, f32), name="w"), tf.Variable(np.zeros([1], f32), name="b")]
+
+    def step(vs, opt):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(vs[0] * x + vs[1] - y))
+        opt.apply_gradients(zip(tape.gradient(loss, vs), vs))
+        return loss
+
+    def reference(steps):  # the functional form, on arrays
+        params = [jnp.full([1], 0.5, f32), jnp.zeros([1], f32)]
+        state = tx.init(params)
+        loss = lambda p: jnp.mean(jnp.square(p[0] * x + p[1] - y))  # noqa: E731
+        for _ in range(steps):
+            updates, state = tx.update(jax.grad(loss)(params), state, params)
+            params = [p + u for p, u in zip(params, updates)]
+        return params
+
+    eager_vs, compiled_vs = make(), make()
+    eager_opt, compiled_opt = tg.optimizers.FromTransform(tx), tg.optimizers.FromTransform(tx)
+    train_step = tg.function(lambda: step(compiled_vs, compiled_opt))
+    for _ in range(12):
+        step(eager_vs, eager_opt)
+        train_step()
+    want = reference(12)
+    for a, b, c in zip(eager_vs, compiled_vs, want):
+        close(a.numpy(), c, rtol=1e-5)
+        close(b.numpy(), c, rtol=1e-5)
+    assert eager_opt.iterations == compiled_opt.iterations == 12
+    (path,) = train_step.graphs()
+    graph = path if isinstance(path, tg.Graph) else path.graph
+    names = {v.name for v in graph.inputs}
+    assert {"w", "b", "iteration"} <= names and any(n.startswith("from_transform/state_") for n in names)
+    assert train_step.compiled_calls == 11
+    # the state belongs to one list of variables
+    with pytest.raises(tg.Error, match=r"FromTransform.apply_gradients: 1 variables that are not"):
+        eager_opt.apply_gradients([(np.ones([1], f32), eager_vs[0])])
+    with pytest.raises(TypeError, match="expected a tg.optim / optax transformation"):
+        tg.optimizers.FromTransform("adam")
+
+
+def test_fit_tf_function_mode_equals_jit_and_leaves_the_model_alone():
+    """tg.train.fit(mode="tf-function"): a copy of the model with Variables, one
+    tg.function step (tape, apply_gradients), the same losses as jit."""
+    rng = np.random.default_rng(0)
+    data = [{"x": rng.normal(size=(16, 3)).astype(f32), "y": rng.normal(size=(16, 2)).astype(f32)}
+            for _ in range(6)]
+    model = tg.nn.Sequential([tg.nn.Linear(3, 8, key=tg.random.key(0)), tg.nn.Tanh(),
+                              tg.nn.Linear(8, 2, key=tg.random.key(1))])
+    before = [np.asarray(a) for a in jax.tree_util.tree_leaves(model)]
+
+    def loss(m, b):
+        return tg.mean((m(b["x"]) - b["y"]) ** 2)
+
+    opt = tg.optim.chain(tg.optim.clip_by_global_norm(1.0), tg.optim.adam(1e-2))
+    _, want = tg.train.fit(model, data, loss=loss, optimizer=opt, mode="jit", progress=False)
+    state, got = tg.train.fit(model, data, loss=loss, optimizer=opt, mode="tf-function", progress=False)
+    close(got.losses, want.losses, rtol=1e-5)
+    assert all(isinstance(v, tg.Variable) for v in jax.tree_util.tree_leaves(state.model))
+    for a, b in zip(before, jax.tree_util.tree_leaves(model)):  # the caller's model: untouched
+        np.testing.assert_array_equal(a, np.asarray(b))
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 

@@ -4,7 +4,8 @@ for TF 2 and Keras code: ``optimizer.apply_gradients(zip(grads, variables))``.
 See `tracegraph.optim._keras` for the classes; this module only gives them their public
 home. They update `tg.Variable`s (or imperative tensors) in place with Keras 3's
 defaults and arithmetic, one ``jax.jit`` call per step; ``opt.transformation()`` is the
-same update as a functional `tg.optim` optimizer. The PyTorch-style optimizers
+same update as a functional `tg.optim` optimizer, and ``FromTransform(tx)`` is the other
+way: any functional optimizer with ``apply_gradients``. The PyTorch-style optimizers
 (``zero_grad``/``step`` on ``.grad``) are ``tg.optim.SGD`` ... instead.
 
 Example::
@@ -19,6 +20,6 @@ Example::
     optimizer.apply_gradients(zip(gradients, [w, b]))
 """
 
-from .optim._keras import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .optim._keras import SGD, Adagrad, Adam, AdamW, FromTransform, Optimizer, RMSprop
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "FromTransform", "Optimizer", "RMSprop"]

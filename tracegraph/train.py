@@ -21,8 +21,10 @@ Two ways to call `fit`:
       state, hist = tg.train.fit(step, batches, state=init_state, epochs=5)
 
 ``mode`` is ``"jit"`` (tg.jit: define-then-run), ``"interpret"`` (the same graph run node
-by node), ``"eager"`` (tg.eager: define-by-run), ``"compile"`` (tg.compile) or
-``"imperative"`` (PyTorch style).
+by node), ``"eager"`` (tg.eager: define-by-run), ``"compile"`` (tg.compile),
+``"imperative"`` (PyTorch style: ``.backward()``, ``optimizer.step()``) or
+``"tf-function"`` (TensorFlow 2 style: Variables, a GradientTape and
+``apply_gradients`` in a `tg.function`).
 
 Keras style, on any `tg.nn.Module` (the same `Loop`, the same `make_step`)::
 
@@ -53,16 +55,19 @@ import numpy as np
 from .callbacks import Callback, CallbackList, ProgbarLogger
 from .errors import Error
 from .compile import compile as compile_fn
+from .compile import function
 from .core import Tensor
 from .frontend.eager import eager
 from .frontend.tape import leaf, tensor
+from .frontend.variables import GradientTape, Variable
 from .ir.types import is_inexact
 from .optim import FromTransform
+from .optim._keras import FromTransform as KerasFromTransform
 from .jit import jit
 from .optim import apply_updates
 from .autodiff import value_and_grad
 
-MODES = ("jit", "interpret", "eager", "compile", "imperative")
+MODES = ("jit", "interpret", "eager", "compile", "imperative", "tf-function")
 
 
 class TrainingError(Error):
@@ -114,6 +119,8 @@ def compile_step(fn: Callable, mode: str, **jit_kwargs) -> Callable:
         return jf.interpret
     if mode in ("eager", "imperative"):  # imperative: eager code on parameter tensors
         return eager(fn)
+    if mode == "tf-function":
+        return function(fn)
     if mode == "compile":
         return compile_fn(fn)
     raise TrainingError(f"mode must be one of {MODES}, not {mode!r}")
@@ -144,6 +151,39 @@ def make_imperative_step(model, loss: Callable, optimizer, *, has_aux: bool = Fa
         metrics = {k: np.asarray(v) for k, v in dict(aux).items()}
         return TrainState(model, None, state.step + 1), {"loss": value.item(), **metrics}
 
+    return model, step
+
+
+def make_tf_function_step(model, loss: Callable, optimizer, *, has_aux: bool = False):
+    """TensorFlow 2 style: ``(TrainState, batch) -> (TrainState, metrics)`` running a
+    `tg.function` train step on a copy of ``model`` whose float leaves are `tg.Variable`s:
+    ``loss(model, batch)`` under a `GradientTape`, ``tape.gradient`` of the variables,
+    and ``optimizer.apply_gradients`` (the functional ``optimizer`` as
+    `tg.optimizers.FromTransform`). The first step records one graph (variables and
+    optimizer state in, assigned values out) and later steps run it compiled. Returns
+    ``(model copy, step)``; the step has the `tg.function` as ``.function``."""
+    def as_variable(x):
+        x = x._data if isinstance(x, Tensor) else x
+        return Variable(x) if is_inexact(np.dtype(x.dtype)) else x
+
+    model = jax.tree_util.tree_map(as_variable, model, is_leaf=lambda x: isinstance(x, Tensor))
+    variables = [x for x in jax.tree_util.tree_leaves(model, is_leaf=lambda x: isinstance(x, Tensor))
+                 if isinstance(x, Variable)]
+    opt = KerasFromTransform(optimizer, name="optimizer")
+
+    @function
+    def train_step(batch):
+        with GradientTape() as tape:
+            out = loss(model, batch)
+        value, aux = out if has_aux else (out, {})
+        opt.apply_gradients(zip(tape.gradient(value, variables), variables))
+        return value, dict(aux)
+
+    def step(state: TrainState, batch):
+        value, aux = train_step(batch)
+        return TrainState(model, None, state.step + 1), {"loss": value, **aux}
+
+    step.function = train_step
     return model, step
 
 
@@ -486,7 +526,10 @@ def fit(
       epochs, steps: stop after ``epochs`` passes or ``steps`` steps, whichever first.
       mode: ``"jit"``, ``"interpret"``, ``"eager"``, ``"compile"`` (`tg.compile`) or
         ``"imperative"`` (PyTorch style: ``loss.backward()`` and an optimizer ``step()``
-        on a copy of the model whose parameters are tensors; needs ``loss``/``optimizer``).
+        on a copy of the model whose parameters are tensors; needs ``loss``/``optimizer``)
+        or ``"tf-function"`` (TensorFlow 2 style: a `tg.function` step with a
+        `GradientTape` and ``apply_gradients`` on a copy of the model whose parameters
+        are `tg.Variable`s; needs ``loss``/``optimizer``).
       progress: show a tqdm progress bar (loss, examples/s, ETA) when tqdm is installed.
       callback: called as ``callback(step_index, state, metrics)`` after each step.
     """
@@ -494,8 +537,9 @@ def fit(
         if loss is None or optimizer is None:
             raise TrainingError("fit needs both loss= and optimizer= to build the step")
         model = step_or_model
-        if mode == "imperative":
-            model, step_fn = make_imperative_step(model, loss, optimizer, has_aux=has_aux)
+        if mode in ("imperative", "tf-function"):
+            make = make_imperative_step if mode == "imperative" else make_tf_function_step
+            model, step_fn = make(model, loss, optimizer, has_aux=has_aux)
             state = TrainState(model, None, 0)
         else:
             state = TrainState(model, optimizer.init(model), 0) if state is None else state
@@ -504,7 +548,8 @@ def fit(
         step_fn = step_or_model
         if state is None:
             raise TrainingError("fit with a custom step needs state=")
-    run = step_fn if mode == "imperative" and loss is not None else compile_step(step_fn, mode)
+    own = mode in ("imperative", "tf-function") and loss is not None  # the step runs itself
+    run = step_fn if own else compile_step(step_fn, mode)
     total = steps
     if total is None:
         try:

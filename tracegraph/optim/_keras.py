@@ -558,6 +558,137 @@ def _array(g):
     return g._data if isinstance(g, Tensor) else g
 
 
+class FromTransform:
+    """Any functional optimizer (a `tg.optim` / optax transformation, learning rate and
+    schedule included) with TensorFlow's interface: ``apply_gradients(zip(grads,
+    variables))`` on `tg.Variable`s (or imperative tensors). The TF 2 spelling of
+    `tg.optim.FromTransform` (PyTorch's ``step()``), for a step written with a
+    `GradientTape` around a model whose optimizer is an optax chain.
+
+    The transformation's state (its count, moments ...) is held in non-trainable
+    `tg.Variable`s, one per state leaf, made on the first ``apply_gradients`` from the
+    variables it was given: inside a `tg.function` step, the update is recorded as one
+    ``from_jax`` block of the step's graph and the variables and state are assigned (the
+    compiled step's state inputs and outputs); outside, it is one ``jax.jit`` call. The
+    transformation sees all variables as one list, so ``clip_by_global_norm`` couples
+    them; a variable whose gradient is None gets a zero gradient (it still moves where
+    the transformation has momentum or weight decay, as optax would move it). Every call
+    must pass the same variables, in the same order.
+
+    Example::
+
+        opt = tg.optimizers.FromTransform(
+            tg.optim.chain(tg.optim.clip_by_global_norm(1.0), tg.optim.adam(1e-3)))
+
+        @tg.function
+        def train_step(x, y):
+            with tg.GradientTape() as tape:
+                loss = loss_fn(model(x), y)
+            grads = tape.gradient(loss, variables)
+            opt.apply_gradients(zip(grads, variables))
+            return loss
+    """
+
+    def __init__(self, transformation, name: str = "from_transform"):
+        self.tx = getattr(transformation, "tx", transformation)
+        if not (callable(getattr(self.tx, "init", None)) and callable(getattr(self.tx, "update", None))):
+            raise TypeError(
+                f"FromTransform: expected a tg.optim / optax transformation (init, update), "
+                f"got {type(transformation).__name__}"
+            )
+        self.name = name
+        self._iterations_var = Variable(np.int32(0), trainable=False, name="iteration")
+        self._variables: list | None = None
+        self._state: list = []  # the transformation's state leaves, as Variables
+        self._treedef = None
+        tx = self.tx
+
+        def update(params, grads, state_leaves):
+            state = jax.tree_util.tree_unflatten(self._treedef, state_leaves)
+            updates, state = tx.update(list(grads), state, list(params))
+            new = [(p + u).astype(p.dtype) for p, u in zip(params, updates)]
+            return new, jax.tree_util.tree_leaves(state)
+
+        self._jitted = jax.jit(update)
+        self._recorded = from_jax(update, name=f"{name}.apply")
+
+    @property
+    def iterations(self) -> int:
+        """The number of ``apply_gradients`` calls so far."""
+        return int(np.asarray(self._iterations_var._data))
+
+    @property
+    def variables(self) -> list:
+        """``iterations``, then the transformation's state leaves, as `tg.Variable`s."""
+        return [self._iterations_var, *self._state]
+
+    def build(self, var_list) -> None:
+        """Create the transformation's state for ``var_list`` (the first
+        ``apply_gradients`` does it otherwise)."""
+        var_list = list(var_list)
+        for i, v in enumerate(var_list):
+            Optimizer._check_variable(self, v, i, "build")
+        state = self.tx.init([jnp.asarray(v._data) for v in var_list])
+        leaves, self._treedef = jax.tree_util.tree_flatten(state)
+        self._state = [Variable(a, trainable=False, name=f"{self.name}/state_{i}")
+                       for i, a in enumerate(leaves)]
+        self._variables = var_list
+
+    def apply_gradients(self, grads_and_vars) -> int:
+        """Apply ``(gradient, variable)`` pairs (``zip(grads, variables)``). Returns
+        ``iterations``."""
+        pairs = list(grads_and_vars)
+        if not pairs or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+            raise TracingError(
+                f"FromTransform.apply_gradients: pass zip(gradients, variables) (non-empty "
+                f"(gradient, variable) pairs) (at {user_location_long(1)})"
+            )
+        grads, variables = (list(t) for t in zip(*pairs))
+        if self._variables is None:
+            self.build(variables)
+        elif [id(v) for v in variables] != [id(v) for v in self._variables]:
+            raise TracingError(
+                f"FromTransform.apply_gradients: {len(variables)} variables that are not the "
+                f"{len(self._variables)} of the first call, in its order (at "
+                f"{user_location_long(1)}): a transformation's state belongs to one list"
+            )
+        if all(g is None for g in grads):
+            raise TracingError(
+                f"FromTransform.apply_gradients: every gradient is None (at "
+                f"{user_location_long(1)}): does the loss depend on the variables?"
+            )
+        gs = [jnp.zeros(v.shape, v.dtype) if g is None
+              else Optimizer._gradient(self, g, v, i, "apply_gradients")
+              for i, (g, v) in enumerate(zip(grads, variables))]
+        if at_bottom():
+            new, state = self._jitted([v._data for v in variables], [_array(g) for g in gs],
+                                      [s._data for s in self._state])
+            with no_grad():
+                for v, a in zip(variables, new):
+                    if hasattr(v, "assign"):
+                        v.assign(a)
+                    else:
+                        v._data = a
+                for s, a in zip(self._state, state):
+                    s.assign(a)
+                self._iterations_var.assign(self._iterations_var._data + 1)
+            return self.iterations
+        new, state = self._recorded(variables, gs, self._state)
+        trace = current_trace()
+        for v, value in zip(variables, new):
+            if hasattr(v, "assign"):
+                v.assign(value)
+            else:
+                trace.assign_state(v, value)
+        for s, value in zip(self._state, state):
+            s.assign(value)
+        self._iterations_var.assign(self._iterations_var + 1)
+        return None
+
+    def __repr__(self):
+        return f"<tg.optimizers.FromTransform name={self.name!r} iterations={self.iterations}>"
+
+
 def _name_of(v, i) -> str:
     name = getattr(v, "name", None)
     if not isinstance(name, str):
@@ -747,4 +878,4 @@ class Adagrad(Optimizer):
         return p - (lr * g) / jnp.sqrt(accumulator + hp["epsilon"]), (accumulator,)
 
 
-__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "KerasState", "Optimizer", "RMSprop", "keras_transformation"]
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "FromTransform", "KerasState", "Optimizer", "RMSprop", "keras_transformation"]
