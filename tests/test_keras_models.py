@@ -3,6 +3,7 @@ fit engine in every mode (dropout and batch-norm state included), freeze, save a
 summarize; a TensorFlow-style train step (Variables, GradientTape, optimizer) compiled
 with tg.function is one IR graph and equals the eager step over 100 steps."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -211,3 +212,50 @@ def test_train_on_batch_steps_like_fit():
     logs = a.test_on_batch(x, y, return_dict=True)
     assert set(logs) == {"loss", "accuracy"}
     np.testing.assert_allclose(a.predict_on_batch(x), np.asarray(a(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_input_spec_errors_name_the_layer_and_the_line():
+    """Keras' InputSpec: a built layer called on an input of another size, or a layer
+    given the wrong rank, is a tg.ShapeError in Keras' words naming the layer and the
+    caller's line (in fit too, where the call is traced), not an op's error."""
+    here = __file__.rsplit("/", 1)[-1]
+    dense = layers.Dense(4, name="head")
+    dense(np.ones((2, 3), "float32"))
+    with pytest.raises(tg.ShapeError, match=(r'Input 0 of layer "head" is incompatible with the layer: '
+                                             r"expected axis -1 of input shape to have value 3, but "
+                                             r"received input with shape \(2, 5\) \(at .*" + here)):
+        dense(np.ones((2, 5), "float32"))
+    with pytest.raises(tg.ShapeError, match=r'layer "conv" is incompatible with the layer: expected min_ndim=4, found ndim=3. '
+                                            r"Full shape received: \(2, 8, 8\)"):
+        layers.Conv2D(8, 3, name="conv")(np.ones((2, 8, 8), "float32"))
+    with pytest.raises(tg.ShapeError, match=r'layer "pool" is incompatible with the layer: expected ndim=4, found ndim=5'):
+        layers.MaxPooling2D(name="pool")(np.ones((1, 4, 4, 4, 2), "float32"))
+    bn = layers.BatchNormalization(name="bn")
+    bn(np.ones((2, 6), "float32"))
+    with pytest.raises(tg.ShapeError, match=r'layer "bn" is incompatible with the layer: expected axis 1 of input shape to have value 6'):
+        bn(np.ones((2, 7), "float32"))
+    model = keras.Sequential([keras.Input((3,)), layers.Dense(2, name="out")])
+    model.compile(optimizer="adam", loss="mse")
+    with pytest.raises(tg.ShapeError, match=r'layer "out".*have value 3.*\(at .*' + here):
+        model.fit(np.ones((4, 5), "float32"), np.ones((4, 2), "float32"), verbose=0)
+    # the spec build set, kept by copies of the layer (fit's step traces a copy)
+    assert model.layers[0].input_spec == layers.InputSpec(min_ndim=2, axes={-1: 3})
+    copy = jax.tree_util.tree_map(lambda a: a, model.layers[0])
+    assert copy.input_spec == model.layers[0].input_spec
+
+
+def test_a_layer_of_ones_own_sets_an_input_spec():
+    class Pairs(layers.Layer):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.input_spec = layers.InputSpec(shape=(None, 2))
+
+        def call(self, x):
+            return x[:, 0] * x[:, 1]
+
+    pairs = Pairs(name="pairs")
+    np.testing.assert_allclose(pairs(np.array([[2.0, 3.0]], "float32")), [6.0])
+    with pytest.raises(tg.ShapeError, match=r'layer "pairs" is incompatible with the layer: expected shape=\(None, 2\), found shape=\(1, 3\)'):
+        pairs(np.ones((1, 3), "float32"))
+    with pytest.raises(ValueError, match="axis 2 is out of range for ndim=2"):
+        layers.InputSpec(ndim=2, axes={2: 1})

@@ -70,8 +70,11 @@ def user_location(depth: int = 1) -> str | None:
 
 
 def user_location_long(depth: int = 1) -> str:
-    """``path:line (in function)`` of the first frame outside tracegraph, for messages."""
+    """``path:line (in function)`` of the first frame outside tracegraph and the libraries
+    it runs through (JAX's tracing, optax, numpy, Python's own modules), for messages."""
     frame = user_frame(depth + 1)
+    while frame is not None and _is_library_frame(frame):
+        frame = frame.f_back
     if frame is None:
         return "<unknown location>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno} (in {frame.f_code.co_name})"

@@ -47,7 +47,7 @@ import jax
 import numpy as np
 
 from ..core import Tensor
-from ..errors import TracingError
+from ..errors import ShapeError, TracingError, user_location_long
 from ..frontend import fn_math
 from ..frontend.fn_random import next_key, split
 from ..frontend.variables import Variable
@@ -201,7 +201,15 @@ class Layer(Module):
 
     @property
     def input_spec(self):
-        return None
+        """What this layer's inputs must look like (an `InputSpec`, a list of them, or
+        None): set it in ``__init__`` or ``build`` as Keras layers do; every call checks
+        its inputs against it."""
+        return self.__dict__.get(_INPUT_SPEC)
+
+    @input_spec.setter
+    def input_spec(self, spec):
+        with reopened(self):  # a static field: copies of the layer (tree_map) keep it
+            super().__setattr__(_INPUT_SPEC, spec)
 
     @property
     def output_shape(self):
@@ -306,12 +314,14 @@ class Layer(Module):
             args = jax.tree_util.tree_map(
                 lambda a: _autocast(a, np.dtype(self.dtype)), args, is_leaf=_is_array_like)
             inputs = args[0]
+            check_input_spec(self, inputs)
             if not self.built:
                 _check_concrete(self, args)
                 if _shape_parameters(type(self)):
                     self._build_by_name(args, kwargs)
                 else:
                     self.build_from(inputs)
+                check_input_spec(self, inputs)  # the one build may have set
             call_params = _call_parameters(type(self))
             if "training" in call_params:
                 kwargs["training"] = training
@@ -332,6 +342,90 @@ class Layer(Module):
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+_INPUT_SPEC = "_input_spec"  # a static field of the layer
+
+
+class InputSpec:
+    """Keras 3's ``InputSpec``: the rank (``ndim``, ``min_ndim``, ``max_ndim``), the
+    ``shape`` (None for any size) and the sizes of some ``axes`` (``{-1: 3}``) a layer's
+    input must have. A layer sets ``self.input_spec`` (Dense in ``build``: at least 2
+    axes, the last of the size it was built for; Conv2D: 4 axes); each call checks the
+    input before ``call`` runs and raises a `tg.ShapeError` with Keras' wording, the
+    layer's name and the caller's line, instead of an error deep in the op."""
+
+    def __init__(self, dtype=None, shape=None, ndim=None, max_ndim=None, min_ndim=None,
+                 axes=None, allow_last_axis_squeeze=False, name=None, optional=False):
+        self.dtype = None if dtype is None else np.dtype(dtype).name
+        self.shape = None if shape is None else tuple(None if d is None else int(d) for d in shape)
+        self.ndim = len(self.shape) if self.shape is not None else ndim
+        self.max_ndim, self.min_ndim = max_ndim, min_ndim
+        self.axes = {int(k): int(v) for k, v in (axes or {}).items()}
+        self.allow_last_axis_squeeze = bool(allow_last_axis_squeeze)
+        self.name, self.optional = name, bool(optional)
+        for k in self.axes:
+            if self.ndim is not None and not -self.ndim <= k < self.ndim:
+                raise ValueError(f"InputSpec: axis {k} is out of range for ndim={self.ndim}")
+
+    def _key(self):
+        return (self.dtype, self.shape, self.ndim, self.max_ndim, self.min_ndim,
+                tuple(sorted(self.axes.items())), self.allow_last_axis_squeeze, self.name,
+                self.optional)
+
+    def __eq__(self, other):
+        return isinstance(other, InputSpec) and self._key() == other._key()
+
+    def __hash__(self):
+        return hash(self._key())
+
+    def __repr__(self):
+        parts = [f"{k}={v}" for k, v in (("dtype", self.dtype), ("shape", self.shape),
+                                         ("ndim", self.ndim), ("max_ndim", self.max_ndim),
+                                         ("min_ndim", self.min_ndim))
+                 if v is not None]
+        if self.axes:
+            parts.append(f"axes={self.axes}")
+        return f"InputSpec({', '.join(parts)})"
+
+
+def _spec_problem(spec: InputSpec, shape: tuple) -> str | None:
+    ndim = len(shape)
+    if spec.ndim is not None and ndim != spec.ndim and not (
+            spec.allow_last_axis_squeeze and ndim in (spec.ndim - 1, spec.ndim + 1)):
+        return f"expected ndim={spec.ndim}, found ndim={ndim}"
+    if spec.max_ndim is not None and ndim > spec.max_ndim:
+        return f"expected max_ndim={spec.max_ndim}, found ndim={ndim}"
+    if spec.min_ndim is not None and ndim < spec.min_ndim:
+        return f"expected min_ndim={spec.min_ndim}, found ndim={ndim}"
+    for axis, size in spec.axes.items():
+        if -ndim <= axis < ndim and shape[axis] is not None and shape[axis] != size:
+            return (f"expected axis {axis} of input shape to have value {size}, but received "
+                    f"input with shape {shape}")
+    if spec.shape is not None and ndim == len(spec.shape):
+        for want, got in zip(spec.shape, shape):
+            if want is not None and got is not None and want != got:
+                return f"expected shape={spec.shape}, found shape={shape}"
+    return None
+
+
+def check_input_spec(layer, inputs) -> None:
+    """Raise a `tg.ShapeError` when ``inputs`` do not fit ``layer.input_spec``."""
+    specs = layer.__dict__.get(_INPUT_SPEC)
+    if specs is None:
+        return
+    specs = list(specs) if isinstance(specs, (list, tuple)) else [specs]
+    xs = jax.tree_util.tree_leaves(inputs, is_leaf=_is_array_like)
+    for i, (spec, x) in enumerate(zip(specs, xs)):
+        if spec is None:
+            continue
+        shape = tuple(None if d is None else int(d) for d in shape_of(x))
+        problem = _spec_problem(spec, shape)
+        if problem is not None:
+            if "shape" not in problem:
+                problem += f". Full shape received: {shape}"
+            raise ShapeError(f"Input {i} of layer \"{layer.name}\" is incompatible with the "
+                             f"layer: {problem} (at {user_location_long(1)})")
 
 
 def _reopening(build):

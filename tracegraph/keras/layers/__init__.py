@@ -9,7 +9,7 @@ Example::
 """
 
 from .._functional import Input
-from .._layer import Layer
+from .._layer import InputSpec, Layer
 from ._attention import MultiHeadAttention
 from ._bidirectional import Bidirectional
 from ._conv import (
@@ -100,6 +100,7 @@ __all__ = [
     "Input",
     "LSTMCell",
     "Lambda",
+    "InputSpec",
     "Layer",
     "LayerNormalization",
     "MaxPool1D",

@@ -16,7 +16,7 @@ from ...core import bind
 from ...frontend import fn_reduce
 from ...frontend.fn_shape import expand_dims, reshape, squeeze, transpose
 from .. import activations, initializers
-from .._layer import Layer
+from .._layer import InputSpec, Layer
 
 _LETTERS = {1: "W", 2: "HW", 3: "DHW"}
 
@@ -67,12 +67,15 @@ class _Conv(Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.input_spec = InputSpec(min_ndim=n + 2)
 
     def _channels(self, shape) -> int:
         return shape[-1] if self.data_format == "channels_last" else shape[1]
 
     def build(self, input_shape):
         cin = self._channels(input_shape)
+        channel_axis = -1 if self.data_format == "channels_last" else 1
+        self.input_spec = InputSpec(min_ndim=self.rank + 2, axes={channel_axis: cin})
         if cin % self.groups or self.filters % self.groups:
             raise ValueError(f"{type(self).__name__}: input channels {cin} and filters "
                              f"{self.filters} must be divisible by groups={self.groups}")
@@ -144,6 +147,7 @@ class _Pool(Layer):
                              f"got {padding!r}")
         self.padding = padding
         self.data_format = data_format or "channels_last"
+        self.input_spec = InputSpec(ndim=n + 2)
         self.built = True
 
     def call(self, inputs):
@@ -201,6 +205,7 @@ class _GlobalPool(Layer):
         super().__init__(**kwargs)
         self.data_format = data_format or "channels_last"
         self.keepdims = bool(keepdims)
+        self.input_spec = InputSpec(ndim=self.rank + 2)
         self.built = True
 
     def call(self, inputs):

@@ -16,7 +16,7 @@ from ...frontend.fn_linalg import matmul
 from ...frontend.fn_shape import concatenate, reshape, transpose
 from ...nn import functional as F
 from .. import activations, initializers
-from .._layer import Layer, SeedGenerator
+from .._layer import InputSpec, Layer, SeedGenerator
 
 
 class Dense(Layer):
@@ -45,6 +45,7 @@ class Dense(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
 
     def build(self, input_shape):
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_shape[-1]})
         self.kernel = self.add_weight(shape=(input_shape[-1], self.units),
                                       initializer=self.kernel_initializer, name="kernel")
         self.bias = (self.add_weight(shape=(self.units,), initializer=self.bias_initializer,

@@ -9,7 +9,7 @@ from ...frontend.fn_shape import reshape
 from ...nn import functional as F
 from ...nn._module._state import read_state, update_state
 from .. import initializers
-from .._layer import Layer
+from .._layer import InputSpec, Layer
 
 
 def _axes(axis, ndim: int) -> tuple:
@@ -64,6 +64,8 @@ class BatchNormalization(Layer):
 
     def build(self, input_shape):
         shape = _build_scale_and_shift(self, input_shape)
+        ndim = len(input_shape)
+        self.input_spec = InputSpec(ndim=ndim, axes={a: input_shape[a] for a in _axes(self.axis, ndim)})
         self.moving_mean = self.add_weight(shape=shape, initializer=self.moving_mean_initializer,
                                            trainable=False, name="moving_mean")
         self.moving_variance = self.add_weight(
