@@ -1,5 +1,7 @@
 """Shared helpers of the op test matrix: tolerances and how each mode runs a sample."""
 
+import os
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -10,6 +12,30 @@ from tracegraph.ir import all_ops, lookup
 from tracegraph.ir.types import dtype_name
 
 MODES = ("jit", "interpret", "eager")
+
+# The slow set runs each matrix sample beyond the default ones in one mode, the modes
+# taking turns (every mode still runs every op: the default samples run in all three).
+# TRACEGRAPH_EXHAUSTIVE=1 runs every sample in every mode (and 5,040 random programs):
+# about 90 minutes on two cores, too long for CI's budget.
+EXHAUSTIVE = os.environ.get("TRACEGRAPH_EXHAUSTIVE", "") not in ("", "0")
+
+
+def slow_in_one_mode(cases, default_modes=MODES):
+    """pytest params ``(*case, mode)`` from `sample_cases` params: a default case in each
+    of ``default_modes``; a slow case in one mode, the modes taking turns (in every mode
+    under TRACEGRAPH_EXHAUSTIVE). Ids are ``{id}-{mode}``."""
+    turn = 0
+    for p in cases:
+        slow = any(m.name == "slow" for m in p.marks)
+        if slow and not EXHAUSTIVE:
+            modes = (MODES[turn % len(MODES)],)
+            turn += 1
+        elif slow:
+            modes = MODES
+        else:
+            modes = default_modes
+        for mode in modes:
+            yield pytest.param(*p.values, mode, marks=p.marks, id=f"{p.id}-{mode}")
 
 
 def modes_taking_turns(cases, ids):

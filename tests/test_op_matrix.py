@@ -1,5 +1,7 @@
 """The op test matrix: every registered op x its samples x (jit, interpreter,
-define-by-run), each against the op record's jax.numpy/jax.lax reference."""
+define-by-run), each against the op record's jax.numpy/jax.lax reference: each op's
+first three samples in every mode, the rest (-m slow) in one mode each, the modes taking
+turns (every mode under TRACEGRAPH_EXHAUSTIVE=1)."""
 
 import jax.numpy as jnp
 import pytest
@@ -7,7 +9,7 @@ import pytest
 from tracegraph.ir import all_ops, lookup
 
 from conftest import x64_if_needed
-from op_matrix import MODES, assert_close, op_function, run_mode, sample_cases
+from op_matrix import assert_close, op_function, run_mode, sample_cases, slow_in_one_mode
 
 import tracegraph  # noqa: F401  (registers the ops)
 
@@ -27,8 +29,7 @@ def test_every_op_has_samples_and_reference():
     assert not empty, f"ops with an empty sample list: {empty}"
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name,index", CASES)
+@pytest.mark.parametrize("name,index,mode", list(slow_in_one_mode(CASES)))
 def test_op_matches_reference(name, index, mode):
     op = lookup(name)
     sample = op.samples()[index]

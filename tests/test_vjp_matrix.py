@@ -1,7 +1,8 @@
 """Gradient checks for every op record: the VJP rule (a graph of tracegraph ops)
 against jax.vjp of the op's implementation, and against finite differences in float64
 (the inner-product test <J u, v> = <u, J^T v>, as JAX's check_grads does), in jit,
-interpreter and define-by-run."""
+interpreter and define-by-run: every op in every mode, and with -m slow every other
+sample in one of them (`op_matrix.slow_in_one_mode`)."""
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +15,7 @@ from tracegraph.ir import NOT_DIFFERENTIABLE, all_ops, lookup
 from tracegraph.ir.types import is_inexact
 
 from conftest import x64_if_needed
-from op_matrix import MODES, as_list, assert_close, run_mode, sample_cases
+from op_matrix import EXHAUSTIVE, MODES, as_list, assert_close, run_mode, sample_cases, slow_in_one_mode
 
 
 def _differentiable_positions(sample):
@@ -48,16 +49,14 @@ def _grad_cases(fd=False):
 
 
 def _fd_cases():
-    """`_grad_cases(fd=True)` x modes; by default each op's first sample in one mode, the
-    modes taking turns (finite differences check the rule, which is the same in every
-    mode; test_vjp_matches_jax runs every op in every mode), the rest with -m slow."""
-    default = 0
-    for p in _grad_cases(fd=True):
+    """`_grad_cases(fd=True)` x modes, each sample in one mode, the modes taking turns
+    (finite differences check the rule, which is the same in every mode;
+    test_vjp_matches_jax runs every op in every mode): each op's first sample by
+    default, the rest with -m slow (in every mode under TRACEGRAPH_EXHAUSTIVE)."""
+    for i, p in enumerate(_grad_cases(fd=True)):
         slow = any(m.name == "slow" for m in p.marks)
-        for j, mode in enumerate(MODES):
-            marks = list(p.marks) if slow or j == default % len(MODES) else [pytest.mark.slow]
-            yield pytest.param(*p.values, mode, marks=marks, id=f"{p.id}-{mode}")
-        default += not slow
+        for mode in MODES if slow and EXHAUSTIVE else (MODES[i % len(MODES)],):
+            yield pytest.param(*p.values, mode, marks=p.marks, id=f"{p.id}-{mode}")
 
 
 def _split(op, sample, args):
@@ -99,8 +98,7 @@ def test_every_op_declares_its_gradient():
     assert not missing, "ops with neither a VJP rule nor NOT_DIFFERENTIABLE: " + ", ".join(missing)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name,index", list(_grad_cases()))
+@pytest.mark.parametrize("name,index,mode", list(slow_in_one_mode(_grad_cases())))
 def test_vjp_matches_jax(name, index, mode):
     op = lookup(name)
     sample = op.samples()[index]
