@@ -292,7 +292,7 @@ def run_text_model(args, corpus, model, optimizer, *, summary: bool = False) -> 
           f"(unigram entropy {corpus.unigram_entropy:.3f})")
     if summary:
         print("IR summary of the model (nodes per module scope, parameters):")
-        tg.nn.summary(state.model, tg.spec((args.batch_size, args.seq_len), "i32"))
+        print(tg.nn.summary(state.model, tg.spec((args.batch_size, args.seq_len), "i32")))
     text = sample_text(state.model, corpus, prompt=args.prompt, length=args.sample_length,
                        seq_len=args.seq_len, temperature=args.temperature,
                        key=tg.random.key(args.seed + 1))

@@ -53,7 +53,7 @@ def main(argv=None):
         test = tg.train.evaluate(accuracy_fn, state.model,
                                  tg.data.batches(ds.test, 1024), mode=eval_mode(args.mode))["accuracy"]
         print("IR summary of the model (nodes per module scope, parameters):")
-        tg.nn.summary(state.model, tg.spec((args.batch_size, 1, 8, 8)))
+        print(tg.nn.summary(state.model, tg.spec((args.batch_size, 1, 8, 8))))
         print(f"test accuracy {test:.4f} (target >= 0.97)")
         return {"test_accuracy": test, "final_loss": hist.losses[-1],
                 "time_per_step": hist.time_per_step, "losses": hist.losses}

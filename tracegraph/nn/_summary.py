@@ -31,15 +31,27 @@ def _under(path, prefix):
     return not prefix or path == prefix or path.startswith(prefix + ".")
 
 
-def summary(model: Module, *args, print_fn=print, **kwargs) -> str:
+class Summary(str):
+    """The table `summary` returns: a ``str`` whose ``repr`` is the table itself, so an
+    interactive session shows it once, as it would be printed."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def summary(model: Module, *args, print_fn=None, **kwargs) -> Summary:
     """Trace ``model(*args, **kwargs)`` and tabulate, for the model and each sub-module
     (by scope path): its class, the IR nodes recorded under its scope (nested modules
-    included; nodes inside loop bodies count once), and its parameter count. Prints the
-    table with ``print_fn`` (None: don't) and returns it.
+    included; nodes inside loop bodies count once), and its parameter count. Returns the
+    table (a `Summary`: a ``str`` an interactive session shows as the table); prints it
+    with ``print_fn`` only when one is given (``print_fn=print``), so it is never shown
+    twice.
 
     Example::
 
-        tg.nn.summary(model, tg.spec((32, 1, 28, 28)))
+        print(tg.nn.summary(model, tg.spec((32, 1, 28, 28))))
     """
 
     def forward(model, *args, **kwargs):
@@ -67,7 +79,7 @@ def summary(model: Module, *args, print_fn=print, **kwargs) -> str:
     lines.append("-" * len(lines[0]))
     lines.append(f"{len(graph.nodes)} top-level nodes, {sum(counts.values())} in all; "
                  f"{total:,} parameters ({nbytes / 1024:,.1f} KiB)")
-    text = "\n".join(lines)
+    text = Summary("\n".join(lines))
     if print_fn is not None:
         print_fn(text)
     return text
