@@ -66,7 +66,12 @@ def test_documented_snippets_print_what_the_page_shows(path, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     page = path.read_text()
     assert SNIPPET.search(page), f"{path.name}: no runnable snippet"
-    new = run_snippets(page)
+    try:
+        new = run_snippets(page)
+    except AssertionError as e:
+        if isinstance(e.__cause__, ModuleNotFoundError):  # an optional extra (Flax ...)
+            pytest.skip(f"docs/{path.name} needs {e.__cause__.name}")
+        raise
     if os.environ.get("TRACEGRAPH_UPDATE_DOCS"):
         path.write_text(new)
     assert path.read_text() == new, f"docs/{path.name} is stale: run with TRACEGRAPH_UPDATE_DOCS=1"
