@@ -50,7 +50,7 @@ def pytest_configure(config):
 # (libraries a test imported, such as PyTorch) stays, so the next drop waits until the
 # process has grown by RSS_GROWTH_MB again, not for the next test.
 RSS_LIMIT_MB = int(os.environ.get("TRACEGRAPH_TEST_RSS_MB", "640"))
-RSS_GROWTH_MB = 256
+RSS_GROWTH_MB = int(os.environ.get("TRACEGRAPH_TEST_RSS_GROWTH_MB", "256"))
 _next_drop_mb = RSS_LIMIT_MB
 try:
     _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
