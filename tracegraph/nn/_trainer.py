@@ -396,6 +396,7 @@ class Trainer:
     def __init__(self, model, optimizer, loss, metrics, mode):
         if mode not in KERAS_MODES:
             raise TrainingError(f"mode must be one of {', '.join(KERAS_MODES)}, not {mode!r}")
+        self._fits_known = None  # (key, answer) of the last _fits
         self.optimizer = resolve_optimizer(self, optimizer)
         metrics = resolve_metrics(metrics)
         loss_values = resolve_loss(loss)
@@ -514,11 +515,27 @@ class Trainer:
         params = in_mode(arrays_of(model), True)
         train = trainable_leaves(params, trainable)
         opt_state = self.opt_state
-        if opt_state is None or not _same_structure(opt_state, train, self.steps.transformation):
+        if opt_state is None or not self._fits(opt_state, train):
             opt_state = _strong(self.steps.transformation.init(train))
         if self.optimizer._lr is not None:
             set_learning_rate(opt_state, self.optimizer._lr)
         return self.steps.train(trainable), TrainState(params, opt_state, np.int32(self.iterations))
+
+    def _fits(self, opt_state, params) -> bool:
+        """Whether a kept optimizer state fits ``params`` (`_same_structure`), remembered
+        for the last (state structure, parameter types) seen: ``train_on_batch`` in a loop
+        asks each call, and the answer costs an abstract ``init`` (about 1 ms)."""
+        def types(tree):
+            leaves, treedef = jax.tree_util.tree_flatten(tree)
+            return treedef, tuple((np.shape(x), np.dtype(x.dtype)) for x in leaves)
+
+        key = (types(opt_state), types(params), id(self.steps.transformation))
+        known = self._fits_known
+        if known is not None and known[0] == key:
+            return known[1]
+        ok = _same_structure(opt_state, params, self.steps.transformation)
+        self._fits_known = (key, ok)
+        return ok
 
     # -- one batch (Keras' *_on_batch) ----------------------------------------------------
     def _one_batch(self, model, x, y):
