@@ -126,19 +126,29 @@ def compile_step(fn: Callable, mode: str, **jit_kwargs) -> Callable:
     raise TrainingError(f"mode must be one of {MODES}, not {mode!r}")
 
 
+def _float_leaves_as(model, make) -> tuple:
+    """A copy of ``model`` whose float leaves are ``make(array)`` (parameter tensors,
+    Variables), and those new leaves in order; the caller's model stays as it was."""
+    made = []
+
+    def convert(x):
+        x = x._data if isinstance(x, Tensor) else x
+        dtype = getattr(x, "dtype", None) or np.asarray(x).dtype
+        if not is_inexact(np.dtype(dtype)):
+            return x
+        made.append(make(x))
+        return made[-1]
+
+    model = jax.tree_util.tree_map(convert, model, is_leaf=lambda x: isinstance(x, Tensor))
+    return model, made
+
+
 def make_imperative_step(model, loss: Callable, optimizer, *, has_aux: bool = False):
     """PyTorch style: ``(TrainState, batch) -> (TrainState, metrics)`` running
     ``zero_grad(); loss(model, batch).backward(); step()`` on a copy of ``model`` whose
     parameters are leaf tensors (the functional ``optimizer`` drives them through
     `tg.optim.FromTransform`)."""
-    def as_parameter(x):
-        x = x._data if isinstance(x, Tensor) else x
-        return leaf(x, requires_grad=True) if is_inexact(np.asarray(x).dtype) else x
-
-    # a copy whose float leaves are parameter tensors: the caller's model stays as it was
-    model = jax.tree_util.tree_map(as_parameter, model, is_leaf=lambda x: isinstance(x, Tensor))
-    params = [x for x in jax.tree_util.tree_leaves(model, is_leaf=lambda x: isinstance(x, Tensor))
-              if isinstance(x, Tensor)]
+    model, params = _float_leaves_as(model, lambda a: leaf(a, requires_grad=True))
     opt = FromTransform(params, optimizer)
 
     def step(state: TrainState, batch):
@@ -162,13 +172,7 @@ def make_tf_function_step(model, loss: Callable, optimizer, *, has_aux: bool = F
     `tg.optimizers.FromTransform`). The first step records one graph (variables and
     optimizer state in, assigned values out) and later steps run it compiled. Returns
     ``(model copy, step)``; the step has the `tg.function` as ``.function``."""
-    def as_variable(x):
-        x = x._data if isinstance(x, Tensor) else x
-        return Variable(x) if is_inexact(np.dtype(x.dtype)) else x
-
-    model = jax.tree_util.tree_map(as_variable, model, is_leaf=lambda x: isinstance(x, Tensor))
-    variables = [x for x in jax.tree_util.tree_leaves(model, is_leaf=lambda x: isinstance(x, Tensor))
-                 if isinstance(x, Variable)]
+    model, variables = _float_leaves_as(model, Variable)
     opt = KerasFromTransform(optimizer, name="optimizer")
 
     @function

@@ -447,11 +447,7 @@ class Optimizer:
         )
         with no_grad():
             for v, p, ss, arrays in zip(vs, new_ps, slots, new_slots):
-                assign = getattr(v, "assign", None)
-                if assign is not None:
-                    assign(p)
-                else:
-                    v._data = p
+                _write(v, p)
                 for s, a in zip(ss, arrays):
                     s._data = a
         self._iterations_var._data = self._count_data = new_count
@@ -468,12 +464,8 @@ class Optimizer:
             lr = lr(self._iterations_var) if self._lr_takes_step else lr()
         run = _traced_apply(type(self), self._settings(), decays)
         new_ps, new_slots = run(lr, self._iterations_var, vs, gs, [tuple(ss) for ss in slots])
-        trace = current_trace()
         for v, p, ss, values in zip(vs, new_ps, slots, new_slots):
-            if hasattr(v, "assign"):
-                v.assign(p)
-            else:
-                trace.assign_state(v, p)
+            _write(v, p)
             for s, value in zip(ss, values):
                 s.assign(value)
         self._iterations_var.assign(self._iterations_var + 1)
@@ -556,6 +548,18 @@ class Optimizer:
 
 def _array(g):
     return g._data if isinstance(g, Tensor) else g
+
+
+def _write(v, value) -> None:
+    """Give variable ``v`` its updated value: ``assign`` for a `tg.Variable`; for an
+    imperative leaf tensor, its array outside traced code, or an assignment of the trace's
+    state inside it (a compiled step's state output)."""
+    if hasattr(v, "assign"):
+        v.assign(value)
+    elif at_bottom():
+        v._data = value
+    else:
+        current_trace().assign_state(v, value)
 
 
 class FromTransform:
@@ -665,21 +669,14 @@ class FromTransform:
                                       [s._data for s in self._state])
             with no_grad():
                 for v, a in zip(variables, new):
-                    if hasattr(v, "assign"):
-                        v.assign(a)
-                    else:
-                        v._data = a
+                    _write(v, a)
                 for s, a in zip(self._state, state):
                     s.assign(a)
                 self._iterations_var.assign(self._iterations_var._data + 1)
             return self.iterations
         new, state = self._recorded(variables, gs, self._state)
-        trace = current_trace()
         for v, value in zip(variables, new):
-            if hasattr(v, "assign"):
-                v.assign(value)
-            else:
-                trace.assign_state(v, value)
+            _write(v, value)
         for s, value in zip(self._state, state):
             s.assign(value)
         self._iterations_var.assign(self._iterations_var + 1)
