@@ -1040,3 +1040,30 @@ def variable_assign_inside_jit():
         return x
 
     tg.jit(step)(A(3))
+
+
+@mistake(tg.ShapeError, 'layer "mistake_dense"', None)
+def keras_dense_called_with_another_feature_size():
+    dense = tg.keras.layers.Dense(4, name="mistake_dense")
+    dense(A(2, 3))
+    dense(A(2, 5))  # mistake
+
+
+@mistake(tg.ShapeError, 'layer "mistake_conv"', None)
+def keras_conv2d_given_a_rank3_input():
+    tg.keras.layers.Conv2D(8, 3, name="mistake_conv")(A(2, 8, 8))  # mistake
+
+
+@mistake(tg.ShapeError, 'layer "mistake_head"', None)
+def keras_fit_with_another_feature_size():
+    model = tg.keras.Sequential([tg.keras.Input((3,)), tg.keras.layers.Dense(2, name="mistake_head")])
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(A(4, 5), A(4, 2), verbose=0)  # mistake
+
+
+@mistake(tg.TracingError, "FromTransform.apply_gradients", None)
+def from_transform_given_other_variables():
+    v, w = tg.Variable(A(3)), tg.Variable(A(3))
+    opt = tg.optimizers.FromTransform(tg.optim.sgd(0.1))
+    opt.apply_gradients([(A(3), v)])
+    opt.apply_gradients([(A(3), w)])  # mistake
