@@ -1,18 +1,25 @@
 import contextlib
 import ctypes
+import functools
 import gc
+import importlib
+import importlib.util
 import os
+import pathlib
+import re
 
-import jax
 import numpy as np
 import pytest
 
-from tracegraph.ir.types import DTYPE_NAMES
+# NOTE: JAX and tracegraph are imported inside the helpers below, not here: under xdist the
+# controller process loads this file too, and it runs no test (it stays at about 60 MB).
 
 WIDE = {np.dtype(d) for d in ("float64", "int64", "uint64", "complex128")}
 
 
 def needs_x64(arrays, attrs=None) -> bool:
+    from tracegraph.ir.types import DTYPE_NAMES
+
     dtypes = [np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype) for a in arrays]
     for v in (attrs or {}).values():
         if v is None or isinstance(v, (bool, int, float)):
@@ -32,10 +39,30 @@ def needs_x64(arrays, attrs=None) -> bool:
 def x64_if_needed(arrays, attrs=None):
     """64-bit samples run with jax_enable_x64 on (JAX's default is 32-bit)."""
     if needs_x64(arrays, attrs):
+        import jax
+
         with jax.enable_x64(True):
             yield
     else:
         yield
+
+
+def has_module(name: str) -> bool:
+    """Whether ``name`` is installed, without importing it."""
+    return importlib.util.find_spec(name) is not None
+
+
+class LazyModule:
+    """A module imported on first attribute use: a test file names PyTorch or Keras at module
+    level without every xdist worker importing it at collection (see HEAVY_GROUP)."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr):
+        if attr.startswith("_"):  # pytest probes names such as `_mock_name` at collection
+            raise AttributeError(attr)
+        return getattr(importlib.import_module(self._name), attr)
 
 
 def pytest_configure(config):
@@ -43,39 +70,92 @@ def pytest_configure(config):
 
 
 # NOTE: memory. Every jitted signature and every op run define-by-run leaves a compiled
-# executable in JAX's caches, so a test process grew by about 1 GB per 1,000 tests (9 GB
-# over the two workers of the default run). Past RSS_LIMIT_MB a test process drops JAX's
-# caches and gives the freed heap back to the system (malloc_trim): it falls to about
-# 300 MB, and the few recompilations cost a second or so each time. What cannot be freed
-# (libraries a test imported, such as PyTorch) stays, so the next drop waits until the
-# process has grown by RSS_GROWTH_MB again, not for the next test.
-RSS_LIMIT_MB = int(os.environ.get("TRACEGRAPH_TEST_RSS_MB", "640"))
-RSS_GROWTH_MB = int(os.environ.get("TRACEGRAPH_TEST_RSS_GROWTH_MB", "256"))
-_next_drop_mb = RSS_LIMIT_MB
+# executable in JAX's caches: a test process grows by about 2 MB per test (9 GB over the
+# default run). The run has one budget, MEMORY_MB, for all its processes together (the
+# xdist controller and its workers, read from /proc): after a test, a worker that finds the
+# total past it drops JAX's caches and gives the freed heap back to the system
+# (malloc_trim), provided it grew by MIN_GROWTH_MB since its last drop (what cannot be
+# freed, such as PyTorch once imported, stays). A drop costs a few recompilations, so the
+# budget is spent before anything is dropped. The sampled peak runs about 0.25 GB above
+# the budget: what a test holds while it runs (data sets, activations) comes on top.
+MEMORY_MB = int(os.environ.get("TRACEGRAPH_TEST_MEMORY_MB", "1600"))  # 0: never drop
+MIN_GROWTH_MB = 64
+_floor_mb = 0
 try:
     _malloc_trim = ctypes.CDLL("libc.so.6").malloc_trim
 except (OSError, AttributeError):  # not glibc: the caches are still dropped
     _malloc_trim = None
 
 
-def _rss_mb() -> int:
+def _rss_mb(pid="self") -> int:
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
-    except OSError:  # not Linux
+    except OSError:  # not Linux, or the process has ended
         return 0
+
+
+def _run_rss_mb() -> int:
+    """The resident memory of the whole test run: this process alone, or under xdist the
+    controller and all its workers."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return _rss_mb()
+    controller = os.getppid()
+    try:
+        with open(f"/proc/{controller}/task/{controller}/children") as f:
+            workers = f.read().split()
+    except OSError:
+        return _rss_mb()
+    return _rss_mb(controller) + sum(_rss_mb(pid) for pid in workers)
 
 
 @pytest.fixture(autouse=True)
 def _bounded_memory():
-    global _next_drop_mb
+    global _floor_mb
     yield
-    if RSS_LIMIT_MB and _rss_mb() > _next_drop_mb:
+    if MEMORY_MB and _rss_mb() > _floor_mb + MIN_GROWTH_MB and _run_rss_mb() > MEMORY_MB:
+        import jax
+
         jax.clear_caches()
         gc.collect()
         if _malloc_trim is not None:
             _malloc_trim(0)
-        _next_drop_mb = max(RSS_LIMIT_MB, _rss_mb() + RSS_GROWTH_MB)
+        _floor_mb = _rss_mb()
+
+
+# NOTE: memory, again. PyTorch adds about 0.25 GB to a process that has run it, Keras about
+# 0.05 GB, and neither can be given back. Tests in files that import either (found in the
+# file's source) form one group that one xdist worker runs (with `--dist loadgroup`, the
+# default run's addopts), so the other worker never imports them. Such files import the
+# library inside their tests (or through LazyModule), not at collection, which every worker
+# does. The grouping is a scheduler, not `xdist_group` marks: xdist 3.8 names a marked test
+# by rewriting its node id, which pytest 9.2 no longer reads.
+_HEAVY = re.compile(
+    r"^\s*(?:import|from) (?:torch|keras)\b|(?:importorskip|LazyModule)\(\"(?:torch|keras)\"\)", re.M
+)
+HEAVY_GROUP = "torch-keras"
+
+
+@functools.cache
+def _imports_heavy(path: pathlib.Path) -> bool:
+    try:
+        return bool(_HEAVY.search(path.read_text()))
+    except OSError:
+        return False
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class Scheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            if _imports_heavy(config.rootpath / nodeid.split("::")[0]):
+                return HEAVY_GROUP
+            return super()._split_scope(nodeid)
+
+    return Scheduling(config, log)
 
 
 # Default-run margin: these run in the slow set only. Each has a sibling that stays in the
@@ -105,7 +185,28 @@ SLOW_ONLY = {
     "tests/test_examples.py::test_dump_ir_writes_text_json_and_dot",  # test_cli.py dumps in-process
     "tests/test_examples.py::test_compare_prints_the_mode_table",  # CI's demo step runs --compare
     "tests/test_keras_seeds.py::test_004_cnn_subclass_learns",  # also run against Keras, -m slow
+    "tests/test_docs_from_tensorflow.py::test_from_tensorflow_page_shows_what_the_code_prints",  # 12 s
+    "tests/test_examples.py::test_examples_run_as_scripts",  # in-process runs cover the scripts' code
 }
+
+
+# NOTE: memory, again. PyTorch and Keras add about 0.27 GB to a process that imports them,
+# and that cannot be given back. Tests in files that import either form one xdist group, so
+# with `--dist loadgroup` (the default run's addopts) one worker runs all of them and the
+# other never imports them. Such files import the library inside their tests (or through
+# LazyModule), not at collection, which every worker does.
+_HEAVY = re.compile(
+    r"^\s*(?:import|from) (?:torch|keras)\b|(?:importorskip|LazyModule)\(\"(?:torch|keras)\"\)", re.M
+)
+HEAVY_GROUP = "torch-keras"
+
+
+@functools.cache
+def _imports_heavy(path: str) -> bool:
+    try:
+        return bool(_HEAVY.search(pathlib.Path(path).read_text()))
+    except OSError:
+        return False
 
 
 def pytest_collection_modifyitems(config, items):

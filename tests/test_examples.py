@@ -17,7 +17,10 @@ import tracegraph as tg
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 
-pytest.importorskip("sklearn")
+from conftest import has_module
+
+# the examples' data sets come with scikit-learn (imported by the examples, not here)
+pytestmark = pytest.mark.skipif(not has_module("sklearn"), reason="the examples need scikit-learn")
 
 # Small settings for quick runs: tiny models and corpora, short samples.
 QUICK = {

@@ -15,8 +15,9 @@ import optax
 import pytest
 
 import tracegraph as tg
+from conftest import has_module
 
-pytest.importorskip("sklearn")
+pytestmark = pytest.mark.skipif(not has_module("sklearn"), reason="the digits come with scikit-learn")
 
 HERE = os.path.basename(__file__)
 LOGITS = tg.losses.SparseCategoricalCrossentropy(from_logits=True)  # for models ending in logits

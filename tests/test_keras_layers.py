@@ -14,10 +14,17 @@ import pytest
 import tracegraph as tg
 from tracegraph.keras import layers
 
+from conftest import LazyModule, has_module
+
 os.environ.setdefault("KERAS_BACKEND", "jax")
-keras = pytest.importorskip("keras")
-if keras.backend.backend() != "jax":  # pragma: no cover - another backend was chosen first
-    pytest.skip("these comparisons need Keras on its JAX backend", allow_module_level=True)
+keras = LazyModule("keras")  # imported by the first test, not at collection
+pytestmark = pytest.mark.skipif(not has_module("keras"), reason="keras is a test extra")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _keras_on_jax():
+    if keras.backend.backend() != "jax":  # pragma: no cover - another backend was chosen first
+        pytest.skip("these comparisons need Keras on its JAX backend")
 
 
 def _keras_run(klayer, inputs, training, kwargs):

@@ -14,11 +14,10 @@ import pytest
 
 import tracegraph as tg
 
-try:
-    import torch
-except ImportError:  # the comparisons need it; the rest of the file does not
-    torch = None
-needs_torch = pytest.mark.skipif(torch is None, reason="needs torch")
+from conftest import LazyModule, has_module
+
+torch = LazyModule("torch")  # imported by the first test that uses it, not at collection
+needs_torch = pytest.mark.skipif(not has_module("torch"), reason="needs torch")
 
 nn = tg.nn
 F = tg.nn.functional
