@@ -36,6 +36,10 @@ def _is_float(v):
     return np.dtype(v.dtype).kind == "f"
 
 
+def _is_int(v):
+    return np.dtype(v.dtype).kind == "i"
+
+
 def _is_num(v):
     return np.dtype(v.dtype).kind in "fi"
 
@@ -64,6 +68,8 @@ STEPS: dict = {
     "sqrt_abs": (lambda x: _is_float(x), _unary(lambda n, x: n.sqrt(n.abs(x) + 1.0)), None),
     "log1p_abs": (lambda x: _is_float(x), _unary(lambda n, x: n.log(n.abs(x) + 1.0)), None),
     "square": (lambda x: _is_num(x), lambda m, x: x * x, None),
+    "atan": (lambda x: _is_float(x), _unary(lambda n, x: n.arctan(x)), None),
+    "asinh_cbrt": (lambda x: _is_float(x), _unary(lambda n, x: n.arcsinh(n.cbrt(x * x + 1.0))), None),
     "scalar_mul": (lambda x: _is_num(x), lambda m, x, c: x * c,
                    lambda rng, x: {"c": [2, -1, 0.5, 3.0][rng.integers(4)]}),
     "scalar_add": (lambda x: _is_num(x), lambda m, x, c: c + x,
@@ -79,6 +85,9 @@ STEPS: dict = {
     "less_scalar": (lambda x: _is_num(x), lambda m, x, c: x < c,
                     lambda rng, x: {"c": [0, 0.5, -1][rng.integers(3)]}),
     "logical_and": (lambda x, y: x.dtype == bool and y.dtype == bool, lambda m, x, y: x & y, None),
+    "arctan2": (lambda x, y: _is_float(x) and _is_float(y), lambda m, x, y: m.np.arctan2(x, y), None),
+    "bits": (lambda x, y: _is_int(x) and _is_int(y), lambda m, x, y: (x & y) ^ (x | 3) ^ ~y, None),
+    "shifts": (lambda x: _is_int(x), lambda m, x: (x << 2) >> 1, None),
     "logical_not": (lambda x: x.dtype == bool, lambda m, x: ~x, None),
     "where": (lambda c, x, y: c.dtype == bool and _is_num(x) and _is_num(y),
               lambda m, c, x, y: m.where(c, x, y), None),
@@ -102,6 +111,8 @@ STEPS: dict = {
     "matmul": (lambda x, y: _is_float(x) and _is_float(y) and x.ndim >= 1 and y.ndim >= 1
                and x.shape[-1] == y.shape[-2 if y.ndim >= 2 else 0], lambda m, x, y: x @ y, None),
     "softmax": (lambda x: _is_float(x) and x.ndim >= 1, lambda m, x: m.softmax(x, axis=-1), None),
+    "sort": (lambda x: _is_num(x) and x.ndim >= 1, lambda m, x, d: m.np.sort(x, axis=-1, descending=d),
+             lambda rng, x: {"d": bool(rng.integers(2))}),
     "cond": (lambda p, x: _is_num(p) and _is_float(x),
              lambda m, p, x: m.cond(m.np.sum(p) > 0, lambda a: a * 2.0, lambda a: -a, x), None),
     "scan_cumsum": (lambda x: _is_float(x) and x.ndim >= 1,

@@ -93,8 +93,8 @@ def _one_device():
     return jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
 
-def _sorted_in_jit(x):
-    return jax.jit(lambda v: jnp.sort(v, axis=0))(x) + 1.0
+def _cumprod_in_jit(x):
+    return jax.jit(lambda v: jnp.cumprod(v, axis=0))(x) + 1.0
 
 
 UNSUPPORTED = [
@@ -106,9 +106,9 @@ UNSUPPORTED = [
     ("optimization_barrier", lambda x: lax.optimization_barrier(x * 2.0) + 1.0,
      lax.optimization_barrier_p),
     ("checkpoint_name", lambda x: checkpoint_name(x * 2.0, "h") + 1.0, prims.name_p),
-    ("sort-in-jit", _sorted_in_jit, lax.sort_p),
-    ("cumprod", lambda x: jnp.cumprod(x, axis=1), lax.cumprod_p),
-    ("atan2", lambda x: jnp.arctan2(x, x + 3.0), lax.atan2_p),
+    ("cumprod-in-jit", _cumprod_in_jit, lax.cumprod_p),
+    ("clz", lambda x: lax.clz(x.astype(jnp.int32)).astype(jnp.float32) + x, lax.clz_p),
+    ("lgamma", lambda x: jax.scipy.special.gammaln(x * x + 1.0), lax.lgamma_p),
 ]
 
 
@@ -184,6 +184,17 @@ CASES = [
     ("call", _hand_made_call(prims.call_p), (X,), prims.call_p),
     ("linear_solve", _diagonal_solve, (X[0] ** 2 + 1.0, X[1]), lax.linear_solve_p),
     ("cg", _cg, (X[:, :3], X[0, :3]), lax.linear_solve_p),
+    ("inverse-trig", lambda x: (jnp.arcsin(x / 3), jnp.arccos(x / 3), jnp.arctan(x),
+                                jnp.arcsinh(x), jnp.arccosh(x * x + 1.5), jnp.arctanh(x / 3)),
+     (X,), lax.asin_p),
+    ("atan2-cbrt", lambda x: (jnp.arctan2(x, x[::-1] + 0.5), jnp.cbrt(x), jax.grad(
+        lambda v: jnp.sum(jnp.arctan2(v, 2.0) + jnp.cbrt(v * v + 1.0)))(x)), (X,), lax.atan2_p),
+    ("sort", lambda x: (jnp.sort(x, axis=0), jnp.argsort(x), jnp.argsort(x, descending=True),
+                        jnp.sort(x, descending=True), lax.top_k(x, 2), lax.top_k(x.T, 1)),
+     (X,), lax.sort_p),
+    ("bits", lambda i: (i & 6, i | 9, i ^ 5, ~i, i << 2, i >> 1, lax.shift_right_logical(i, 1),
+                        lax.population_count(i), jnp.uint8(200) >> jnp.uint8(3)),
+     (np.arange(-6, 6, dtype=np.int32).reshape(3, 4),), lax.shift_right_logical_p),
 ]
 
 
@@ -198,3 +209,42 @@ def test_rule_matches_jax(name, fn, args, prim, mode):
     for g, w in zip(got_leaves, want_leaves):
         assert np.shape(g) == w.shape and np.asarray(g).dtype == w.dtype
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+def test_dead_code_never_blocks_conversion():
+    """An unused random split (Haiku at dropout 0) or a dead equation in a scan body is
+    pruned by JAX's own DCE before the check; a live one is still reported."""
+    key = jax.random.PRNGKey(0)
+
+    def dead_split(k, x):
+        jax.random.split(k)
+        return x * 2.0
+
+    def dead_in_scan(k, xs):
+        def body(c, x):
+            jax.random.fold_in(k, 3)
+            return c + jnp.sum(x), x * 2.0
+
+        return lax.scan(body, 0.0, xs)
+
+    for fn in (dead_split, dead_in_scan):
+        want = jax.jit(fn)(key, X)
+        got = tg.jit(tg.from_jax(fn))(key, X)
+        for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
+        assert "random" not in str(tg.trace(tg.from_jax(fn), key, X))
+    live = tg.from_jax(lambda k, x: x * jax.random.uniform(k, x.shape))
+    with pytest.raises(tg.TracingError, match=r"random_bits \(1 use\)"):
+        tg.trace(live, key, X)
+
+
+def test_sort_and_top_k_gradients_at_ties_follow_jax():
+    x = np.array([[2.0, 1.0, 2.0, 0.5, 1.0], [3.0, 3.0, -1.0, 3.0, 0.0]], np.float32)
+    w = np.arange(5.0, dtype=np.float32)
+    for descending in (False, True):
+        want = jax.grad(lambda v: jnp.sum(jnp.sort(v, descending=descending) * w))(x)
+        got = tg.grad(lambda v: tg.sum(tg.sort(v, descending=descending) * w))(x)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    want = jax.grad(lambda v: jnp.sum(lax.top_k(v, 3)[0] * w[:3]))(x)
+    got = tg.grad(lambda v: tg.sum(tg.top_k(v, 3)[0] * w[:3]))(x)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

@@ -82,6 +82,16 @@ def where_shapes(run):
     run(lambda c, x: tg.where(c > 0, x, A(5)), A(3), A(3))  # mistake
 
 
+@mistake(tg.ShapeError, "bitwise_and", ALL)
+def bitwise_and_of_floats(run):
+    run(lambda x: x & 3, A(3))  # mistake
+
+
+@mistake(tg.ShapeError, "top_k", ALL)
+def top_k_larger_than_the_axis(run):
+    run(lambda x: tg.top_k(x, 5)[0], A(2, 3))  # mistake
+
+
 @mistake(tg.Error, "sin", ALL)
 def sin_of_string(run):
     run(lambda x: tg.sin("abc"), A(3))  # mistake

@@ -25,10 +25,12 @@ from .frontend.tape import (
 from .frontend.fn_random import manual_seed
 from .frontend.variables import GradientTape, Variable, constant, convert_to_tensor
 from .frontend.fn_math import (
-    abs, add, astype, ceil, clip, cos, divide, equal, erf, exp, floor, floor_divide, gelu,
-    greater, greater_equal, less, less_equal, log, log1p, logical_and, logical_not,
-    logical_or, logical_xor, maximum, minimum, mod, multiply, negative, not_equal, power,
-    reciprocal, relu, remainder, round, rsqrt, select, sigmoid, sign, sin, sqrt, square,
+    abs, add, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, astype,
+    bitwise_and, bitwise_count, bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip, cos,
+    divide, equal, erf, exp, floor, floor_divide, gelu, greater, greater_equal, invert,
+    left_shift, less, less_equal, log, log1p, logical_and, logical_not, logical_or,
+    logical_xor, maximum, minimum, mod, multiply, negative, not_equal, power, reciprocal,
+    relu, remainder, right_shift, round, rsqrt, select, sigmoid, sign, sin, sqrt, square,
     subtract, tanh, true_divide, where,
 )
 from .frontend.fn_linalg import dot, dot_general, einsum, matmul, stop_gradient, tensordot
@@ -36,7 +38,8 @@ from .frontend.fn_creation import (
     arange, eye, full, full_like, identity, ones, ones_like, zeros, zeros_like,
 )
 from .frontend.fn_reduce import (
-    amax, amin, argmax, argmin, logsumexp, max, mean, min, prod, std, sum, var,
+    amax, amin, argmax, argmin, argsort, logsumexp, max, mean, min, prod, sort, std, sum,
+    top_k, var,
 )
 from .frontend.fn_shape import (
     broadcast_to, concatenate, expand_dims, flatten, moveaxis, pad, ravel, reshape, split,

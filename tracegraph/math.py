@@ -17,13 +17,20 @@ from .frontend.fn_math import (
     multiply, negative, not_equal, reciprocal, round, rsqrt, sigmoid, sign, sin, sqrt, square,
     subtract, tanh,
 )
+from .frontend.fn_math import arccos as acos
+from .frontend.fn_math import arccosh as acosh
+from .frontend.fn_math import arcsin as asin
+from .frontend.fn_math import arcsinh as asinh
+from .frontend.fn_math import arctan as atan
+from .frontend.fn_math import arctan2 as atan2
+from .frontend.fn_math import arctanh as atanh
 from .frontend.fn_tf import (
     argmax, argmin, floordiv, floormod, pow, reduce_all, reduce_any, reduce_logsumexp, reduce_max,
     reduce_mean, reduce_min, reduce_prod, reduce_sum, truediv,
 )
 
 __all__ = [
-    "abs", "add", "argmax", "argmin", "ceil", "cos", "divide", "equal", "erf", "exp", "floor",
+    "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "argmax", "argmin", "ceil", "cos", "divide", "equal", "erf", "exp", "floor",
     "floordiv", "floormod", "greater", "greater_equal", "less", "less_equal", "log", "log1p",
     "logical_and", "logical_not", "logical_or", "logical_xor", "maximum", "minimum", "multiply",
     "negative", "not_equal", "pow", "reciprocal", "reduce_all", "reduce_any", "reduce_logsumexp",

@@ -6,6 +6,8 @@ Arrays are positional, static parameters are keywords; Python scalars are weakly
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..core import bind
 
 
@@ -45,6 +47,15 @@ floor = _unary("floor")
 ceil = _unary("ceil")
 round = _unary("round")  # noqa: A001 - numpy's name
 logical_not = _unary("logical_not")
+arcsin = _unary("asin")
+arccos = _unary("acos")
+arctan = _unary("atan")
+arcsinh = _unary("asinh")
+arccosh = _unary("acosh")
+arctanh = _unary("atanh")
+cbrt = _unary("cbrt")
+bitwise_not = _unary("bitwise_not")
+invert = bitwise_not
 
 
 def gelu(x, *, approximate: bool = True):
@@ -72,6 +83,25 @@ greater_equal = _binary("ge", "greater_equal")
 logical_and = _binary("logical_and")
 logical_or = _binary("logical_or")
 logical_xor = _binary("logical_xor")
+arctan2 = _binary("atan2", "arctan2")
+bitwise_and = _binary("bitwise_and")
+bitwise_or = _binary("bitwise_or")
+bitwise_xor = _binary("bitwise_xor")
+left_shift = _binary("shift_left", "left_shift")
+
+
+def right_shift(x, y):
+    """numpy ``right_shift`` (``x >> y``): arithmetic for signed integers (op
+    ``shift_right_arithmetic``), logical for unsigned ones (op ``shift_right_logical``)."""
+    unsigned = all(np.dtype(getattr(a, "dtype", np.int32)).kind == "u" for a in (x, y) if not isinstance(a, int))
+    return bind("shift_right_logical" if unsigned else "shift_right_arithmetic", x, y)
+
+
+def bitwise_count(x):
+    """numpy ``bitwise_count``: the number of set bits of ``abs(x)``, as uint8 (ops ``abs``,
+    ``population_count``, which counts the two's complement bits in the operand's dtype,
+    and ``astype``)."""
+    return bind("astype", bind("population_count", bind("abs", x)), dtype=np.uint8)
 
 
 def square(x):

@@ -14,7 +14,7 @@ import builtins
 import operator
 
 from ..core import bind
-from .fn_shape import ndim_of, shape_of
+from .fn_shape import ndim_of, ravel, shape_of
 
 
 def normalize_axis_arg(axis, ndim: int):
@@ -122,6 +122,27 @@ def std(x, axis=None, ddof: int = 0, keepdims: bool = False):
         tg.std(x, axis=0, ddof=1)          # torch.std(x, dim=0)
     """
     return bind("sqrt", var(x, axis, ddof, keepdims))
+
+def sort(x, axis=-1, *, descending=False):
+    """jnp.sort along ``axis`` (None: of the flattened array); NaNs sort last."""
+    if axis is None:
+        x, axis = ravel(x), 0
+    return bind("sort", x, axis=operator.index(axis), descending=bool(descending))
+
+
+def argsort(x, axis=-1, *, stable=True, descending=False):
+    """jnp.argsort: the indices that sort along ``axis`` (None: flattened). The sort is
+    always stable (ties keep their order); ``stable=False`` allows no other order."""
+    if axis is None:
+        x, axis = ravel(x), 0
+    return bind("argsort", x, axis=operator.index(axis), descending=bool(descending))
+
+
+def top_k(x, k):
+    """lax.top_k: ``(values, indices)`` of the ``k`` largest along the last axis (ties: the
+    lower index first)."""
+    return bind("top_k", x, k=operator.index(k))
+
 
 from ..errors import public_functions as _public_functions
 

@@ -42,6 +42,10 @@ import jax.extend.core as jcore
 import jax.numpy as jnp
 import numpy as np
 
+# NOTE: JAX's own dead-code elimination; jax.extend exports none. It prunes nested jaxprs
+# too (scan, while, cond and jit have DCE rules), and keeps equations with effects.
+from jax._src.interpreters.partial_eval import dce_jaxpr
+
 from ..backends.jax_backend import as_jax_function
 from ..errors import Error, TracingError, user_location, user_location_long
 from ..core import Tensor, at_bottom, current_trace, function_name
@@ -176,12 +180,20 @@ class JaxFunction:
             ) from e
         finally:
             _jax_tracing.reset(token)
-        traced = _Traced(closed, jax.tree_util.tree_structure(out_shape))
+        traced = _Traced(_without_dead_code(closed), jax.tree_util.tree_structure(out_shape))
         if key is not None:
             if len(self._cache) >= _CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = traced
         return traced
+
+
+def _without_dead_code(closed):
+    """``closed`` without the equations no output depends on (an unused random split, the
+    key of a dropout at rate 0, dead equations in a scan body), so that a primitive only
+    they use neither blocks the conversion nor becomes a node. Every input stays."""
+    jaxpr, _ = dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars), instantiate=True)
+    return closed.replace(jaxpr=jaxpr)
 
 
 def from_jax(fn, *, name: str | None = None) -> JaxFunction:

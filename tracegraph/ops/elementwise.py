@@ -35,12 +35,14 @@ from .defop import (
     never_weak,
     promote,
     promoted_weak,
+    result_type,
     same_shape,
     standard_dtype,
     standard_weak,
     to_inexact,
 )
-from ..ir.types import is_inexact, is_int
+from ..core import weak_of, weak_value
+from ..ir.types import is_bool, is_inexact, is_int
 from .samples import BOOL, FLOATS, INTS, arr, positive
 
 # -- samples ------------------------------------------------------------------------
@@ -150,6 +152,34 @@ erf = _float_op(
     jax.scipy.special.erf,
     vjp=lambda ct, x, *, out: [ct * bind("exp", -(x * x)) * (2 / math.sqrt(math.pi))],
 )
+
+# inverse trigonometric and hyperbolic functions and the cube root (jax.numpy's arcsin ...)
+
+
+def _in_unit(shape, dtype, tag=""):  # the domain of asin, acos and atanh
+    return arr(shape, dtype, -0.9, 0.9, tag)
+
+
+def _above_one(shape, dtype, tag=""):  # the domain of acosh
+    return arr(shape, dtype, 1.1, 3.0, tag)
+
+
+asin = _float_op("asin", jnp.arcsin, vjp=lambda ct, x, *, out: [ct * bind("rsqrt", 1 - x * x)], make=_in_unit)
+acos = _float_op("acos", jnp.arccos, vjp=lambda ct, x, *, out: [-(ct * bind("rsqrt", 1 - x * x))], make=_in_unit)
+atan = _float_op("atan", jnp.arctan, vjp=lambda ct, x, *, out: [ct / (x * x + 1)])
+asinh = _float_op("asinh", jnp.arcsinh, vjp=lambda ct, x, *, out: [ct * bind("rsqrt", x * x + 1)])
+acosh = _float_op(
+    "acosh", jnp.arccosh, vjp=lambda ct, x, *, out: [ct * bind("rsqrt", x * x - 1)], make=_above_one
+)
+atanh = _float_op("atanh", jnp.arctanh, vjp=lambda ct, x, *, out: [ct / (1 - x * x)], make=_in_unit)
+cbrt = _float_op(
+    "cbrt",
+    jnp.cbrt,
+    vjp=lambda ct, x, *, out: [ct / (out * out * 3)],  # 1/3 x^(-2/3), infinite at 0 as in JAX
+    make=lambda shape, dtype, tag="": _nonzero(shape, dtype, tag),
+    doc="The real cube root: negative for negative x (pow(x, 1/3) is NaN there).",
+)
+
 
 def _with_weak_int(x, **_):
     # jnp.maximum(x, 0): x promoted with a weak int (bool and weak narrow ints: the default int)
@@ -435,6 +465,149 @@ def _logical(name, fn, reference):
 logical_and = _logical("logical_and", jnp.logical_and, lambda x, y: x.astype(bool) & y.astype(bool))
 logical_or = _logical("logical_or", jnp.logical_or, lambda x, y: x.astype(bool) | y.astype(bool))
 logical_xor = _logical("logical_xor", jnp.logical_xor, lambda x, y: x.astype(bool) ^ y.astype(bool))
+
+
+def _atan2_vjp(ct, y, x, out):
+    # d atan2(y, x) = (x dy - y dx) / (x^2 + y^2), computed in the result dtype
+    y, x = (t if t.dtype == out.dtype else bind("astype", t, dtype=out.dtype) for t in (y, x))
+    r2 = x * x + y * y
+    return [unbroadcast(ct * x / r2, y.shape), unbroadcast(-(ct * y) / r2, x.shape)]
+
+
+atan2 = defop(
+    "atan2",
+    shape=broadcast_shape,
+    dtype=_div_dtype,
+    impl=jnp.arctan2,
+    vjp=lambda ct, y, x, *, out: _atan2_vjp(ct, y, x, out),
+    arity=2,
+    samples=lambda: _binary_samples(FLOATS + ("i32",), rhs=_nonzero),
+    reference=lambda y, x: jnp.arctan2(y, x),
+    doc="``atan2(y, x)``: the angle of the point (x, y), in (-pi, pi].",
+)
+
+
+# -- bits of integers (and bools) ---------------------------------------------------
+
+
+def _bits_shape(name, allow_bool):
+    """``broadcast_shape`` for operands whose promoted dtype is an integer (or a bool)."""
+
+    def rule(*types, **attrs):
+        dt = np.dtype(standard_dtype(*types))
+        if not (dt.kind in "iu" or (allow_bool and dt.kind == "b")):
+            kinds = "integer or bool" if allow_bool else "integer"
+            raise ShapeError(f"{name} takes {kinds} operands, got " + ", ".join(map(str, types)))
+        return broadcast_shape(*types, **attrs)
+
+    return rule
+
+
+def _bit_samples(dtypes, rhs=arr):
+    same = [Sample((arr((2, 3), dt, -100, 100), rhs((2, 3), dt, tag="b")), name=f"{dt}-same") for dt in dtypes]
+    return same + [
+        Sample((arr((4, 1, 3), "i32", -100, 100), rhs((2, 1), "i32", tag="b")), name="bcast"),
+        Sample((arr((0, 3), "i32"), rhs((3,), "i32", tag="b")), name="empty"),
+        Sample((arr((3,), "i32", -100, 100), rhs((3,), "u8", tag="b")), name="mixed-i32-u8"),
+    ]
+
+
+def _bitwise(name, fn, reference):
+    return defop(
+        name,
+        shape=_bits_shape(name, allow_bool=True),
+        impl=fn,
+        arity=2,
+        vjp=NOT_DIFFERENTIABLE,
+        samples=lambda: _bit_samples(INTS + BOOL),
+        reference=reference,
+        doc=f"``jnp.{name}``: bitwise on integers, logical on bools.",
+    )
+
+
+bitwise_and = _bitwise("bitwise_and", jnp.bitwise_and, lambda x, y: x & y)
+bitwise_or = _bitwise("bitwise_or", jnp.bitwise_or, lambda x, y: x | y)
+bitwise_xor = _bitwise("bitwise_xor", jnp.bitwise_xor, lambda x, y: x ^ y)
+
+bitwise_not = defop(
+    "bitwise_not",
+    shape=_bits_shape("bitwise_not", allow_bool=True),
+    impl=jnp.bitwise_not,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _unary_samples(INTS + BOOL),
+    reference=lambda x: ~x,
+    doc="``~x``: two's complement on integers, logical not on bools.",
+)
+
+
+def _shift_dtype(*types, **_):
+    # jax.numpy's shifts promote by `jax.dtypes.result_type` (weak narrow ints widen) and
+    # shift bools as the default int
+    dt = result_type(*types)[0]
+    return default_int() if is_bool(dt) else dt
+
+
+def _shift_impl(fn):
+    """A lax shift with jax.numpy's promotion and broadcasting (lax does neither)."""
+
+    def impl(x, y):
+        dt = jnp.result_type(x, y)
+        dt = default_int() if dt == np.bool_ else dt
+        out = fn(*jnp.broadcast_arrays(jnp.asarray(x, dt), jnp.asarray(y, dt)))
+        return weak_value(out, dt) if weak_of(x) and weak_of(y) else out
+
+    return impl
+
+
+def _shift_amount(shape, dtype, tag=""):  # within the width of u8 (XLA defines wider shifts)
+    return arr(shape, dtype, 0, 7, tag)
+
+
+def _shift(name, fn, reference, doc):
+    return defop(
+        name,
+        shape=_bits_shape(name, allow_bool=True),
+        dtype=_shift_dtype,
+        weak=lambda *types, **_: all(t.weak for t in types),  # weak bools too, as jax.numpy
+        impl=_shift_impl(fn),
+        arity=2,
+        vjp=NOT_DIFFERENTIABLE,
+        samples=lambda: _bit_samples(INTS, rhs=_shift_amount),
+        reference=reference,
+        doc=doc,
+    )
+
+
+shift_left = _shift("shift_left", lax.shift_left, jnp.left_shift, "``x << y``")
+shift_right_arithmetic = _shift(
+    "shift_right_arithmetic",
+    lax.shift_right_arithmetic,
+    _shift_impl(lax.shift_right_arithmetic),
+    "``lax.shift_right_arithmetic``: fills with the top bit (``x >> y`` of signed integers)",
+)
+shift_right_logical = _shift(
+    "shift_right_logical",
+    lax.shift_right_logical,
+    _shift_impl(lax.shift_right_logical),
+    "``lax.shift_right_logical``: fills with zeros (``x >> y`` of unsigned integers)",
+)
+
+
+def _set_bits(x: np.ndarray) -> np.ndarray:
+    # of the two's complement (numpy's bitwise_count counts the bits of abs(x))
+    bits = np.unpackbits(x.reshape(-1, 1).view(np.uint8), axis=1).sum(axis=1)
+    return bits.reshape(x.shape).astype(x.dtype)
+
+
+population_count = defop(
+    "population_count",
+    shape=_bits_shape("population_count", allow_bool=False),
+    impl=lax.population_count,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: _unary_samples(INTS),
+    reference=lambda x: _set_bits(np.asarray(x)),
+    doc="``lax.population_count``: the number of set bits, in the operand's dtype.",
+)
 
 
 # -- selection ----------------------------------------------------------------------

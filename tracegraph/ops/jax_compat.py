@@ -1,10 +1,12 @@
 """Ops that JAX primitives need and the rest of the library did not have: ``expm1``,
-``erfc``, ``erf_inv`` and ``cumsum``. `tg.from_jax` maps most primitives onto the
-existing ops; these four have no faithful expression in them (``exp(x) - 1`` and
-``1 - erf(x)`` lose every digit where the result is small, and a cumulative sum
-written as a triangular matmul is quadratic).
+``erfc``, ``erf_inv``, ``cumsum``, ``sort``, ``argsort`` and ``top_k``. `tg.from_jax`
+maps most primitives onto the existing ops; these have no faithful expression in them
+(``exp(x) - 1`` and ``1 - erf(x)`` lose every digit where the result is small, a
+cumulative sum written as a triangular matmul is quadratic, and sorting is not
+elementwise).
 
-References are float64 numpy/scipy, independent of the lax implementations.
+References are float64 numpy/scipy (numpy's stable sorts), independent of the lax
+implementations.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import scipy.special
 from jax import lax
 
 from .defop import (
+    NOT_DIFFERENTIABLE,
     Attr,
     Sample,
     ShapeError,
@@ -24,8 +27,10 @@ from .defop import (
     bind,
     defop,
     as_inexact,
+    default_int,
     inexact_dtype,
     inexact_weak,
+    never_weak,
     normalize_axis,
     same_shape,
     to_inexact,
@@ -158,4 +163,140 @@ cumsum = defop(
     tolerances={"f16": (5e-3, 5e-3), "bf16": (3e-2, 3e-2)},
     doc="lax.cumsum: running sum along ``axis`` (from the end with ``reverse``); keeps "
     "the dtype (integers wrap, no widening as in jnp.cumsum).",
+)
+
+
+# -- sort, argsort, top_k -------------------------------------------------------------------
+# JAX's order: ascending by total order (NaNs last), ties in their original order; the
+# descending forms are jax.numpy's (ties still in their original order for argsort and
+# top_k; jnp.sort(descending=True) is the ascending sort reversed).
+
+_SORT_ATTRS = {"axis": Attr("int", -1), "descending": Attr("bool", False)}
+
+
+def _sort_shape(x: TensorType, *, axis, descending):
+    if x.ndim == 0:
+        raise ShapeError(f"sorting needs an operand of rank >= 1, got {x}")
+    if x.dtype.kind == "c":
+        raise ShapeError(f"sorting needs real operands, got {x}")
+    normalize_axis(axis, x.ndim)
+    return x.shape
+
+
+def _stable_argsort(a: np.ndarray, axis: int, descending: bool) -> np.ndarray:
+    """numpy reference: stable argsort, descending with ties in their original order."""
+    if not descending:
+        return np.argsort(a, axis=axis, kind="stable")
+    n = a.shape[axis]
+    rev = np.argsort(np.flip(a, axis), axis=axis, kind="stable")
+    return n - 1 - np.flip(rev, axis)
+
+
+def _sort_vjp(ct, x, *, out, axis, descending):
+    # out = x permuted along axis: the cotangent goes back through the inverse permutation
+    # (a gather, not a scatter); the descending sort is the ascending one reversed
+    inv = bind("argsort", bind("argsort", x, axis=axis, descending=False), axis=axis, descending=False)
+    if descending:
+        inv = (x.shape[normalize_axis(axis, len(x.shape))] - 1) - inv
+    return [bind("take_along_axis", ct, inv, axis=axis)]
+
+
+def _sort_samples():
+    out = [Sample((arr((3, 5), dt, -3, 3),), {"axis": -1, "descending": False}, dt) for dt in FLOATS + INTS]
+    ties = np.array([[2.0, 1.0, 2.0, np.nan, 1.0, -0.0, 0.0]], np.float32)
+    out += [
+        Sample((arr((4, 3), "f64"),), {"axis": 0, "descending": False}, "f64-axis0"),
+        Sample((arr((2, 6)),), {"axis": 1, "descending": True}, "descending"),
+        # ties and a NaN: no derivative there (finite differences), so forward only
+        Sample((ties,), {"axis": 1, "descending": False}, "ties-nan", grad=False),
+        Sample((ties,), {"axis": 1, "descending": True}, "ties-nan-descending", grad=False),
+        Sample((arr((6,), "bool"),), {"axis": 0, "descending": False}, "bool"),
+        Sample((arr((0, 3)),), {"axis": 1, "descending": False}, "empty"),
+    ]
+    return out
+
+
+def _sort_reference(x, *, axis=-1, descending=False):
+    a = np.asarray(x)
+    s = np.sort(a, axis=axis, kind="stable")
+    return jnp.asarray(np.flip(s, axis) if descending else s)
+
+
+sort = defop(
+    "sort",
+    shape=_sort_shape,
+    impl=lambda x, *, axis, descending: jnp.sort(x, axis=axis, descending=descending),
+    attrs=_SORT_ATTRS,
+    vjp=_sort_vjp,
+    samples=_sort_samples,
+    reference=_sort_reference,
+    doc="jnp.sort along ``axis`` (NaNs last; ``descending`` reverses the ascending order).",
+)
+
+argsort = defop(
+    "argsort",
+    shape=_sort_shape,
+    dtype=lambda x, **_: default_int(),
+    weak=never_weak,
+    impl=lambda x, *, axis, descending: jnp.argsort(x, axis=axis, stable=True, descending=descending),
+    attrs=_SORT_ATTRS,
+    vjp=NOT_DIFFERENTIABLE,
+    samples=_sort_samples,
+    reference=lambda x, *, axis=-1, descending=False: jnp.asarray(
+        _stable_argsort(np.asarray(x), normalize_axis(axis, np.ndim(x)), descending)
+    ).astype(default_int()),
+    doc="jnp.argsort (stable): the indices that sort along ``axis``; ties keep their order.",
+)
+
+
+def _top_k_check(x: TensorType, *, k):
+    if x.ndim == 0:
+        raise ShapeError(f"top_k needs an operand of rank >= 1, got {x}")
+    if not 0 <= k <= x.shape[-1]:
+        raise ShapeError(f"top_k: k={k} is not within [0, {x.shape[-1]}] (the last axis of {x})")
+    if x.dtype.kind == "c":
+        raise ShapeError(f"top_k needs real operands, got {x}")
+    shape = x.shape[:-1] + (k,)
+    return shape, shape
+
+
+def _top_k_vjp(ct, x, *, out, k):
+    # each value's cotangent goes back to the position it came from: a one-hot contraction
+    # over the k picks (top_k keeps k small)
+    ct_values = ct[0]
+    if ct_values is None:
+        return [None]
+    n = x.shape[-1]
+    hot = bind("one_hot", out[1], num_classes=n, dtype=ct_values.dtype)  # [..., k, n]
+    g = bind("sum", hot * bind("expand_dims", ct_values, axes=(len(ct_values.shape),)),
+             axes=(len(ct_values.shape) - 1,), keepdims=False)
+    return [g]
+
+
+def _top_k_reference(x, *, k):
+    a = np.asarray(x)
+    idx = _stable_argsort(a, a.ndim - 1, descending=True)[..., :k]
+    return jnp.asarray(np.take_along_axis(a, idx, -1)), jnp.asarray(idx.astype(np.int32))
+
+
+top_k = defop(
+    "top_k",
+    shape=lambda x, *, k: _top_k_check(x, k=k),
+    dtype=lambda x, *, k: (x.dtype, np.dtype(np.int32)),
+    weak=lambda x, *, k: (x.weak, x.weak),  # lax.top_k's indices are weak when x is
+    sharding=lambda x, *, k: (None, None),
+    impl=lambda x, *, k: tuple(lax.top_k(x, k)),
+    attrs={"k": Attr("int")},
+    multi_output=True,
+    vjp=_top_k_vjp,
+    samples=lambda: [Sample((arr((3, 6), dt, -3, 3),), {"k": 2}, dt) for dt in FLOATS + ("i32",)]
+    + [
+        Sample((arr((7,)),), {"k": 7}, "k-all"),
+        Sample((np.array([[1.0, 3.0, 3.0, 2.0, 3.0]], np.float32),), {"k": 2}, "ties", grad=False),
+        Sample((arr((2, 3, 5), "f64"),), {"k": 1}, "f64-3d"),
+        Sample((arr((0, 4)),), {"k": 3}, "empty"),
+    ],
+    reference=_top_k_reference,
+    doc="lax.top_k: the k largest values along the last axis and their int32 indices "
+    "(ties: the lower index first).",
 )

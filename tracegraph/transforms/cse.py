@@ -41,7 +41,8 @@ from .rewrite import Rewrite, SubgraphMap, constant_array
 MAX_CONSTANT_KEY = 1 << 16
 
 COMMUTATIVE = frozenset(
-    {"add", "mul", "maximum", "minimum", "eq", "ne", "logical_and", "logical_or", "logical_xor"}
+    {"add", "mul", "maximum", "minimum", "eq", "ne", "logical_and", "logical_or", "logical_xor",
+     "bitwise_and", "bitwise_or", "bitwise_xor"}
 )
 
 

@@ -360,6 +360,7 @@ RULES = {
     "div": _div,
     "neg": _involution,
     "logical_not": _involution,
+    "bitwise_not": _involution,
     "abs": _idempotent,
     "relu": _idempotent,
     "floor": _idempotent,

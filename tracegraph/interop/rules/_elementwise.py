@@ -29,7 +29,11 @@ for _prim, _op in {
     lax.erfc_p: "erfc", lax.erf_inv_p: "erf_inv", lax.stop_gradient_p: "stop_gradient",
     lax.add_p: "add", lax.sub_p: "sub", lax.mul_p: "mul", lax.max_p: "maximum",
     lax.min_p: "minimum", lax.eq_p: "eq", lax.ne_p: "ne", lax.lt_p: "lt", lax.le_p: "le",
-    lax.gt_p: "gt", lax.ge_p: "ge",
+    lax.gt_p: "gt", lax.ge_p: "ge", lax.asin_p: "asin", lax.acos_p: "acos", lax.atan_p: "atan",
+    lax.asinh_p: "asinh", lax.acosh_p: "acosh", lax.atanh_p: "atanh", lax.cbrt_p: "cbrt",
+    lax.atan2_p: "atan2", lax.shift_left_p: "shift_left",
+    lax.shift_right_arithmetic_p: "shift_right_arithmetic",
+    lax.shift_right_logical_p: "shift_right_logical", lax.population_count_p: "population_count",
     # the sum of two cotangents, in jaxprs of jax.grad
     prims.add_jaxvals_p: "add",
 }.items():
@@ -131,17 +135,9 @@ def _round(ctx, eqn, x):
 
 
 for _prim, _op in {
-    lax.and_p: "logical_and", lax.or_p: "logical_or", lax.xor_p: "logical_xor"
+    lax.and_p: "bitwise_and", lax.or_p: "bitwise_or", lax.xor_p: "bitwise_xor", lax.not_p: "bitwise_not"
 }.items():
-    rule(_prim, check=bool_only(_prim.name))(_same(_op))
-
-
-@rule(lax.not_p)
-def _not(ctx, eqn, x):
-    if is_bool(x.dtype):
-        return bind("logical_not", x)
-    # two's complement: ~x == -x - 1, also for unsigned integers (both wrap)
-    return bind("sub", bind("neg", x), scalar_like(x, 1))
+    rule(_prim)(_same(_op))
 
 
 @rule(lax.select_n_p)
@@ -175,14 +171,6 @@ _BITS = "an integer bit operation; tracegraph has no bitwise ops"
 _COMPLEX = "no tracegraph op builds, splits or conjugates complex values yet"
 
 NOT_YET_SUPPORTED = {
-    lax.acos_p: _NO_OP,
-    lax.acosh_p: _NO_OP,
-    lax.asin_p: _NO_OP,
-    lax.asinh_p: _NO_OP,
-    lax.atan_p: _NO_OP,
-    lax.atan2_p: _NO_OP,
-    lax.atanh_p: _NO_OP,
-    lax.cbrt_p: _NO_OP + " (pow(x, 1/3) is wrong for negative x)",
     lax.bessel_i0e_p: _SPECIAL,
     lax.bessel_i1e_p: _SPECIAL,
     lax.digamma_p: _SPECIAL,
@@ -197,10 +185,6 @@ NOT_YET_SUPPORTED = {
     lax.reduce_precision_p: "rounding to a narrower float format has no tracegraph op",
     lax.bitcast_convert_type_p: "reinterpreting bits as another dtype has no tracegraph op",
     lax.clz_p: _BITS,
-    lax.population_count_p: _BITS,
-    lax.shift_left_p: _BITS,
-    lax.shift_right_arithmetic_p: _BITS,
-    lax.shift_right_logical_p: _BITS,
     lax.mulhi_p: _BITS,
     lax.complex_p: _COMPLEX,
     lax.conj_p: _COMPLEX,

@@ -165,10 +165,40 @@ for _prim, _kind in {
     rule(_prim, check=_window_check)(_reduce_window(_kind))
 
 
+def _sort_check(eqn):
+    if eqn.params["num_keys"] != 1:
+        return "a lexicographic sort over several keys (num_keys > 1) has no tracegraph op yet"
+    return None
+
+
+@rule(lax.sort_p, check=_sort_check)
+def _sort(ctx, eqn, keys, *others):
+    # every operand permuted by the order of the first (JAX's argsort sorts (x, iota));
+    # the keys through `sort`, whose gradient is a gather, the others by take_along_axis
+    axis = eqn.params["dimension"]
+    outs = [bind("sort", keys, axis=axis, descending=False)]
+    if others:
+        perm = bind("argsort", keys, axis=axis, descending=False)
+        outs += [bind("take_along_axis", x, perm, axis=axis) for x in others]
+    return outs
+
+
+@rule(lax.top_k_p)
+def _top_k(ctx, eqn, x):
+    # tracegraph's top_k works on the last axis: another axis is moved there and back
+    axis = eqn.params.get("axis", x.ndim - 1) % x.ndim
+    perm = tuple(d for d in range(x.ndim) if d != axis) + (axis,)
+    back = tuple(int(i) for i in np.argsort(perm))
+    moved = axis != x.ndim - 1
+    values, indices = bind("top_k", bind("transpose", x, perm=perm) if moved else x, k=eqn.params["k"])
+    if moved:
+        values, indices = (bind("transpose", t, perm=back) for t in (values, indices))
+    return [values, indices]
+
+
 # -- not yet supported -------------------------------------------------------------------
 
 _CUMULATIVE = "no cumulative op but cumsum yet"
-_SORT = "no sort op yet"
 _POOL_GRAD = (
     "JAX's own gradient of a max/min pooling; pass the undifferentiated function and "
     "differentiate with tracegraph"
@@ -187,7 +217,5 @@ NOT_YET_SUPPORTED = {
     lax.select_and_gather_add_p: _POOL_GRAD,
     lax.select_and_scatter_p: _POOL_GRAD,
     lax.select_and_scatter_add_p: _POOL_GRAD,
-    lax.sort_p: _SORT,
-    lax.top_k_p: _SORT,
-    lax.approx_top_k_p: _SORT,
+    lax.approx_top_k_p: "an approximate top_k (TPU); use lax.top_k",
 }
