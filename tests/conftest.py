@@ -144,6 +144,7 @@ def _imports_heavy(path: pathlib.Path) -> bool:
         return False
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: pytest without xdist must not refuse it
 def pytest_xdist_make_scheduler(config, log):
     if config.getvalue("dist") != "loadgroup":
         return None
