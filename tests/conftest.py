@@ -188,6 +188,9 @@ SLOW_ONLY = {
     "tests/test_keras_seeds.py::test_004_cnn_subclass_learns",  # also run against Keras, -m slow
     "tests/test_docs_from_tensorflow.py::test_from_tensorflow_page_shows_what_the_code_prints",  # 12 s
     "tests/test_examples.py::test_examples_run_as_scripts",  # in-process runs cover the scripts' code
+    "tests/test_keras_models.py::test_tf_function_step_is_one_graph_and_equals_eager_over_100_steps",
+    "tests/test_optimizers.py::test_fit_tf_function_mode_equals_jit_and_leaves_the_model_alone",
+    "tests/test_imperative.py::test_pytorch_style_model_in_jit_grad_and_functional_optimizers",
 }
 
 
