@@ -30,7 +30,8 @@ from .frontend.fn_tf import (
 )
 
 __all__ = [
-    "abs", "acos", "acosh", "add", "asin", "asinh", "atan", "atan2", "atanh", "argmax", "argmin", "ceil", "cos", "divide", "equal", "erf", "exp", "floor",
+    "abs", "acos", "acosh", "add", "argmax", "argmin", "asin", "asinh", "atan", "atan2", "atanh",
+    "ceil", "cos", "divide", "equal", "erf", "exp", "floor",
     "floordiv", "floormod", "greater", "greater_equal", "less", "less_equal", "log", "log1p",
     "logical_and", "logical_not", "logical_or", "logical_xor", "maximum", "minimum", "multiply",
     "negative", "not_equal", "pow", "reciprocal", "reduce_all", "reduce_any", "reduce_logsumexp",

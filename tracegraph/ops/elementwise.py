@@ -579,16 +579,30 @@ def _shift(name, fn, reference, doc):
 
 
 shift_left = _shift("shift_left", lax.shift_left, jnp.left_shift, "``x << y``")
+def _numpy_shift_right(kind):
+    """numpy reference of a right shift that fills with the top bit (``kind`` "i") or with
+    zeros ("u"), on the operands promoted as jax.numpy promotes them."""
+
+    def reference(x, y):
+        dt = np.dtype(jnp.result_type(x, y))
+        dt = np.dtype(default_int()) if dt == np.bool_ else dt
+        a, b = np.broadcast_arrays(np.asarray(x).astype(dt), np.asarray(y).astype(dt))
+        view = np.dtype(f"{kind}{dt.itemsize}")
+        return jnp.asarray((a.view(view) >> b.astype(view)).view(dt))
+
+    return reference
+
+
 shift_right_arithmetic = _shift(
     "shift_right_arithmetic",
     lax.shift_right_arithmetic,
-    _shift_impl(lax.shift_right_arithmetic),
+    _numpy_shift_right("i"),
     "``lax.shift_right_arithmetic``: fills with the top bit (``x >> y`` of signed integers)",
 )
 shift_right_logical = _shift(
     "shift_right_logical",
     lax.shift_right_logical,
-    _shift_impl(lax.shift_right_logical),
+    _numpy_shift_right("u"),
     "``lax.shift_right_logical``: fills with zeros (``x >> y`` of unsigned integers)",
 )
 

@@ -36,6 +36,7 @@ from .defop import (
     to_inexact,
 )
 from .samples import FLOATS, INTS, arr
+from .shape import _take_along_axis_vjp
 
 _SHAPES = [(), (5,), (2, 3), (0, 3)]
 
@@ -261,16 +262,10 @@ def _top_k_check(x: TensorType, *, k):
 
 
 def _top_k_vjp(ct, x, *, out, k):
-    # each value's cotangent goes back to the position it came from: a one-hot contraction
-    # over the k picks (top_k keeps k small)
-    ct_values = ct[0]
-    if ct_values is None:
+    # the values are x gathered along the last axis by the indices: take_along_axis's VJP
+    if ct[0] is None:
         return [None]
-    n = x.shape[-1]
-    hot = bind("one_hot", out[1], num_classes=n, dtype=ct_values.dtype)  # [..., k, n]
-    g = bind("sum", hot * bind("expand_dims", ct_values, axes=(len(ct_values.shape),)),
-             axes=(len(ct_values.shape) - 1,), keepdims=False)
-    return [g]
+    return [_take_along_axis_vjp(ct[0], x, out[1], out=out[0], axis=-1)[0]]
 
 
 def _top_k_reference(x, *, k):
