@@ -18,9 +18,13 @@ WIDE = {np.dtype(d) for d in ("float64", "int64", "uint64", "complex128")}
 
 
 def needs_x64(arrays, attrs=None) -> bool:
-    from tracegraph.ir.types import DTYPE_NAMES
+    from tracegraph.ir.types import DTYPE_NAMES, is_key
 
-    dtypes = [np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype) for a in arrays]
+    dtypes = [
+        np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype)
+        for a in arrays
+        if not is_key(getattr(a, "dtype", None))  # typed PRNG keys: u32 data
+    ]
     for v in (attrs or {}).values():
         if v is None or isinstance(v, (bool, int, float)):
             continue

@@ -4,6 +4,7 @@ attributes, every attribute kind, several outputs) registered only while a test 
 
 import contextlib
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -40,8 +41,15 @@ def sample_graph(name, index):
         yield tg.trace(op_function(name, sample.attrs), *sample.args), sample.args
 
 
+def key_data(x):
+    """Typed PRNG keys as their u32 data (numpy cannot hold keys); other values as they are."""
+    if jax.dtypes.issubdtype(getattr(x, "dtype", np.float32), jax.dtypes.prng_key):
+        return jax.random.key_data(x)
+    return x
+
+
 def as_numpy(x):
-    a = np.asarray(x)
+    a = np.asarray(key_data(x))
     if a.dtype == jnp.bfloat16:
         a = a.astype(np.float32)
     return a

@@ -2,6 +2,7 @@
 
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -114,6 +115,8 @@ def assert_close(op, got, want, what=""):
         w = jnp.asarray(w)
         assert tuple(g.shape) == tuple(w.shape), f"{what}: shape {g.shape} vs {w.shape}"
         assert g.dtype == w.dtype, f"{what}: dtype {g.dtype} vs {w.dtype}"
+        if jax.dtypes.issubdtype(g.dtype, jax.dtypes.prng_key):  # keys: equal data
+            g, w = jax.random.key_data(g), jax.random.key_data(w)
         rtol, atol = tolerance(op, g.dtype)
         gn = np.asarray(g.astype(jnp.float32) if g.dtype == jnp.bfloat16 else g)
         wn = np.asarray(w.astype(jnp.float32) if w.dtype == jnp.bfloat16 else w)

@@ -4,12 +4,12 @@ written in jax.numpy, for differential tests (tests/test_random_programs.py).
 A program is a list of steps over a pool of values: the inputs (random shapes that
 broadcast together; f32, i32 or bool), then each step's result. A step is one op of
 `STEPS` — elementwise math, broadcasting binaries with arrays or weak Python scalars,
-comparisons and `where`, reductions, shape ops, indexing, matmul, softmax, `cond`,
-`scan` — applied to pool values it accepts. Every step is written once against a
-namespace ``m`` that is either `TG` (tracegraph) or `JNP` (jax.numpy / lax), so the two
-programs cannot drift apart. Values are kept small and finite while generating (a step
-whose reference result is not finite is drawn again), so results compare with plain
-tolerances.
+comparisons and `where`, reductions, shape ops, indexing and ``.at[]`` updates, matmul,
+softmax, `cond`, `scan`, a custom VJP rule, draws from typed keys — applied to pool values it accepts. Every step
+is written once against a namespace ``m`` that is either `TG` (tracegraph) or `JNP`
+(jax.numpy / lax), so the two programs cannot drift apart. Values are kept small and finite while
+generating (a step whose reference result is not finite is drawn again), so results
+compare with plain tolerances.
 """
 
 from __future__ import annotations
@@ -24,11 +24,26 @@ from jax import lax
 
 import tracegraph as tg
 
+
+def _clip_gradient(np_, custom_vjp):
+    """``x * 1.5`` whose gradient is clipped to [-1, 1]: a custom rule, written once for
+    `tg.custom_vjp` and `jax.custom_vjp`."""
+
+    @custom_vjp
+    def f(x):
+        return x * 1.5
+
+    f.defvjp(lambda x: (f(x), None), lambda _, g: (np_.clip(g * 1.5, -1.0, 1.0),))
+    return f
+
+
 TG = types.SimpleNamespace(
-    np=tg, cond=tg.cond, scan=tg.scan, softmax=tg.softmax, where=tg.where, name="tg"
+    np=tg, cond=tg.cond, scan=tg.scan, softmax=tg.softmax, where=tg.where,
+    clip_gradient=_clip_gradient(tg, tg.custom_vjp), random=tg.random, name="tg",
 )
 JNP = types.SimpleNamespace(
-    np=jnp, cond=lax.cond, scan=lax.scan, softmax=jax.nn.softmax, where=jnp.where, name="jnp"
+    np=jnp, cond=lax.cond, scan=lax.scan, softmax=jax.nn.softmax, where=jnp.where,
+    clip_gradient=_clip_gradient(jnp, jax.custom_vjp), random=jax.random, name="jnp",
 )
 
 
@@ -108,6 +123,11 @@ STEPS: dict = {
     "index0": (lambda x: x.ndim >= 1 and x.shape[0] >= 1, lambda m, x: x[0], None),
     "slice_tail": (lambda x: x.ndim >= 1 and x.shape[-1] >= 2, lambda m, x: x[..., 1:], None),
     "reverse": (lambda x: x.ndim >= 1, lambda m, x: x[::-1], None),
+    # x.at[...]: repeated, negative and out-of-bounds indices, scatter ops in the IR
+    "at_add": (lambda x: _is_num(x) and x.ndim >= 1,
+               lambda m, x: x.at[np.array([0, -1, 0, 5])].add(x[:1] * 2), None),
+    "at_set_max": (lambda x: _is_num(x) and x.ndim >= 1,
+                   lambda m, x: x.at[..., ::-2].set(x[..., :1]).at[np.array([1, -1])].max(x[:1]), None),
     "matmul": (lambda x, y: _is_float(x) and _is_float(y) and x.ndim >= 1 and y.ndim >= 1
                and x.shape[-1] == y.shape[-2 if y.ndim >= 2 else 0], lambda m, x, y: x @ y, None),
     "softmax": (lambda x: _is_float(x) and x.ndim >= 1, lambda m, x: m.softmax(x, axis=-1), None),
@@ -115,6 +135,14 @@ STEPS: dict = {
              lambda rng, x: {"d": bool(rng.integers(2))}),
     "cond": (lambda p, x: _is_num(p) and _is_float(x),
              lambda m, p, x: m.cond(m.np.sum(p) > 0, lambda a: a * 2.0, lambda a: -a, x), None),
+    "clip_gradient": (lambda x: _is_float(x), lambda m, x: m.clip_gradient(x), None),
+    # typed keys in the graph: a key constant, split, fold_in, a draw and a mask
+    "dropout_noise": (lambda x: _is_float(x),
+                      lambda m, x, s: m.np.where(
+                          m.random.bernoulli(m.random.split(m.random.key(s))[1], 0.7, x.shape),
+                          x / 0.7, 0.0)
+                      + 0.1 * m.random.normal(m.random.fold_in(m.random.key(s), 3), x.shape),
+                      lambda rng, x: {"s": int(rng.integers(1000))}),
     "scan_cumsum": (lambda x: _is_float(x) and x.ndim >= 1,
                     lambda m, x: m.scan(lambda c, r: (c + r, c * r), m.np.zeros_like(x[0]), x)[1],
                     None),

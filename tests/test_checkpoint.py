@@ -951,3 +951,21 @@ def test_fuzz_damaged_checkpoints(fuzz_base, case, tmp_path):
 @pytest.mark.parametrize("case", range(100, 3100))
 def test_fuzz_damaged_checkpoints_slow(fuzz_base, case, tmp_path):
     _fuzz_case(fuzz_base, case, tmp_path)
+
+
+def test_typed_prng_keys_round_trip(tmp_path):
+    """Typed keys (what Flax NNX Rngs hold) save as their data and load back as keys of
+    the same implementation, also into like=; the declared size includes the key data."""
+    tree = {"w": np.ones(3, np.float32), "rng": jax.random.key(3),
+            "keys": jax.random.split(jax.random.key(4, impl="rbg"), 2)}
+    path = tmp_path / "keys.ckpt"
+    tg.checkpoint.save(path, tree)
+    for back in (tg.checkpoint.load(path), tg.checkpoint.load(path, like=tree)):
+        for name in ("rng", "keys"):
+            assert back[name].dtype == tree[name].dtype
+            np.testing.assert_array_equal(jax.random.key_data(back[name]),
+                                          jax.random.key_data(tree[name]))
+    assert ("rng", (), "key<threefry2x32>") in tg.checkpoint.info(path).leaves
+    wrong = dict(tree, rng=jax.random.key(3, impl="rbg"))
+    with pytest.raises(tg.checkpoint.CheckpointError, match=r"rng: checkpoint key<threefry2x32>\[\], like key<rbg>\[\]"):
+        tg.checkpoint.load(path, like=wrong)

@@ -18,7 +18,7 @@ from tracegraph.interop import missing_primitives
 from tracegraph.interop.rules import NOT_YET_SUPPORTED, RULES, Rule
 from tracegraph.interop.rules._rule import RuleTable
 
-from op_matrix import MODES, run_mode
+from op_matrix import MODES, run_mode, modes_taking_turns
 
 RNG = np.random.default_rng(0)
 X = RNG.uniform(-2.0, 2.0, size=(3, 4)).astype(np.float32)
@@ -198,8 +198,70 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name,fn,args,prim", CASES, ids=[c[0] for c in CASES])
+_OOB = np.array([0, 2, 2, -1, 7, -9], np.int32)  # repeats, negative, out of bounds
+_IDS = np.array([[1, 3, 3], [9, 0, 1]], np.int32)
+_SEGMENTS = np.array([0, 2, 0], np.int32)
+
+
+def _every_scatter(x):
+    return (
+        x.at[0, _OOB].set(5.0),
+        x.at[_OOB].add(1.0),
+        x.at[:, 1].subtract(x[0, :3]),
+        x.at[1, _OOB].multiply(2.0, mode="clip"),
+        x.at[_OOB, 1:].min(0.0),
+        x.at[_OOB].max(0.5, mode="clip"),
+        x.at[np.array([True, False, True])].set(0.0),
+        x.at[_OOB % 3, _OOB % 4].add(x[0, 0], mode="promise_in_bounds"),
+        lax.scatter(x, jnp.array([[-1], [1], [4]]), jnp.ones((3, 4)),
+                    lax.ScatterDimensionNumbers((1,), (0,), (0,))),  # lax: -1 is out of bounds
+    )
+
+
+def _gather_gradients(x):
+    emb = jnp.tile(x, (4, 1))[:10]  # (10, 4)
+    return (
+        jax.grad(lambda b: jnp.take_along_axis(b, jnp.array([[0, 3], [1, 1], [2, 2]]), 1).sum())(x),
+        jax.grad(lambda e: (e[_IDS] ** 2).sum())(emb),  # an embedding lookup's gradient
+        jax.grad(lambda b: (b[_OOB % 3, 1:] * 2.0).sum())(x),
+    )
+
+
+def _segments(x):
+    return (
+        jax.ops.segment_sum(x, _SEGMENTS, num_segments=4),
+        jax.ops.segment_max(x, _SEGMENTS, num_segments=4),
+        jax.ops.segment_min(x[:, 0], jnp.array([1, 1, 7]), num_segments=3),  # 7: dropped
+        jax.ops.segment_prod(x.T, jnp.array([0, 1, 0, 1]), num_segments=2),
+    )
+
+
+def _vmapped_slices(x):
+    starts = jnp.array([0, 1, 3])
+    return (
+        jax.vmap(lambda r, i: lax.dynamic_slice(r, (i,), (2,)))(x, starts),  # wide windows
+        jax.vmap(lambda i: lax.dynamic_slice(x, (i, 1), (2, 2)))(starts),
+        jax.vmap(lambda r, i: lax.dynamic_update_slice(r, jnp.ones(2), (i,)))(x, starts),
+        jax.vmap(lambda r, i: r.at[i].set(-1.0))(x, jnp.array([0, 1, 5])),
+    )
+
+
+CASES += [
+    ("scatter", _every_scatter, (X,), lax.scatter_p),
+    ("scatter-add", lambda x: x.at[_OOB].add(x[:2, 1:].sum()), (X,), lax.scatter_add_p),
+    ("scatter-sub", lambda x: x.at[_OOB, 2].subtract(1.5), (X,), lax.scatter_sub_p),
+    ("scatter-mul", lambda x: x.at[1:, _OOB].multiply(-2.0), (X,), lax.scatter_mul_p),
+    ("scatter-min", lambda x: x.at[_OOB].min(x[0]), (X,), lax.scatter_min_p),
+    ("scatter-max", lambda x: x.at[_OOB].max(x[1]), (X,), lax.scatter_max_p),
+    ("int-scatter", lambda i: (i.at[_OOB].add(3), i.at[1, _OOB].max(0), i.at[0].multiply(2)),
+     (np.arange(-6, 6, dtype=np.int32).reshape(3, 4),), lax.scatter_add_p),
+    ("gather-gradients", _gather_gradients, (X,), lax.scatter_add_p),
+    ("segments", _segments, (X,), lax.scatter_max_p),
+    ("vmapped-slices", _vmapped_slices, (X,), lax.scatter_p),
+]
+
+
+@pytest.mark.parametrize("name,fn,args,prim,mode", modes_taking_turns(CASES, [c[0] for c in CASES]))
 def test_rule_matches_jax(name, fn, args, prim, mode):
     assert prim in primitives_in(fn, *args) and prim in RULES
     want = jax.jit(fn)(*args)
@@ -212,17 +274,18 @@ def test_rule_matches_jax(name, fn, args, prim, mode):
 
 
 def test_dead_code_never_blocks_conversion():
-    """An unused random split (Haiku at dropout 0) or a dead equation in a scan body is
-    pruned by JAX's own DCE before the check; a live one is still reported."""
+    """An unused draw (a Haiku model at dropout 0 draws and discards) or a dead equation
+    in a scan body is pruned by JAX's own DCE before the check; a live one is still
+    reported. (random_gamma: a primitive with no tracegraph op.)"""
     key = jax.random.PRNGKey(0)
 
     def dead_split(k, x):
-        jax.random.split(k)
+        jax.random.gamma(k, 2.0, x.shape)
         return x * 2.0
 
     def dead_in_scan(k, xs):
         def body(c, x):
-            jax.random.fold_in(k, 3)
+            jax.random.gamma(jax.random.fold_in(k, 3), 2.0)
             return c + jnp.sum(x), x * 2.0
 
         return lax.scan(body, 0.0, xs)
@@ -233,8 +296,8 @@ def test_dead_code_never_blocks_conversion():
         for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
         assert "random" not in str(tg.trace(tg.from_jax(fn), key, X))
-    live = tg.from_jax(lambda k, x: x * jax.random.uniform(k, x.shape))
-    with pytest.raises(tg.TracingError, match=r"random_bits \(1 use\)"):
+    live = tg.from_jax(lambda k, x: x * jax.random.gamma(k, 2.0, x.shape))
+    with pytest.raises(tg.TracingError, match=r"random_gamma \(1 use\)"):
         tg.trace(live, key, X)
 
 

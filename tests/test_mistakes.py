@@ -344,6 +344,16 @@ def index_bool_mask_shape(run):
     run(lambda x: x[np.array([True, False, True])], A(2, 3))  # mistake
 
 
+@mistake(tg.ShapeError, "at[...].set", ALL)
+def at_set_values_of_the_wrong_shape(run):
+    run(lambda x: x.at[np.array([0, 1])].set(A(4)), A(2, 3))  # mistake
+
+
+@mistake(tg.ShapeError, "index_add", ALL)
+def at_add_to_bools(run):
+    run(lambda x: (x > 0).at[0].add(True), A(2, 3))  # mistake
+
+
 # -- creation --------------------------------------------------------------------------------
 
 
@@ -592,6 +602,32 @@ def scan_xs_scalar(run):
 
 
 # -- autodiff --------------------------------------------------------------------------------
+
+
+@tg.custom_vjp
+def _custom_double(x):
+    return x * 2.0
+
+
+_custom_double.defvjp(lambda x: (x * 2.0, None), lambda _, g: (g * 2.0, g))  # two for one argument
+
+
+@tg.custom_vjp
+def _custom_halve(x):
+    return x / 2.0
+
+
+_custom_halve.defvjp(lambda x: (x / 2.0, None), lambda _, g: (g[:1] / 2.0,))  # the wrong shape
+
+
+@mistake(tg.TracingError, "custom_vjp", ALL)
+def custom_vjp_bwd_returns_too_many_cotangents(run):
+    run(lambda x: _custom_double(x), A(3))  # mistake
+
+
+@mistake(tg.ShapeError, "custom_vjp", ALL)
+def custom_vjp_bwd_returns_the_wrong_shape(run):
+    run(lambda x: _custom_halve(x) + 1.0, A(3))  # mistake
 
 
 @mistake(tg.Error, "grad", ALL)
@@ -860,6 +896,16 @@ def from_jax_unsupported_primitive(run):
 @mistake(tg.Error, "normal", ALL)
 def random_normal_float_key(run):
     run(lambda x: tg.random.normal(x, (3,)), A(2))  # mistake
+
+
+@mistake(tg.ShapeError, "add", ALL)
+def arithmetic_on_a_typed_key(run):
+    run(lambda k: k + 1, jax.random.key(0))  # mistake
+
+
+@mistake(tg.Error, "split", ALL)
+def split_of_a_key_array(run):
+    run(lambda k: tg.random.split(k), jax.random.split(jax.random.key(0), 3))  # mistake
 
 
 @mistake(tg.Error, "normal", ALL)

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 from jax import lax
-from op_matrix import MODES, run_mode
+from op_matrix import MODES, run_mode, modes_taking_turns
 
 import tracegraph as tg
 from tracegraph.nn._module import _scope
@@ -78,8 +78,7 @@ def nhwc_to_nchw(x):
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("xshape", [(5, 7), (2, 3, 7), (7,)])
+@pytest.mark.parametrize("xshape,mode", modes_taking_turns([((5, 7),), ((2, 3, 7),), ((7,),)], ["5x7", "2x3x7", "7"]))
 def test_linear_vs_flax_dense(mode, xshape):
     lin = nn.Linear(7, 4, key=tg.random.key(1))
     x = rand(*xshape)
@@ -129,8 +128,7 @@ CONVS = {
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("case", sorted(CONVS))
+@pytest.mark.parametrize("case,mode", modes_taking_turns(sorted(CONVS), sorted(CONVS)))
 def test_conv2d_vs_flax_conv(mode, case):
     ours, theirs = CONVS[case]
     conv = nn.Conv2d(4, 6, key=tg.random.key(4), **ours)
@@ -169,8 +167,7 @@ def test_conv2d_grad_vs_jax(mode):
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("kind", ["max", "avg"])
+@pytest.mark.parametrize("kind,mode", modes_taking_turns(["max", "avg"], ["max", "avg"]))
 def test_pooling_vs_flax(mode, kind):
     x = rand(2, 3, 8, 7)
     if kind == "max":
@@ -183,8 +180,7 @@ def test_pooling_vs_flax(mode, kind):
     assert layer.parameters() == []
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("dims", [(1, -1), (0, -1), (1, 2), (2, 3)])
+@pytest.mark.parametrize("dims,mode", modes_taking_turns([((1, -1),), ((0, -1),), ((1, 2),), ((2, 3),)], ["1,-1", "0,-1", "1,2", "2,3"]))
 def test_flatten(mode, dims):
     x = rand(2, 3, 4, 5)
     s, e = dims
@@ -212,8 +208,7 @@ def test_embedding_vs_take(mode):
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("shape", [(6,), (4, 6)])
+@pytest.mark.parametrize("shape,mode", modes_taking_turns([((6,),), ((4, 6),)], ["6", "4x6"]))
 def test_layer_norm_vs_flax(mode, shape):
     ln = nn.LayerNorm(shape, eps=1e-5)
     ln = ln.replace(weight=jnp.asarray(rand(*shape)), bias=jnp.asarray(rand(*shape)))  # not 1/0
@@ -251,8 +246,7 @@ ACTS = {
 }
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("name", sorted(ACTS))
+@pytest.mark.parametrize("name,mode", modes_taking_turns(sorted(ACTS), sorted(ACTS)))
 def test_activation_modules(mode, name):
     layer, ref = ACTS[name]
     x = rand(3, 5)
@@ -398,8 +392,7 @@ def test_lstm_grad_vs_jax(mode):
     check_grad(mode, _sq_loss, lstm, (xs,), want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("batch_first,mode", modes_taking_turns([False, True], ["False", "True"]))
 def test_gru_vs_scan_reference(mode, batch_first):
     gru = nn.GRU(3, 5, batch_first=batch_first, key=tg.random.key(14))
     x = rand(2, 6, 3) if batch_first else rand(6, 2, 3)
@@ -486,8 +479,7 @@ def _random_biases(m):
     return m
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("causal,mode", modes_taking_turns([False, True], ["False", "True"]))
 def test_mha_self_attention_vs_jnp(mode, causal):
     m = _random_biases(nn.MultiHeadAttention(8, 2, causal=causal, key=tg.random.key(17)))
     x = rand(3, 5, 8)
@@ -544,8 +536,7 @@ def test_mha_dropout(mode):
     assert not np.allclose(np.asarray(a), np.asarray(eval_out), atol=1e-3)
 
 
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("causal,mode", modes_taking_turns([False, True], ["False", "True"]))
 def test_mha_grad_vs_jax(mode, causal):
     m = _random_biases(nn.MultiHeadAttention(8, 2, causal=causal, key=tg.random.key(23)))
     x = rand(2, 4, 8)

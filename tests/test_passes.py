@@ -18,6 +18,8 @@ import tracegraph as tg
 from tracegraph.core import bind
 from tracegraph.core import trace_graph
 from tracegraph.ir import TensorType, lookup
+from tracegraph.ir.types import is_key
+from ir_helpers import key_data
 from tracegraph.transforms import (
     DEFAULT_PIPELINE, PassManager, cse, dce, fold, format_records, run_passes, simplify,
 )
@@ -67,7 +69,10 @@ def assert_identical(got, want):
     got, want = as_list(got), as_list(want)
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        g, w = np.asarray(g), np.asarray(w)
+        assert getattr(g, "dtype", None) == getattr(w, "dtype", None) or not (
+            is_key(getattr(g, "dtype", None)) or is_key(getattr(w, "dtype", None))
+        ), (g.dtype, w.dtype)
+        g, w = np.asarray(key_data(g)), np.asarray(key_data(w))
         assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, g.shape, w.dtype, w.shape)
         if g.dtype == jnp.bfloat16:
             g, w = g.astype(np.float32), w.astype(np.float32)
@@ -135,7 +140,12 @@ def test_passes_on_op_samples(name, index):
         assert_identical(result.graph.interpret(), ref.get())
         op = lookup(name)
         small = all(v.type.size <= 1024 for v in gc.outputs)
-        if not op.random and not op.attrs.get("body") and small and name not in ("while_loop", "scan"):
+        # (fold leaves nodes holding subgraphs alone; simplify inlines a constant cond)
+        # (nor does it fold a node giving PRNG keys: a constant is a numpy array)
+        kept = ("while_loop", "scan", "custom_vjp")
+        gives_keys = any(is_key(v.type.dtype) for v in gc.outputs)
+        if (not op.random and not op.attrs.get("body") and small and name not in kept
+                and not gives_keys):
             # everything folds: no node is left (cond on a constant predicate is inlined),
             # except a node whose value holds a NaN/Inf: it stays, so check_nans names it
             def finite(v):

@@ -46,6 +46,8 @@ def _jax_types(op, attrs, structs):
 
 
 def _arg_struct(a, weak=False):
+    if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):  # typed keys: as they are
+        return jax.ShapeDtypeStruct(a.shape, a.dtype)
     return jax.ShapeDtypeStruct(np.shape(a), jax.dtypes.canonicalize_dtype(np.asarray(a).dtype),
                                 weak_type=weak)
 
@@ -63,7 +65,13 @@ def test_type_rules_match_the_implementation(name, index):
         assert got == _jax_types(op, attrs, structs), f"{name}[{sample.name}]"
 
 
+def _is_key(dtype):
+    return jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key)
+
+
 def _weakable(dtype):
+    if _is_key(dtype):  # keys are never weak
+        return False
     defaults = (np.int64, np.float64, np.complex128)
     return np.dtype(dtype) in {np.dtype(jax.dtypes.canonicalize_dtype(t)) for t in defaults}
 
@@ -349,12 +357,16 @@ DELIBERATE_REJECTIONS = {
     "random_fold_in": ("needs an integer scalar to fold in", "as random_seed"),
     "select": ("needs a bool predicate", "lax.select's contract; an int selector is select_n"),
     "index_add": ("indices must be integers", "bool indices are masks in numpy, not 0/1"),
+    "index_set": ("indices must be integers", "as index_add"),
+    "index_mul": ("indices must be integers", "as index_add"),
+    "index_min": ("indices must be integers", "as index_add"),
+    "index_max": ("indices must be integers", "as index_add"),
 }
 
 
 # refusals deliberate in every op
 DELIBERATE_EVERYWHERE = {
-    "a random key must be u32[2]": "keys are what tg.random.key / jax.random.PRNGKey give; "
+    "a random key must be one key": "keys are what tg.random.key / jax.random.PRNGKey give; "
                                    "an op may ignore its key (dropout at rate 0), a key of "
                                    "another dtype is still a bug",
 }
@@ -392,7 +404,8 @@ def _matrix_cases(sample, dtypes):
     base = [_arg_struct(a) for a in sample.args]
     groups = {}
     for k, s in enumerate(base):
-        groups.setdefault(np.dtype(s.dtype), []).append(k)
+        if not _is_key(s.dtype):  # a typed key operand stays a key
+            groups.setdefault(np.dtype(s.dtype), []).append(k)
     for group in groups.values():
         for dname in dtypes:
             dt = np.dtype(DTYPE_NAMES[dname])

@@ -18,6 +18,7 @@ from .errors import Error, IRError, ShapeError, TracingError
 from .frontend import tensor_methods as _tensor_methods  # noqa: F401
 from .core import Tensor, scope
 from .frontend.control_flow import cond, fori_loop, scan, while_loop
+from .frontend.custom_derivatives import custom_vjp
 from .frontend.eager import EagerFunction, eager
 from .frontend.tape import (
     TapeTensor, enable_grad, is_grad_enabled, no_grad, rand, randn, set_grad_enabled, tensor,

@@ -46,6 +46,7 @@ import numpy as np
 
 from ._atomic import write_atomically
 from .errors import Error
+from .ir.types import KEY_IMPLS, dtype_from_name, dtype_name, is_key, key_data_shape
 
 __all__ = ["CheckpointError", "CheckpointInfo", "CheckpointManager", "CheckpointWriteError",
            "info", "load", "save"]
@@ -74,6 +75,9 @@ _BIT_DTYPES = {  # stored as the unsigned int of their width
     if hasattr(ml_dtypes, n)
 }
 _PY_SCALARS = {bool: "bool", int: "int", float: "float", complex: "complex"}
+# typed PRNG keys (jax.random.key, what Flax NNX Rngs hold): stored as their u32 data,
+# one more axis; named by the key type, so they load back as keys of that implementation
+_KEY_DTYPES = {f"key<{impl}>": impl for impl in KEY_IMPLS}
 
 
 class CheckpointError(Error):
@@ -227,6 +231,15 @@ def _path_str(path) -> str:
 def _store_leaf(leaf, path, entries, leaves) -> int:
     where = _path_str(path) or "<root>"
     py = _PY_SCALARS.get(type(leaf))
+    if is_key(getattr(leaf, "dtype", None)):
+        try:
+            name = dtype_name(leaf.dtype)  # key<threefry2x32>
+        except Error as e:
+            raise CheckpointError(f"save: leaf {where}: {e}") from None
+        i = len(leaves)
+        entries[f"a{i}"] = np.asarray(jax.random.key_data(leaf))
+        leaves.append({"path": _path_str(path), "shape": list(leaf.shape), "dtype": name, "py": None})
+        return i
     try:
         arr = np.asarray(leaf)  # jax arrays come to the host here
     except Exception as e:  # noqa: BLE001 - a traced value, an arbitrary object
@@ -390,6 +403,8 @@ def _storage(spec: dict) -> tuple[np.dtype, tuple]:
     name = spec["dtype"]
     if name in _NUMPY_DTYPES:
         return _NUMPY_DTYPES[name], tuple(spec["shape"])
+    if name in _KEY_DTYPES:
+        return np.dtype(np.uint32), tuple(spec["shape"]) + key_data_shape(dtype_from_name(name))
     return np.dtype(f"u{_BIT_DTYPES[name].itemsize}"), tuple(spec["shape"])
 
 
@@ -527,7 +542,9 @@ def _validate(doc) -> None:
         if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
             raise ValueError(f"leaf {i} has a bad shape {str(shape)[:80]}")
         dtype = s["dtype"]
-        if not isinstance(dtype, str) or (dtype not in _NUMPY_DTYPES and dtype not in _BIT_DTYPES):
+        if not isinstance(dtype, str) or (
+            dtype not in _NUMPY_DTYPES and dtype not in _BIT_DTYPES and dtype not in _KEY_DTYPES
+        ):
             raise ValueError(f"leaf {i} has an unknown dtype {str(dtype)[:80]!r}")
         py = s["py"]
         if py is not None and (not isinstance(py, str) or py not in _PY_KINDS or shape
@@ -597,6 +614,8 @@ def _read_leaf(zf, i: int, spec: dict, path: str, header_only: bool = False):
     name = spec["dtype"]
     if name in _BIT_DTYPES:
         arr = arr.view(_BIT_DTYPES[name])
+    if name in _KEY_DTYPES:
+        return jax.random.wrap_key_data(arr, impl=_KEY_DTYPES[name])
     py = spec["py"]
     if py is not None:  # _validate checked that the kind fits the dtype
         return {"bool": bool, "int": int, "float": float, "complex": complex}[py](arr[()])
@@ -619,6 +638,10 @@ def _decode(node, leaves):
     if all(isinstance(k, str) for k in keys) and len(set(keys)) == len(keys):
         return dict(zip(keys, kids))
     return tuple(kids)
+
+
+def _leaf_dtype_name(dtype) -> str:
+    return dtype_name(dtype) if is_key(dtype) else np.dtype(dtype).name
 
 
 def _into_like(like, leaves, specs, path: str, strict: bool):
@@ -648,10 +671,8 @@ def _into_like(like, leaves, specs, path: str, strict: bool):
         spec = specs[i]
         have_shape, want_shape = tuple(spec["shape"]), tuple(np.shape(want))
         want_dtype = getattr(want, "dtype", None)
-        if have_shape != want_shape or (
-            want_dtype is not None and np.dtype(want_dtype).name != spec["dtype"]
-        ):
-            wd = np.dtype(want_dtype).name if want_dtype is not None else "scalar"
+        wd = "scalar" if want_dtype is None else _leaf_dtype_name(want_dtype)
+        if have_shape != want_shape or (want_dtype is not None and wd != spec["dtype"]):
             problems.append(f"{lp or '<root>'}: checkpoint {spec['dtype']}{list(have_shape)}, "
                             f"like {wd}{list(want_shape)}")
     out = []

@@ -7,13 +7,17 @@ seeds), outside traced code.
 
 Example::
 
-    w = tg.random.normal(tg.random.key(0), (3, 4))    # JAX: explicit key, any mode
+    w = tg.random.normal(tg.random.key(0), (3, 4))    # JAX: explicit (typed) key, any mode
     tg.random.set_seed(0)
     b = tg.random.uniform([4], minval=-1.0, maxval=1.0)   # TF: an imperative tensor
 """
 
 from .frontend.fn_random import (
-    PRNGKey, bernoulli, categorical, fold_in, key, normal, set_seed, split, uniform,
+    PRNGKey, bernoulli, bits, categorical, fold_in, key, key_data, key_impl, normal, set_seed,
+    split, uniform, wrap_key_data,
 )
 
-__all__ = ["PRNGKey", "bernoulli", "categorical", "fold_in", "key", "normal", "set_seed", "split", "uniform"]
+__all__ = [
+    "PRNGKey", "bernoulli", "bits", "categorical", "fold_in", "key", "key_data", "key_impl",
+    "normal", "set_seed", "split", "uniform", "wrap_key_data",
+]

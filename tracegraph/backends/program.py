@@ -10,6 +10,7 @@ import numpy as np
 
 from ..core import weak_value
 from ..errors import ShapeError
+from ..ir.types import is_key
 
 
 def coerce_inputs(graph, flat_args) -> list:
@@ -21,6 +22,8 @@ def coerce_inputs(graph, flat_args) -> list:
         shape = tuple(np.shape(a))
         if isinstance(a, numbers.Number) and not isinstance(a, np.generic):
             dtype = np.asarray(a).dtype
+        elif is_key(getattr(a, "dtype", None)):  # typed PRNG keys
+            dtype = a.dtype
         else:
             dtype = np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype)
         if shape != t.shape or not _dtype_ok(dtype, t.dtype):
@@ -43,4 +46,8 @@ def _weak(a, t):
 
 
 def _dtype_ok(given, declared) -> bool:
-    return given == declared or np.dtype(jax.dtypes.canonicalize_dtype(given)) == declared
+    if given == declared:
+        return True
+    if is_key(given) or is_key(declared):
+        return False
+    return np.dtype(jax.dtypes.canonicalize_dtype(given)) == declared

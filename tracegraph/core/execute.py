@@ -17,6 +17,7 @@ from jax._src.array import ArrayImpl  # the concrete array type: its shape/dtype
 from jax._src.lax.lax import _convert_element_type  # no public way makes a weak array
 
 from ..errors import Error
+from ..ir.types import is_key
 
 
 def weak_value(a, dtype):
@@ -132,6 +133,8 @@ def check_outputs(node, arrays) -> None:
         t = v.type
         if isinstance(a, numbers.Number) and not isinstance(a, np.generic):
             dtype = np.dtype(jax.dtypes.canonicalize_dtype(np.asarray(a).dtype))  # weak scalar
+        elif is_key(getattr(a, "dtype", None)):
+            dtype = a.dtype  # a PRNG key array
         else:
             dtype = np.dtype(getattr(a, "dtype", None) or np.asarray(a).dtype)
         if tuple(np.shape(a)) != t.shape or dtype != t.dtype or weak_of(a) != t.weak:

@@ -23,7 +23,7 @@ from ..errors import TracingError, user_location, user_location_long
 from ..ir import registry
 from ..ir.graph import Graph, Node, Value
 from ..ir.tree import TreeSpec, default_out_tree
-from ..ir.types import TensorType
+from ..ir.types import TensorType, is_key, key_impl
 from ..ir.verifier import verify
 from .evaluate import eval_graph
 from .execute import weak_value
@@ -152,6 +152,8 @@ class GraphTrace(Trace):
         if hasattr(x, "shape") and hasattr(x, "dtype"):
             if isinstance(x, jax.core.Tracer):
                 return self.lift_tracer(x)
+            if is_key(x.dtype):  # constants are numpy arrays: a key is its data, wrapped
+                return self.lift_key(x)
             # a weakly typed JAX array (jnp.full(3, 2.0)) stays weak, as under jax.jit
             return self.constant(canonical_array(x), weak=bool(getattr(x, "weak_type", False)))
         if isinstance(x, (list, tuple)):
@@ -159,6 +161,14 @@ class GraphTrace(Trace):
         raise TracingError(
             f"cannot use a {type(x).__name__} as an array operand (at {user_location_long(3)})"
         )
+
+    def lift_key(self, keys) -> Tensor:
+        """A typed key array used here: ``random_wrap`` of a constant of its u32 data (the
+        printed graph shows the key's words and implementation)."""
+        with jax.ensure_compile_time_eval():  # a concrete key, also while jax traces tg.jit
+            data = self.constant(np.asarray(jax.random.key_data(keys)))
+        (out,) = self.process(registry.lookup("random_wrap"), [data], {"impl": key_impl(keys.dtype)})
+        return out
 
     # set by tg.jit, whose graphs are cached: a trainable tensor baked in as a constant
     # would be stale after the next optimizer step

@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import _PACKAGE_DIR, Error, ShapeError, TracingError, user_location, user_location_long
 from ..ir import registry
 from ..ir.graph import Node, Value
-from ..ir.types import TensorType
+from ..ir.types import TensorType, is_key
 from .execute import attrs_key, run_impl, weak_value
 from .tensor import Tensor
 
@@ -281,12 +281,16 @@ def type_of(x) -> TensorType:
         return TensorType(aval.shape, aval.dtype, bool(getattr(aval, "weak_type", False)))
     if hasattr(x, "shape") and hasattr(x, "dtype"):
         weak = bool(getattr(x, "weak_type", False))
+        if is_key(x.dtype):  # a typed PRNG key array (jax.random.key)
+            return TensorType(tuple(x.shape), x.dtype)
         return TensorType(tuple(x.shape), jax.dtypes.canonicalize_dtype(x.dtype), weak)
     raise TypeError(f"not an array: {type(x).__name__}")
 
 
 def canonical_array(x):
     """A numpy or JAX array operand in JAX's canonical dtype (x64 off: 32 bits)."""
+    if is_key(x.dtype):
+        return x
     dt = jax.dtypes.canonicalize_dtype(x.dtype)
     if isinstance(x, (np.ndarray, np.generic)):
         return np.asarray(x, dtype=dt)

@@ -1,8 +1,9 @@
 """tg.random: random numbers from explicit keys, equal to jax.random bit for bit.
 
-A key is a raw ``u32[2]`` array, the same as ``jax.random.PRNGKey(seed)``; keys can be
-passed between tracegraph and JAX code freely. There is no hidden state: split a key to
-get fresh ones.
+A key is typed, as ``jax.random.key(seed)`` gives (`key`: ``key<threefry2x32>[]`` in the
+IR), or raw, the ``u32[2]`` of ``jax.random.PRNGKey(seed)`` (`PRNGKey`); every function
+takes both, and keys pass between tracegraph and JAX code freely. There is no hidden
+state: split a key to get fresh ones.
 
 ``normal`` and ``uniform`` also take TensorFlow's form, told apart by the first argument
 (a shape is a Python list/tuple of ints or an int; anything else is a key):
@@ -33,22 +34,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..errors import TracingError, user_location_long
+from ..ir.types import KEY_IMPLS, is_key
+from ..ir.types import key_impl as _key_impl
 from ..core import at_bottom, bind, current_trace
 from ..core import Tensor
 from .fn_creation import canonical_dtype
 from .tape import leaf
-
-
-def _raw_key(key):
-    """Accept JAX's typed keys (``jax.random.key``) by taking their raw u32 data."""
-    dt = getattr(key, "dtype", None)
-    if (
-        not isinstance(key, Tensor)
-        and dt is not None
-        and jax.dtypes.issubdtype(dt, jax.dtypes.prng_key)
-    ):
-        key = jax.random.key_data(key)
-    return key
 
 
 def _shape(shape) -> tuple[int, ...]:
@@ -65,34 +56,112 @@ def _shape(shape) -> tuple[int, ...]:
         ) from None
 
 
-def key(seed):
-    """A key from an integer seed, equal to ``jax.random.PRNGKey(seed)``.
+def _impl_name(impl) -> str:
+    """A PRNG implementation name from what JAX accepts: a name, None (JAX's default,
+    ``jax_default_prng_impl``) or a PRNGSpec / PRNGImpl (their ``str`` is the name)."""
+    if impl is None:
+        impl = jax.config.jax_default_prng_impl
+    name = impl if isinstance(impl, str) else getattr(impl, "name", str(impl))
+    if name not in KEY_IMPLS:
+        raise TracingError(
+            f"unknown PRNG implementation {impl!r}; known: {', '.join(KEY_IMPLS)} "
+            f"(at {user_location_long(3)})"
+        )
+    return name
 
-    A Python int gives a constant key; a traced integer gives an op (``random_seed``).
-    """
+
+def _seed_key(seed, impl: str | None):
+    """One key from a Python int seed, computed now (a constant of the graph being
+    traced), or from a traced integer (a ``random_seed`` op)."""
     if isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
         try:  # computed now even while jax traces (tg.jit), so it lands as a constant
             with jax.ensure_compile_time_eval():
-                raw = np.asarray(jax.random.PRNGKey(int(seed)))
+                raw = jax.random.PRNGKey(int(seed)) if impl is None else jax.random.key(int(seed), impl=impl)
         except (OverflowError, TypeError, ValueError) as e:
-            raise TracingError(f"bad seed {seed!r}: {e} (at {user_location_long(2)})") from None
-        return current_trace().constant(raw)
-    return bind("random_seed", seed)
+            raise TracingError(f"bad seed {seed!r}: {e} (at {user_location_long(3)})") from None
+        if impl is None:
+            return current_trace().constant(np.asarray(raw))
+        return current_trace().lift(raw)  # in a graph: random_wrap of the key's data
+    return bind("random_seed", seed, impl=impl or "")
 
 
-PRNGKey = key
+def key(seed, *, impl=None):
+    """A typed key from an integer seed, equal to ``jax.random.key(seed, impl=impl)``:
+    ``key<threefry2x32>[]`` in the IR. Split it, fold data in, draw from it; pass it to
+    JAX code freely. A Python int gives a constant key; a traced integer scalar (or
+    array: one key each) gives a ``random_seed`` op.
+
+    Example::
+
+        k = tg.random.key(0)                      # key<threefry2x32>[]
+        k1, k2 = tg.random.split(k)               # key<threefry2x32>[2], unpacked
+        x = tg.random.normal(k1, (3,))
+    """
+    return _seed_key(seed, _impl_name(impl))
 
 
-def split(key, num: int = 2):
-    """``num`` new keys as the rows of a ``u32[num, 2]`` (``jax.random.split``)."""
-    return bind("random_split", _raw_key(key), num=num)
+def PRNGKey(seed):
+    """A raw key from an integer seed, equal to ``jax.random.PRNGKey(seed)``: the two
+    ``u32`` words of a threefry2x32 key (``u32[2]``). Every function here takes raw keys
+    as well as typed ones; `key` is JAX's recommended form."""
+    return _seed_key(seed, None)
+
+
+def key_data(keys):
+    """The ``u32`` data of typed keys (``jax.random.key_data``): one more axis, 2 words
+    per threefry2x32 key. A raw key is its own data."""
+    if _typed(keys):
+        return bind("random_unwrap", keys)
+    return keys
+
+
+def wrap_key_data(data, *, impl=None):
+    """Typed keys from their ``u32`` data (``jax.random.wrap_key_data``): the inverse of
+    `key_data`."""
+    return bind("random_wrap", data, impl=_impl_name(impl))
+
+
+def key_impl(keys) -> str:
+    """The PRNG implementation of typed keys (``jax.random.key_impl``): ``threefry2x32``."""
+    if not _typed(keys):
+        raise TracingError(f"key_impl needs typed keys, got {getattr(keys, 'dtype', keys)}")
+    return _key_impl(keys.dtype)
+
+
+def _typed(keys) -> bool:
+    return is_key(getattr(keys, "dtype", None))
+
+
+def split(key, num=2):
+    """New keys from one (``jax.random.split``): ``num`` may be an int or a shape. A
+    typed key gives ``key<...>[*num]``, a raw key a ``u32[*num, 2]``."""
+    shape = _shape(num)
+    n = int(np.prod(shape, dtype=np.int64))
+    if _typed(key) and tuple(key.shape) != ():
+        raise TracingError(
+            f"split takes one key, got keys of shape {tuple(key.shape)} (as jax.random.split; "
+            f"use tg.vmap, or split each) (at {user_location_long(2)})"
+        )
+    out = bind("random_split", key, num=n)
+    if len(shape) == 1:
+        return out
+    return out.reshape(shape + tuple(out.shape[1:]))
 
 
 def fold_in(key, data):
     """A new key from ``key`` and an integer (``jax.random.fold_in``)."""
     if isinstance(data, numbers.Integral) and not isinstance(data, bool):
         data = np.asarray(int(data) % 2**32, np.uint32)  # jax folds the low 32 bits
-    return bind("random_fold_in", _raw_key(key), data)
+    return bind("random_fold_in", key, data)
+
+
+def bits(key, shape=(), dtype=np.uint32):
+    """Uniform random bits (``jax.random.bits``): unsigned integers of ``dtype``
+    (uint8 / uint16 / uint32 / uint64) in ``shape``."""
+    dt = np.dtype(dtype)
+    if dt.kind != "u":
+        raise TracingError(f"bits needs an unsigned integer dtype, got {dt} (at {user_location_long(2)})")
+    return bind("random_bits", key, bit_width=8 * dt.itemsize, shape=_shape(shape))
 
 
 def normal(*args, **kwargs):
@@ -110,7 +179,7 @@ def normal(*args, **kwargs):
 
 
 def _normal(key, shape=(), dtype=np.float32):
-    return bind("random_normal", _raw_key(key), shape=_shape(shape), dtype=dtype)
+    return bind("random_normal", key, shape=_shape(shape), dtype=dtype)
 
 
 def uniform(*args, **kwargs):
@@ -130,7 +199,7 @@ def uniform(*args, **kwargs):
 def _uniform(key, shape=(), dtype=np.float32, minval=0.0, maxval=1.0):
     return bind(
         "random_uniform",
-        _raw_key(key),
+        key,
         shape=_shape(shape),
         dtype=dtype,
         minval=float(minval),
@@ -145,7 +214,6 @@ def bernoulli(key, p=0.5, shape=None):
     probabilities; then, as in JAX, the draw is ``uniform(key, shape, p.dtype) < p``
     and ``shape`` defaults to ``p.shape``.
     """
-    key = _raw_key(key)
     if isinstance(p, (int, float)) and not isinstance(p, (bool, np.generic)):
         return bind("random_bernoulli", key, p=float(p), shape=_shape(shape))
     if not isinstance(p, Tensor) and not hasattr(p, "dtype"):
@@ -183,7 +251,7 @@ def categorical(key, logits, axis: int = -1, shape=None):
         ax %= n
     if shape is None:
         shape = lshape[:ax] + lshape[ax + 1:] if 0 <= ax < n else ()
-    return bind("random_categorical", _raw_key(key), logits, axis=ax, shape=_shape(shape))
+    return bind("random_categorical", key, logits, axis=ax, shape=_shape(shape))
 
 
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from . import fn_linalg, fn_math, fn_reduce, fn_shape
+from .index_update import IndexUpdateHelper
 from .fn_creation import canonical_dtype
 from .tape import backward as tape_backward
 from ..core import Tensor
@@ -83,6 +84,7 @@ _METHODS = {
     "swapaxes": fn_shape.swapaxes,
     "take": fn_shape.take,
     "__getitem__": fn_shape.getitem,
+    "at": property(IndexUpdateHelper),  # x.at[idx].set(v): jax.numpy's indexed update
     "__iter__": fn_shape.iterate,
     "T": property(lambda self: self if self.ndim < 2 else fn_shape.transpose(self)),
     "mT": property(lambda self: fn_shape.swapaxes(self, -1, -2)),

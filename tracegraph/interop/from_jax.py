@@ -13,8 +13,9 @@ How a call works inside tg.jit / tg.trace / tg.eager:
    once in one `tg.TracingError`, with the reason `rules.NOT_YET_SUPPORTED` gives.
 4. Each equation is converted as tracegraph ops in the scope ``from_jax/<name>`` (plus
    JAX's own name stack, e.g. Flax module paths: ``from_jax/apply.CNN.Conv_0``). Nested
-   ``jit``/``custom_jvp``/``custom_vjp``/``remat`` calls are inlined; ``cond``, ``while``
-   and ``scan`` become tracegraph control-flow nodes.
+   ``jit``/``remat`` calls are inlined; ``custom_jvp``/``custom_vjp`` functions become
+   ``custom_vjp`` nodes that keep their rules; ``cond``, ``while`` and ``scan`` become
+   tracegraph control-flow nodes.
 
 Outside any trace on plain arrays the JAX function simply runs.
 
@@ -53,6 +54,7 @@ from ..core.trace import bottom_scope, bottom_scope_as
 from ..frontend.tape import TAPE, is_grad_enabled
 from ..frontend.tracing import arrays_of_free
 from ..ir.graph import Graph
+from ..ir.types import is_key
 from ..ops.defop import default_float, default_int
 from .rules import NOT_YET_SUPPORTED, RULES
 
@@ -83,6 +85,8 @@ def _aval(x) -> jax.ShapeDtypeStruct:
         return x
     if isinstance(x, Tensor):
         return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.type.weak)
+    if is_key(x.dtype):  # typed PRNG keys
+        return jax.ShapeDtypeStruct(np.shape(x), x.dtype)
     dt = jax.dtypes.canonicalize_dtype(x.dtype)
     return jax.ShapeDtypeStruct(np.shape(x), dt, weak_type=bool(getattr(x, "weak_type", False)))
 
@@ -173,7 +177,7 @@ class JaxFunction:
         except Error:
             raise
         except Exception as e:
-            sig = ", ".join(f"{jnp.dtype(a.dtype).name}{list(a.shape)}" for a in avals)
+            sig = ", ".join(f"{a.dtype}{list(a.shape)}" for a in avals)
             raise TracingError(
                 f"{self!r}: JAX could not trace the function for arguments ({sig}) "
                 f"(at {user_location_long(3)}): {type(e).__name__}: {e}"
@@ -222,11 +226,15 @@ def from_jax(fn, *, name: str | None = None) -> JaxFunction:
 # -- checking ---------------------------------------------------------------------------
 
 
-def _walk(jaxpr):
+def _walk(jaxpr, depth=0):
     for eqn in jaxpr.eqns:
         yield eqn
         for sub in jcore.jaxprs_in_params(eqn.params):
-            yield from _walk(sub)
+            yield from _walk(sub, depth)
+        r = RULES.get(eqn.primitive)
+        if r is not None and r.jaxprs is not None:  # converted besides the nested ones
+            for closed in r.jaxprs(eqn, depth):
+                yield from _walk(closed.jaxpr, depth + 1)
 
 
 def missing_primitives(closed) -> list[tuple[str, str | None, int]]:
@@ -353,7 +361,7 @@ def _check_types(eqn, outs):
         )
     for v, t in zip(eqn.outvars, outs):
         aval = v.aval
-        want = np.dtype(jax.dtypes.canonicalize_dtype(aval.dtype))
+        want = aval.dtype if is_key(aval.dtype) else np.dtype(jax.dtypes.canonicalize_dtype(aval.dtype))
         if tuple(t.shape) != tuple(aval.shape) or t.dtype != want:
             raise TracingError(
                 f"internal error in tg.from_jax: the rule of {eqn.primitive.name} gave "

@@ -30,7 +30,10 @@ import numpy as np
 from ..errors import IRError
 from . import printer, registry, verifier
 from .tree import CUSTOM, DICT, LIST, NONE, TUPLE, TreeSpec, default_in_tree
-from .types import DTYPE_NAMES, TensorType, checked_num_elements, is_bool, is_complex, is_int
+from .types import (
+    DTYPE_NAMES, TensorType, checked_num_elements, dtype_from_name, is_bool, is_complex, is_int,
+    is_key,
+)
 
 # -- limits shared by every reader of untrusted IR ----------------------------------------
 MAX_TEXT_CHARS = 2**31  # refuse larger texts
@@ -51,8 +54,7 @@ def make_type(shape, dtype: str, weak: bool = False, sharding=None) -> TensorTyp
     """A `TensorType` from untrusted parts; raises IRError for anything malformed.
     ``sharding`` is None or a list/tuple of entries: None, an axis name, or a list/tuple
     of axis names (`check_sharding` validates the rest)."""
-    if not isinstance(dtype, str) or dtype not in DTYPE_NAMES:
-        raise IRError(f"unknown dtype {dtype!r:.40}; known: {', '.join(DTYPE_NAMES)}")
+    dt = dtype_from_name(dtype)  # IRError for an unknown name
     if not isinstance(shape, (list, tuple)):
         raise IRError(f"shape must be a list of ints, got {shape!r:.60}")
     if len(shape) > MAX_RANK:
@@ -62,7 +64,12 @@ def make_type(shape, dtype: str, weak: bool = False, sharding=None) -> TensorTyp
         raise IRError(f"weak flag must be a bool, got {weak!r:.40}")
     if sharding is not None and not isinstance(sharding, (list, tuple)):
         raise IRError(f"sharding must be a list of per-dimension entries, got {sharding!r:.60}")
-    return TensorType(shape, DTYPE_NAMES[dtype], weak, sharding)
+    return TensorType(shape, dt, weak, sharding)
+
+
+# Constants are numpy arrays; a key is not one (its bits mean nothing without its
+# implementation), so a key in a graph is a random_wrap of a u32 constant.
+KEY_CONSTANT = "a constant cannot have a key type: write random_wrap of its u32 data"
 
 
 def describe_array(arr) -> str:
@@ -379,8 +386,13 @@ class _Parser:
 
     def type(self, line: _Line) -> TensorType:
         dtype = line.expect("ident")
-        if dtype not in DTYPE_NAMES:
-            raise line.error(f"unknown dtype {dtype!r}; known: {', '.join(DTYPE_NAMES)}")
+        if dtype == "key" and line.accept("punct", "<"):  # a key type: key<threefry2x32>
+            dtype = f"key<{line.expect('ident')}>"
+            line.expect("punct", ">")
+        try:
+            dtype_from_name(dtype)
+        except IRError as e:
+            raise line.error(str(e)) from None
         line.expect("punct", "[")
         dims = []
         if not line.accept("punct", "]"):
@@ -446,6 +458,8 @@ class _Parser:
         name = self.define_name(line, env)
         line.expect("punct", ":")
         t = self.type(line)
+        if is_key(t.dtype):
+            raise line.error(KEY_CONSTANT)
         line.expect("punct", "=")
         line.expect("ident", "const")
         lit = self.literal(line, 0)

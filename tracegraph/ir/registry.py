@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import Error, IRError
-from .types import DTYPE_NAMES, TensorType, check_sharding, dtype_name
+from ..errors import Error, IRError, ShapeError
+from .types import DTYPE_NAMES, TensorType, as_dtype, check_sharding, dtype_name
 
 REQUIRED = object()
 
@@ -179,6 +179,10 @@ class OpDef:
       reference: ``(*arrays, **attrs) -> array(s)`` from jax.numpy/lax, for the tests.
       random: the op draws random numbers from a key input (never merged by CSE).
       multi_output: the op returns a tuple of values (even if of length one).
+      keys: the op takes PRNG key operands (random ops, and ops that move elements
+        without reading them: reshapes, slices, concatenation, selection, control flow).
+        Any other op given a key raises ShapeError before its rules run, so no rule
+        needs to think about keys.
       interpret: for ops holding subgraphs (control flow), the interpreter's variant:
         ``(run_graph, *arrays, **attrs) -> outputs``, running the subgraphs with Python
         control flow through ``run_graph(graph, args)`` so instruments reach inside.
@@ -195,6 +199,7 @@ class OpDef:
     reference: Callable | None = None
     random: bool = False
     multi_output: bool = False
+    keys: bool = False
     tolerances: dict = dataclasses.field(default_factory=dict)
     interpret: Callable | None = None
     doc: str = ""
@@ -236,6 +241,13 @@ class OpDef:
         any other failure of a rule, a result that is not a shape / dtype / partition
         spec, or a multi-output result of the wrong length raises `tg.Error` naming the
         op and the rule."""
+        if not self.keys:
+            for t in in_types:
+                if not isinstance(t.dtype, np.dtype):  # a key: rare, so one check per operand
+                    raise ShapeError(
+                        f"{self.name} does not take PRNG keys, got {t} (tg.random.key_data "
+                        "gives a key's u32 data)"
+                    )
         rule = "shape"
         try:
             shape = self.shape_rule(*in_types, **attrs)
@@ -274,8 +286,8 @@ class OpDef:
             ):
                 return Error(f"op {self.name!r}: the shape rule gave {shape!r:.60}, not a shape")
             try:
-                np.dtype(dtype)
-            except TypeError:
+                as_dtype(dtype)
+            except (TypeError, IRError):
                 return Error(f"op {self.name!r}: the dtype rule gave {dtype!r:.60}, not a dtype")
             try:
                 if sharding is not None:

@@ -38,10 +38,10 @@ from ..errors import IRError
 from . import printer, verifier
 from .parser import (
     MAX_GRAPH_DEPTH, MAX_LITERAL_DEPTH, MAX_NAME_CHARS, IRClasses, build_node, check_int_attr,
-    describe_array, make_type,
+    KEY_CONSTANT, describe_array, make_type,
 )
 from .tree import TreeSpec, default_in_tree, default_out_tree
-from .types import DTYPE_NAMES, TensorType, dtype_name
+from .types import DTYPE_NAMES, TensorType, dtype_name, is_key
 
 FORMAT = "tracegraph-ir"
 VERSION = 1
@@ -367,6 +367,8 @@ class _Loader:
         return spec
 
     def constant(self, entry, t: TensorType, path) -> np.ndarray:
+        if is_key(t.dtype):
+            raise IRError(f"{path}: {KEY_CONSTANT}")
         nbytes = t.size * t.dtype.itemsize  # t.size is bounded by make_type: no overflow
         if "base64" in entry:
             text = _string(entry["base64"], f"{path}.base64", MAX_JSON_BYTES)

@@ -1,6 +1,13 @@
 """Types of IR values: ``TensorType(shape, dtype, weak, sharding)`` and the short dtype
 names.
 
+The element type is a numpy dtype, or a PRNG key type: JAX's own key dtype (what
+``jax.random.key(0).dtype`` is), named after its implementation: ``key<threefry2x32>[]``
+is one key, ``key<threefry2x32>[4]`` four (``jax.random.split``'s result). A key is
+opaque: only the random ops and the ops that move elements without reading them
+(reshape, slices, concatenation, selection, control flow) take keys; ``random_unwrap``
+gives a key's ``u32`` data and ``random_wrap`` makes keys of it.
+
 A type prints as ``f32[128,784]``; a scalar as ``f32[]``. ``weak`` marks a weakly typed
 value (a Python scalar, as in JAX): it takes the dtype of the strong operand it meets
 in a binary op. A weak type prints with a trailing ``~``: ``f32[]~``.
@@ -12,6 +19,9 @@ names (partitioned over their product). It prints after the rest, only when pres
 """
 
 from __future__ import annotations
+
+import functools
+import re
 
 import numpy as np
 
@@ -50,8 +60,83 @@ _NAME_OF: dict[np.dtype, str] = {dt: name for name, dt in DTYPE_NAMES.items()}
 MAX_ELEMENTS = 2**48
 
 
+# The PRNG implementations JAX names (``jax.random.key(seed, impl=NAME)``,
+# ``jax_default_prng_impl``); each gives one key type.
+KEY_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+
+
+@functools.cache
+def _key_dtypes() -> dict:
+    import jax  # noqa: PLC0415 - JAX's key types exist only once JAX is imported
+
+    return {
+        impl: jax.eval_shape(lambda impl=impl: jax.random.key(0, impl=impl)).dtype
+        for impl in KEY_IMPLS
+    }
+
+
+@functools.cache
+def _key_names() -> dict:
+    return {dt: impl for impl, dt in _key_dtypes().items()}
+
+
+def key_dtype(impl: str = "threefry2x32"):
+    """JAX's key dtype of PRNG implementation ``impl`` (one of `KEY_IMPLS`)."""
+    try:
+        return _key_dtypes()[impl]
+    except (KeyError, TypeError):
+        raise IRError(
+            f"unknown PRNG implementation {impl!r:.40}; known: {', '.join(KEY_IMPLS)}"
+        ) from None
+
+
+def is_key(dtype) -> bool:
+    """Whether ``dtype`` is a PRNG key type (JAX's extended key dtype)."""
+    # by the class name: no JAX import for the numpy dtypes that almost every call sees
+    return not isinstance(dtype, np.dtype) and type(dtype).__name__ == "KeyTy"
+
+
+def key_impl(dtype) -> str:
+    """The implementation name of key type ``dtype``: ``threefry2x32`` ...; IRError for
+    a key type of an implementation the IR cannot name (a user-registered PRNG)."""
+    try:
+        return _key_names()[dtype]
+    except KeyError:
+        raise IRError(
+            f"PRNG key type {dtype} is not one of the implementations the IR knows "
+            f"({', '.join(KEY_IMPLS)})"
+        ) from None
+
+
+def key_data_shape(dtype) -> tuple[int, ...]:
+    """The trailing shape of one key's ``u32`` data: ``(2,)`` for threefry2x32."""
+    return (dtype.itemsize // 4,)
+
+
+def as_dtype(dtype):
+    """``dtype`` as an element type of the IR: a numpy dtype or a key type (a JAX key
+    dtype passes through; anything else goes through ``np.dtype``)."""
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if is_key(dtype):
+        key_impl(dtype)  # refuses a key type the IR cannot print
+        return dtype
+    return np.dtype(dtype)
+
+
+def _np_dtype(dtype):
+    """``np.dtype(dtype)``, or None for a key type (which has no numpy kind)."""
+    if isinstance(dtype, np.dtype):
+        return dtype
+    if is_key(dtype):
+        return None
+    return np.dtype(dtype)
+
+
 def dtype_name(dtype) -> str:
-    """Short name of a dtype: ``f32``, ``bf16``, ``i32``, ``bool`` ..."""
+    """Short name of a dtype: ``f32``, ``bf16``, ``i32``, ``bool``, ``key<threefry2x32>`` ..."""
+    if is_key(dtype):
+        return f"key<{key_impl(dtype)}>"
     dt = np.dtype(dtype)
     try:
         return _NAME_OF[dt]
@@ -59,28 +144,43 @@ def dtype_name(dtype) -> str:
         raise IRError(f"unsupported dtype {dt}") from None
 
 
-def dtype_from_name(name: str) -> np.dtype:
-    try:
-        return DTYPE_NAMES[name]
-    except KeyError:
-        raise IRError(f"unknown dtype name {name!r}; known: {', '.join(DTYPE_NAMES)}") from None
+_KEY_NAME = re.compile(r"key<(\w+)>\Z")
+
+
+def dtype_from_name(name: str):
+    """The element type named ``name`` (`dtype_name`'s inverse): a numpy dtype or a key
+    type; raises IRError for an unknown name."""
+    if isinstance(name, str):
+        dt = DTYPE_NAMES.get(name)
+        if dt is not None:
+            return dt
+        m = _KEY_NAME.match(name)
+        if m is not None:
+            return key_dtype(m.group(1))
+    raise IRError(
+        f"unknown dtype {name!r:.40}; known: {', '.join(DTYPE_NAMES)}, "
+        + ", ".join(f"key<{impl}>" for impl in KEY_IMPLS)
+    )
 
 
 def is_float(dtype) -> bool:
-    dt = np.dtype(dtype)
-    return dt.kind == "f" or dt == _BF16
+    dt = _np_dtype(dtype)
+    return dt is not None and (dt.kind == "f" or dt == _BF16)
 
 
 def is_int(dtype) -> bool:
-    return np.dtype(dtype).kind in "iu"
+    dt = _np_dtype(dtype)
+    return dt is not None and dt.kind in "iu"
 
 
 def is_bool(dtype) -> bool:
-    return np.dtype(dtype).kind == "b"
+    dt = _np_dtype(dtype)
+    return dt is not None and dt.kind == "b"
 
 
 def is_complex(dtype) -> bool:
-    return np.dtype(dtype).kind == "c"
+    dt = _np_dtype(dtype)
+    return dt is not None and dt.kind == "c"
 
 
 def is_inexact(dtype) -> bool:
@@ -165,7 +265,7 @@ class TensorType:
 
     def __init__(self, shape, dtype, weak: bool = False, sharding=None):
         self.shape = tuple(map(int, shape))
-        self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
+        self.dtype = dtype if isinstance(dtype, np.dtype) else as_dtype(dtype)
         self.weak = bool(weak)
         self.sharding = None if sharding is None else check_sharding(sharding, len(self.shape))
         self._hash = hash((self.shape, self.dtype, self.weak, self.sharding))

@@ -2,7 +2,7 @@
 table; each op is one `defop` block holding all of its facets."""
 
 from . import elementwise  # noqa: F401
-from . import creation, reductions, shape  # noqa: F401
+from . import creation, reductions, scatter, shape  # noqa: F401
 from . import conv, linalg, nn, pooling, random  # noqa: F401
-from . import control, guard  # noqa: F401
+from . import control, custom_vjp, guard  # noqa: F401
 from . import jax_compat  # noqa: F401

@@ -144,6 +144,7 @@ def _cond_reference(p, x, y, *, true_branch, false_branch):
 
 cond = defop(
     "cond",
+    keys=True,
     **_type_rules(_cond_check, _cond_out_types),
     impl=_cond_impl,
     arity=None,
@@ -231,6 +232,7 @@ def _while_reference(i, x, k, *, cond_graph, body_graph):
 
 while_loop = defop(
     "while_loop",
+    keys=True,
     **_type_rules(_while_check, _while_out_types),
     impl=_while_impl,
     arity=None,
@@ -384,6 +386,7 @@ def _flat_scan_reference(*args, **attrs):
 
 scan = defop(
     "scan",
+    keys=True,
     **_type_rules(_scan_check, _scan_out_types),
     impl=_scan_impl,
     arity=None,

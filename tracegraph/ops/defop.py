@@ -33,7 +33,7 @@ import numpy as np
 from ..core import bind, weak_of
 from ..errors import ShapeError
 from ..ir.registry import NOT_DIFFERENTIABLE, Attr, OpDef, Sample, register
-from ..ir.types import TensorType, is_bool, is_inexact, is_int
+from ..ir.types import TensorType, dtype_name, is_bool, is_inexact, is_int
 
 __all__ = [
     "defop", "bind", "unbroadcast", "Attr", "Sample", "NOT_DIFFERENTIABLE", "TensorType", "ShapeError",
@@ -62,6 +62,7 @@ def defop(
     reference=None,
     random=False,
     multi_output=False,
+    keys=False,
     tolerances=None,
     interpret=None,
     doc="",
@@ -88,6 +89,7 @@ def defop(
         reference=reference,
         random=random,
         multi_output=multi_output,
+        keys=keys,
         tolerances=dict(tolerances or {}),
         interpret=interpret,
         doc=doc,
@@ -140,6 +142,13 @@ def _lattice_cached(key, x64):
     # `jax.dtypes.result_type` for weak operands: weak operands all of one dtype keep it
     # (weak bf16 + weak bf16 is weak bf16, not the default float), and a bool result is
     # never weak. This is that function, written with the public `result_type`.
+    if not all(isinstance(dt, np.dtype) for dt, _ in key):  # PRNG keys: no promotion
+        if len({dt for dt, _ in key}) != 1:
+            raise ShapeError(
+                "cannot combine " + " and ".join(sorted({dtype_name(dt) for dt, _ in key}))
+                + ": keys combine only with keys of the same type"
+            )
+        return key[0][0], False
     dtypes = [np.dtype(dt) for dt, _ in key]
     weaks = [weak for _, weak in key]
     if len(key) == 1:

@@ -629,6 +629,7 @@ population_count = defop(
 
 where = defop(
     "where",
+    keys=True,
     shape=broadcast_shape,
     dtype=lambda c, x, y: standard_dtype(x, y),  # the condition takes no part
     weak=lambda c, x, y: standard_weak(x, y),
@@ -662,6 +663,7 @@ def _select_shape(p, x, y, **_):
 
 select = defop(
     "select",
+    keys=True,
     shape=_select_shape,
     dtype=lambda p, x, y: x.dtype,
     weak=lambda p, x, y: _both_weak(x, y),

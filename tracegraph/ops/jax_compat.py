@@ -1,5 +1,6 @@
 """Ops that JAX primitives need and the rest of the library did not have: ``expm1``,
-``erfc``, ``erf_inv``, ``cumsum``, ``sort``, ``argsort`` and ``top_k``. `tg.from_jax`
+``erfc``, ``erf_inv``, ``cumsum``, ``sort``, ``argsort``, ``top_k`` and
+``bitcast_convert_type`` (how jax.random makes floats of random bits). `tg.from_jax`
 maps most primitives onto the existing ops; these have no faithful expression in them
 (``exp(x) - 1`` and ``1 - erf(x)`` lose every digit where the result is small, a
 cumulative sum written as a triangular matmul is quadratic, and sorting is not
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.special
@@ -35,6 +37,7 @@ from .defop import (
     same_shape,
     to_inexact,
 )
+from ..ir.types import dtype_name, is_bool
 from .samples import FLOATS, INTS, arr
 from .shape import _take_along_axis_vjp
 
@@ -294,4 +297,63 @@ top_k = defop(
     reference=_top_k_reference,
     doc="lax.top_k: the k largest values along the last axis and their int32 indices "
     "(ties: the lower index first).",
+)
+
+
+# -- bitcast_convert_type ------------------------------------------------------------------
+
+
+def _bitcast_dtype(x: TensorType, *, dtype) -> np.dtype:
+    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))  # i64 is i32 while x64 is off
+
+
+def _bitcast_shape(x: TensorType, *, dtype):
+    dtype = _bitcast_dtype(x, dtype=dtype)
+    if is_bool(x.dtype) or is_bool(dtype):
+        raise ShapeError(f"bitcast_convert_type does not take bool (its bits are not defined), got {x} to {dtype}")
+    have, want = x.dtype.itemsize, np.dtype(dtype).itemsize
+    if have == want:
+        return x.shape
+    if have > want:  # each element becomes have // want narrower ones, on a new last axis
+        return x.shape + (have // want,)
+    if x.shape[-1:] != (want // have,):
+        raise ShapeError(
+            f"bitcast_convert_type from {x} to {dtype_name(dtype)} needs a last axis of "
+            f"{want // have} (the {dtype_name(x.dtype)} elements of one {dtype_name(dtype)})"
+        )
+    return x.shape[:-1]
+
+
+def _bitcast_reference(x, *, dtype):
+    # numpy's view of the same bytes (little-endian, as XLA's bitcast on every host we run)
+    a = np.ascontiguousarray(np.asarray(x))
+    dtype = np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    out = a.view(dtype)
+    if a.dtype.itemsize > dtype.itemsize:
+        return out.reshape(a.shape + (a.dtype.itemsize // dtype.itemsize,))
+    if a.dtype.itemsize < dtype.itemsize:
+        return out.reshape(a.shape[:-1])
+    return out
+
+
+bitcast_convert_type = defop(
+    "bitcast_convert_type",
+    shape=_bitcast_shape,
+    dtype=_bitcast_dtype,
+    weak=never_weak,
+    impl=lambda x, *, dtype: lax.bitcast_convert_type(x, dtype),
+    attrs={"dtype": Attr("dtype")},
+    vjp=NOT_DIFFERENTIABLE,
+    samples=lambda: [
+        Sample((arr((2, 3), "f32"),), {"dtype": np.dtype(np.uint32)}, "f32-u32"),
+        Sample((np.array([1065353216, 0x7F800000, 0xFFC00000], np.uint32),), {"dtype": np.dtype(np.float32)}, "u32-f32"),
+        Sample((arr((4,), "f32"),), {"dtype": np.dtype(np.uint8)}, "f32-u8"),
+        Sample((np.arange(8, dtype=np.uint16).reshape(4, 2),), {"dtype": np.dtype(np.int32)}, "u16-i32"),
+        Sample((arr((3,), "bf16"),), {"dtype": np.dtype(np.int16)}, "bf16-i16"),
+        Sample((arr((2,), "f64"),), {"dtype": np.dtype(np.int64)}, "f64-i64"),
+        Sample((np.zeros((0, 2), np.uint16),), {"dtype": np.dtype(np.float32)}, "empty"),
+    ],
+    reference=_bitcast_reference,
+    doc="The same bits read as ``dtype`` (lax.bitcast_convert_type): a narrower dtype adds "
+    "a last axis of the parts of each element, a wider one consumes it.",
 )

@@ -150,6 +150,7 @@ one_hot = defop(
 
 stop_gradient = defop(
     "stop_gradient",
+    keys=True,
     shape=same_shape,
     impl=lax.stop_gradient,
     # NOTE: not NOT_DIFFERENTIABLE: its input may well be a float that other paths

@@ -14,10 +14,12 @@ the optimized IR instead of leaving it visible where the user wrote it.
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 import numpy as np
 
-from ..ir.types import is_float
+from ..errors import IRError
+from ..ir.types import is_float, is_key, key_data_shape, key_dtype
 from .defop import (
     NOT_DIFFERENTIABLE,
     Attr,
@@ -25,6 +27,7 @@ from .defop import (
     ShapeError,
     TensorType,
     bind,
+    broadcast_shapes,
     default_int,
     defop,
     first_dtype,
@@ -40,10 +43,25 @@ from .samples import FLOATS, arr
 KEY_TYPE = TensorType((2,), np.uint32)
 
 
+def _raw(t: TensorType) -> bool:
+    return t.shape == KEY_TYPE.shape and t.dtype == KEY_TYPE.dtype
+
+
 def _check_key(key: TensorType):
-    if key.shape != (2,) or key.dtype != KEY_TYPE.dtype:
+    """The key of a draw: one key, typed (``key<threefry2x32>[]``) or raw (``u32[2]``)."""
+    if not (_raw(key) or (is_key(key.dtype) and key.shape == ())):
         raise ShapeError(
-            f"a random key must be u32[2] (as tg.random.key / jax.random.PRNGKey give), got {key}"
+            "a random key must be one key: key<threefry2x32>[] (tg.random.key, "
+            f"jax.random.key) or u32[2] (tg.random.PRNGKey, jax.random.PRNGKey), got {key}"
+        )
+
+
+def _check_keys(op: str, key: TensorType):
+    """The keys of a key op: typed keys of any shape (one op on each, as JAX's key
+    primitives batch), or one raw ``u32[2]`` key."""
+    if not (_raw(key) or is_key(key.dtype)):
+        raise ShapeError(
+            f"{op} needs typed keys (key<threefry2x32>[...]) or one raw u32[2] key, got {key}"
         )
 
 
@@ -59,33 +77,79 @@ def _float_dtype(dtype) -> np.dtype:
     return dt
 
 
+def _each_key(fn, keys, *rest):
+    """``fn(key, *rest)`` for each key of a typed key array (and the matching elements
+    of ``rest``), stacked in the keys' shape: what JAX's key primitives do on a batch,
+    since ``jax.vmap`` of the one-key function is their batching rule."""
+    batch = keys.shape
+    if not batch:
+        return fn(keys, *rest)
+    flat = [keys.reshape(-1)] + [r.reshape(-1) for r in rest]
+    out = jax.vmap(fn)(*flat)
+    return out.reshape(batch + out.shape[1:])
+
+
 def _key(seed):
     return np.asarray(jax.random.PRNGKey(seed))
+
+
+def _typed(seed, impl="threefry2x32"):
+    return jax.random.key(seed, impl=impl)
 
 
 def _keys():
     return [(_key(0), "key0"), (_key(42), "key42"), (_key(2**31 - 1), "key-max")]
 
 
+def _typed_keys():
+    """Typed keys of every implementation and a batch (key samples of the key ops)."""
+    return [
+        (_typed(0), "typed"),
+        (_typed(5, "rbg"), "rbg"),
+        (_typed(6, "unsafe_rbg"), "unsafe-rbg"),
+        (jax.random.split(_typed(7), 6).reshape(2, 3), "batch"),
+    ]
+
+
+def _key_dtype_of(impl: str):
+    try:
+        return key_dtype(impl)
+    except IRError as e:
+        raise ShapeError(str(e)) from None
+
+
 # -- keys ---------------------------------------------------------------------------
+# A key is typed (``key<impl>[...]``: JAX's key arrays, `jax.random.key`) or raw (a
+# ``u32[2]``: `jax.random.PRNGKey`, one threefry key). The key ops take either; on typed
+# keys they act on each key of the array, as JAX's key primitives (random_seed,
+# random_split, random_fold_in, random_bits, random_wrap, random_unwrap) do.
 
 
-# The type rules of ops that give keys.
-_key_dtype = fixed_dtype(KEY_TYPE.dtype)
-
-
-def _seed_shape(seed: TensorType) -> tuple[int, ...]:
-    if seed.shape != () or seed.dtype.kind not in "iu":
+def _seed_shape(seed: TensorType, *, impl):
+    if seed.dtype.kind not in "iu":
         raise ShapeError(f"a seed must be an integer scalar, got {seed}")
-    return KEY_TYPE.shape
+    if not impl:
+        if seed.shape != ():
+            raise ShapeError(f"a seed must be an integer scalar, got {seed}")
+        return KEY_TYPE.shape
+    _key_dtype_of(impl)
+    return seed.shape
+
+
+def _seed(seed, *, impl):
+    if not impl:
+        return jax.random.PRNGKey(seed)
+    return _each_key(lambda s: jax.random.key(s, impl=impl), seed)
 
 
 random_seed = defop(
     "random_seed",
     shape=_seed_shape,
-    dtype=_key_dtype,
+    dtype=lambda seed, *, impl: _key_dtype_of(impl) if impl else KEY_TYPE.dtype,
     weak=never_weak,
-    impl=jax.random.PRNGKey,
+    sharding=no_sharding,
+    impl=_seed,
+    attrs={"impl": Attr("str", "")},
     vjp=NOT_DIFFERENTIABLE,
     random=True,
     samples=lambda: [
@@ -93,60 +157,211 @@ random_seed = defop(
         Sample((np.asarray(-3, np.int32),), name="negative"),
         Sample((np.asarray(2**40 + 5, np.int64),), name="i64"),
         Sample((np.asarray(9, np.uint32),), name="u32"),
+        Sample((np.asarray(7, np.int32),), {"impl": "threefry2x32"}, "typed"),
+        Sample((np.asarray([1, 2, 3], np.int32),), {"impl": "threefry2x32"}, "typed-batch"),
+        Sample((np.asarray(4, np.uint32),), {"impl": "rbg"}, "rbg"),
     ],
-    reference=jax.random.PRNGKey,
-    doc="A key from a traced integer seed (a Python int seed becomes a constant instead).",
+    reference=lambda seed, *, impl="": (
+        jax.random.PRNGKey(seed) if not impl
+        else jax.vmap(lambda s: jax.random.key(s, impl=impl))(np.ravel(seed)).reshape(np.shape(seed))
+    ),
+    doc="Keys from integer seeds. ``impl`` empty: one raw u32[2] key from a scalar seed "
+    "(jax.random.PRNGKey); ``impl`` named (threefry2x32, rbg, unsafe_rbg): typed keys, one "
+    "per seed (jax.random.key). A Python int seed becomes a constant instead.",
+)
+
+
+def _wrap_shape(data: TensorType, *, impl):
+    kd = _key_dtype_of(impl)
+    tail = key_data_shape(kd)
+    if data.dtype != np.uint32 or data.shape[-1:] != tail:
+        raise ShapeError(
+            f"random_wrap of {impl} keys needs u32[..., {tail[0]}] key data, got {data}"
+        )
+    return data.shape[:-1]
+
+
+random_wrap = defop(
+    "random_wrap",
+    shape=_wrap_shape,
+    dtype=lambda data, *, impl: _key_dtype_of(impl),
+    weak=never_weak,
+    sharding=no_sharding,
+    impl=lambda data, *, impl: jax.random.wrap_key_data(data, impl=impl),
+    attrs={"impl": Attr("str", "threefry2x32")},
+    vjp=NOT_DIFFERENTIABLE,
+    keys=True,
+    samples=lambda: [
+        Sample((_key(3),), name="one"),
+        Sample((np.asarray(jax.random.split(_key(3), 4)),), name="batch"),
+        Sample((np.asarray(jax.random.key_data(_typed(1, "rbg"))),), {"impl": "rbg"}, "rbg"),
+        Sample((np.zeros((0, 2), np.uint32),), name="empty"),
+    ],
+    reference=lambda data, *, impl="threefry2x32": jax.random.wrap_key_data(
+        np.asarray(data), impl=impl
+    ),
+    doc="Typed keys of implementation ``impl`` from their u32 data (the last axis: 2 words "
+    "for threefry2x32, 4 for rbg): jax.random.wrap_key_data.",
+)
+
+
+def _unwrap_shape(keys: TensorType):
+    if not is_key(keys.dtype):
+        raise ShapeError(f"random_unwrap needs typed keys, got {keys}")
+    return keys.shape + key_data_shape(keys.dtype)
+
+
+random_unwrap = defop(
+    "random_unwrap",
+    shape=_unwrap_shape,
+    dtype=fixed_dtype(np.uint32),
+    weak=never_weak,
+    sharding=no_sharding,
+    impl=jax.random.key_data,
+    vjp=NOT_DIFFERENTIABLE,
+    keys=True,
+    samples=lambda: [Sample((k,), name=name) for k, name in _typed_keys()],
+    reference=lambda keys: np.asarray(jax.random.key_data(keys)),
+    doc="The u32 data of typed keys (one more axis: 2 words for threefry2x32), "
+    "jax.random.key_data.",
 )
 
 
 def _split_shape(key, *, num):
-    _check_key(key)
+    _check_keys("random_split", key)
     if num < 0:
         raise ShapeError(f"split needs num >= 0, got {num}")
-    return (num,) + KEY_TYPE.shape
+    if _raw(key):
+        return (num,) + KEY_TYPE.shape
+    return key.shape + (num,)
+
+
+def _split(key, *, num):
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.split(key, num)
+    return _each_key(lambda k: jax.random.split(k, num), key)
 
 
 random_split = defop(
     "random_split",
     shape=_split_shape,
-    dtype=_key_dtype,
+    dtype=first_dtype,
     weak=never_weak,
-    impl=lambda key, *, num: jax.random.split(key, num),
+    sharding=no_sharding,
+    impl=_split,
     attrs={"num": Attr("int", 2)},
     vjp=NOT_DIFFERENTIABLE,
     random=True,
+    keys=True,
     samples=lambda: (
         [Sample((k,), {"num": n}, f"{name}-{n}") for k, name in _keys() for n in (2, 3)]
         + [Sample((_key(1),), {"num": 1}, "one"), Sample((_key(1),), {"num": 0}, "zero")]
+        + [Sample((k,), {"num": 3}, name) for k, name in _typed_keys()]
     ),
-    reference=lambda key, *, num: jax.random.split(key, num),
-    doc="``num`` new keys, as rows of a u32[num, 2].",
+    reference=lambda key, *, num: (
+        jax.random.split(key, num) if np.shape(key) in ((), (2,))
+        else jax.vmap(lambda k: jax.random.split(k, num))(key.reshape(-1)).reshape(key.shape + (num,))
+    ),
+    doc="``num`` new keys per key: a raw u32[2] key gives the rows of a u32[num, 2]; typed "
+    "keys key[...] give key[..., num] (jax.random.split of each).",
 )
 
 
 def _fold_in_shape(key, data):
-    _check_key(key)
-    if data.shape != () or data.dtype.kind not in "iu":
+    _check_keys("random_fold_in", key)
+    if data.dtype.kind not in "iu":
         raise ShapeError(f"fold_in needs an integer scalar to fold in, got {data}")
-    return KEY_TYPE.shape
+    if _raw(key):
+        if data.shape != ():
+            raise ShapeError(f"fold_in needs an integer scalar to fold in, got {data}")
+        return KEY_TYPE.shape
+    return broadcast_shapes(key.shape, data.shape)
+
+
+def _fold_in(key, data):
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.fold_in(key, data)
+    shape = jnp.broadcast_shapes(key.shape, jnp.shape(data))
+    key, data = jnp.broadcast_to(key, shape), jnp.broadcast_to(data, shape)
+    return _each_key(jax.random.fold_in, key, data)
 
 
 random_fold_in = defop(
     "random_fold_in",
     shape=_fold_in_shape,
-    dtype=_key_dtype,
+    dtype=first_dtype,
     weak=never_weak,
-    impl=jax.random.fold_in,
+    sharding=no_sharding,
+    impl=_fold_in,
     arity=2,
     vjp=NOT_DIFFERENTIABLE,
     random=True,
+    keys=True,
     samples=lambda: [
         Sample((_key(0), np.asarray(1, np.int32)), name="i32"),
         Sample((_key(5), np.asarray(123456, np.uint32)), name="u32"),
         Sample((_key(5), np.asarray(-2, np.int32)), name="negative"),
+        Sample((_typed(5), np.asarray(3, np.uint32)), name="typed"),
+        Sample((jax.random.split(_typed(5), 3), np.asarray([1, 2, 3], np.uint32)), name="batch"),
+        Sample((jax.random.split(_typed(5), 3), np.asarray(9, np.uint32)), name="broadcast"),
     ],
-    reference=jax.random.fold_in,
-    doc="A new key from a key and an integer (a step or layer number).",
+    reference=lambda key, data: (
+        jax.random.fold_in(key, data) if key.shape in ((), (2,))
+        else jax.vmap(jax.random.fold_in)(key, np.broadcast_to(data, key.shape))
+    ),
+    doc="New keys from keys and integers (a step or layer number): jax.random.fold_in of "
+    "each key with its (broadcast) integer.",
+)
+
+
+_BIT_WIDTHS = (8, 16, 32, 64)
+
+
+def _bits_shape(key, *, bit_width, shape):
+    _check_keys("random_bits", key)
+    if bit_width not in _BIT_WIDTHS:
+        raise ShapeError(f"random_bits: bit_width must be one of {_BIT_WIDTHS}, got {bit_width}")
+    _check_shape(shape)
+    return (() if _raw(key) else key.shape) + tuple(shape)
+
+
+def _bits_dtype(key, *, bit_width, shape):
+    return np.dtype(jax.dtypes.canonicalize_dtype(np.dtype(f"uint{bit_width}")))
+
+
+def _bits(key, *, bit_width, shape):
+    dtype = np.dtype(f"uint{bit_width}")
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return jax.random.bits(key, tuple(shape), dtype)
+    return _each_key(lambda k: jax.random.bits(k, tuple(shape), dtype), key)
+
+
+random_bits = defop(
+    "random_bits",
+    shape=_bits_shape,
+    dtype=_bits_dtype,
+    weak=never_weak,
+    sharding=no_sharding,
+    impl=_bits,
+    attrs={"bit_width": Attr("int", 32), "shape": Attr("ints", ())},
+    vjp=NOT_DIFFERENTIABLE,
+    random=True,
+    keys=True,
+    samples=lambda: (
+        [Sample((k,), {"shape": (3, 4)}, name) for k, name in _keys()[:2]]
+        + [Sample((k,), {"shape": (5,)}, name) for k, name in _typed_keys()]
+        + [Sample((_typed(2),), {"shape": (4,), "bit_width": w}, f"u{w}") for w in (8, 16)]
+        + [Sample((_typed(2),), {"shape": ()}, "scalar"),
+           Sample((_typed(2),), {"shape": (0, 3)}, "empty")]
+    ),
+    reference=lambda key, *, bit_width=32, shape=(): (
+        jax.random.bits(key, tuple(shape), np.dtype(f"uint{bit_width}"))
+        if np.shape(key) in ((), (2,))
+        else jax.vmap(lambda k: jax.random.bits(k, tuple(shape), np.dtype(f"uint{bit_width}")))(
+            key.reshape(-1)).reshape(key.shape + tuple(shape))
+    ),
+    doc="Uniform random bits of ``bit_width`` (8, 16, 32, 64) in ``shape`` for each key "
+    "(the keys' shape comes first): jax.random.bits, the source every sampler draws from.",
 )
 
 
@@ -172,6 +387,7 @@ def _normal(key, *, shape, dtype):
 
 random_normal = defop(
     "random_normal",
+    keys=True,
     shape=_draw_shape,
     dtype=_draw_dtype,
     weak=never_weak,
@@ -199,6 +415,7 @@ def _uniform(key, *, shape, dtype, minval, maxval):
 
 random_uniform = defop(
     "random_uniform",
+    keys=True,
     shape=_draw_shape,
     dtype=_draw_dtype,
     weak=never_weak,
@@ -232,6 +449,7 @@ def _bernoulli(key, *, p, shape):
 
 random_bernoulli = defop(
     "random_bernoulli",
+    keys=True,
     shape=_draw_shape,
     dtype=fixed_dtype(np.bool_),
     weak=never_weak,
@@ -280,6 +498,7 @@ def _categorical(key, logits, *, axis, shape):
 
 random_categorical = defop(
     "random_categorical",
+    keys=True,
     shape=_categorical_shape,
     dtype=lambda key, logits, **_: default_int(),
     weak=never_weak,
@@ -339,6 +558,7 @@ def _dropout_reference(x, key, *, rate):
 
 random_dropout = defop(
     "dropout",
+    keys=True,
     shape=_dropout_shape,
     dtype=first_dtype,
     weak=first_weak,

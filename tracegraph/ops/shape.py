@@ -1,6 +1,7 @@
 """Shape ops: reshape, transpose, broadcast_to, expand_dims, squeeze, concatenate, stack,
 static slicing (``slice`` with lax.slice semantics, ``rev`` for negative steps), gathers
-(``take``, ``take_along_axis``) and ``pad``.
+(``take``, ``take_along_axis``; their transposes, the scatters, are in scatter.py) and
+``pad``.
 
 All of them keep the dtype and the weak flag of their operand (concatenate and stack
 promote their operands as jax.numpy does). Shardings follow the dims where that is plain:
@@ -160,6 +161,7 @@ def _reshape_shape(x: TensorType, *, shape):
 
 reshape = defop(
     "reshape",
+    keys=True,
     shape=_reshape_shape,
     impl=lambda x, *, shape: lax.reshape(x, shape),  # jnp.reshape passes numpy arrays through
     vjp=lambda ct, x, *, out, shape: [bind("reshape", ct, shape=x.shape)],
@@ -193,6 +195,7 @@ def _transpose_sharding(x: TensorType, *, perm):
 
 transpose = defop(
     "transpose",
+    keys=True,
     shape=_transpose_shape,
     sharding=_transpose_sharding,
     impl=lambda x, *, perm: jnp.transpose(x, perm),
@@ -234,6 +237,7 @@ def _broadcast_to_sharding(x: TensorType, *, shape):
 
 broadcast_to = defop(
     "broadcast_to",
+    keys=True,
     shape=_broadcast_to_shape,
     sharding=_broadcast_to_sharding,
     impl=lambda x, *, shape: jnp.broadcast_to(x, shape),
@@ -278,6 +282,7 @@ def _expand_dims_reference(x, axes):
 
 expand_dims = defop(
     "expand_dims",
+    keys=True,
     shape=_expand_dims_shape,
     sharding=_expand_dims_sharding,
     impl=lambda x, *, axes: jnp.expand_dims(x, tuple(axes)),
@@ -325,6 +330,7 @@ def _squeeze_sharding(x: TensorType, *, axes):
 
 squeeze = defop(
     "squeeze",
+    keys=True,
     shape=_squeeze_shape,
     sharding=_squeeze_sharding,
     impl=lambda x, *, axes: jnp.squeeze(x, None if axes is None else tuple(axes)),
@@ -371,6 +377,7 @@ def _concatenate_shape(*xs: TensorType, axis):
 
 concatenate = defop(
     "concatenate",
+    keys=True,
     shape=_concatenate_shape,
     # dtype and weak: the standard rules, jnp.concatenate's promotion (one operand as it is)
     impl=lambda *xs, axis: jnp.concatenate(xs, axis=axis),
@@ -416,6 +423,7 @@ def _stack_shape(*xs: TensorType, axis):
 
 stack = defop(
     "stack",
+    keys=True,
     shape=_stack_shape,
     # dtype and weak: the standard rules, jnp.stack's promotion (one operand as it is)
     impl=lambda *xs, axis: jnp.stack(xs, axis=axis),
@@ -473,6 +481,7 @@ def _slice_reference(x, start, limit, strides=None):
 
 slice_ = defop(
     "slice",
+    keys=True,
     shape=_slice_shape,
     impl=lambda x, *, start, limit, strides: lax.slice(x, start, limit, strides),
     vjp=_slice_vjp,
@@ -513,6 +522,7 @@ def _rev_shape(x: TensorType, *, axes):
 
 rev = defop(
     "rev",
+    keys=True,
     shape=_rev_shape,
     impl=lambda x, *, axes: lax.rev(x, normalize_axes(axes, np.ndim(x))),
     vjp=lambda ct, x, *, out, axes: [bind("rev", ct, axes=axes)],
@@ -568,6 +578,7 @@ def _index_array(shape, n, tag=""):
 
 take = defop(
     "take",
+    keys=True,
     shape=_take_shape,
     dtype=first_dtype,
     weak=first_weak,
@@ -650,62 +661,6 @@ take_along_axis = defop(
     reference=_take_along_axis_reference,
     doc="numpy take_along_axis: pick along ``axis`` by indices of the same rank (other "
     "axes broadcast). Negative indices wrap, out-of-bounds ones clamp.",
-)
-
-
-# -- index_add ------------------------------------------------------------------------------------
-
-
-def _index_add_shape(base: TensorType, indices: TensorType, updates: TensorType, *, axis):
-    want = _take_shape(base, indices, axis=axis)
-    if base.dtype == np.bool_:  # .at[].add has no bool form
-        raise ShapeError(f"index_add needs a numeric base, got {base}")
-    if updates.shape != want:
-        raise ShapeError(f"index_add updates must have shape {list(want)}, got {updates}")
-    return base.shape
-
-
-def _index_add_impl(base, indices, updates, *, axis):
-    a = axis % np.ndim(base)
-    n = np.shape(base)[a]
-    # wrap negatives once, clamp the rest (as take reads); .at never sees a negative
-    idx = jnp.clip(jnp.where(indices < 0, indices + n, indices), 0, max(n - 1, 0))
-    return jnp.asarray(base).at[(slice(None),) * a + (idx,)].add(
-        jnp.asarray(updates, dtype=base.dtype)
-    )
-
-
-def _index_add_reference(base, indices, updates, axis):
-    a = normalize_axis(axis, base.ndim)
-    n = base.shape[a]
-    idx = np.asarray(indices).astype(np.int64)
-    idx = np.clip(np.where(idx < 0, idx + n, idx), 0, max(n - 1, 0))
-    out = np.array(base, dtype=np.float64 if base.dtype.kind == "f" else base.dtype)
-    moved = np.moveaxis(out, a, 0)
-    upd = np.moveaxis(np.asarray(updates, dtype=out.dtype), list(range(a, a + idx.ndim)), list(range(idx.ndim)))
-    np.add.at(moved, idx, upd)
-    return jnp.asarray(out).astype(base.dtype)
-
-
-index_add = defop(
-    "index_add",
-    shape=_index_add_shape,
-    dtype=first_dtype,
-    weak=first_weak,
-    sharding=first_sharding,
-    impl=_index_add_impl,
-    attrs={"axis": Attr("int", 0)},
-    arity=3,
-    vjp=lambda ct, base, idx, upd, *, out, axis: [ct, None, bind("take", ct, idx, axis=axis)],
-    samples=lambda: [
-        Sample((arr((5, 3)), _index_array((4,), 5), arr((4, 3), tag="u")), {"axis": 0}, "rows"),
-        Sample((arr((2, 6), "f64"), _index_array((2, 3), 6), arr((2, 2, 3), "f64", tag="u")), {"axis": 1}, "2d-idx"),
-        Sample((arr((4,)), np.array([1, 1, -1, 9], np.int32), arr((4,), tag="u")), {"axis": 0}, "repeat-wrap-clamp"),
-        Sample((arr((3, 2), "bf16"), _index_array((2,), 3), arr((2, 2), "bf16", tag="u")), {"axis": 0}, "bf16"),
-    ],
-    reference=_index_add_reference,
-    doc="Scatter-add: base with updates added at ``indices`` along ``axis`` (the transpose "
-    "of take: same wrap-then-clamp indexing; repeated indices accumulate).",
 )
 
 

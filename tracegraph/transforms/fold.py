@@ -14,7 +14,8 @@ Bounded, so that folding never bloats the graph or stalls compilation:
   sees through ``full``): its value is computed only when a node that uses it folds;
 - ops marked ``random=True`` are never folded (their bits depend on the PRNG
   implementation configured when the program runs), and neither are control-flow nodes
-  (nodes with subgraph attributes);
+  (nodes with subgraph attributes); nor is a node giving PRNG keys (a constant is a
+  numpy array: a key constant is a ``random_wrap`` of its data);
 - a weakly typed result is folded only when it is a scalar (a weak constant is kept as a
   Python scalar, which has no shape);
 - a result holding a NaN or an Inf is not folded: the node stays, so the interpreter's
@@ -40,7 +41,7 @@ import numpy as np
 from ..errors import Error
 from ..ir import registry
 from ..ir.graph import Graph, Node, Value
-from ..ir.types import is_float
+from ..ir.types import is_float, is_key
 from ..core import EVAL
 from .rewrite import Rewrite, SubgraphMap, constant_array, graph_attr_keys, splat_of_array
 
@@ -94,6 +95,8 @@ def _evaluate(node, ins, made):
         return None
     for o in node.outputs:
         if o.type.size > MAX_ELEMENTS or (o.type.weak and o.type.shape != ()):
+            return None
+        if is_key(o.type.dtype):  # a constant is a numpy array; a key stays random_wrap
             return None
     if sum(v.type.size for v in ins) > MAX_INPUT_ELEMENTS:
         return None

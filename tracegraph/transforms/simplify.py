@@ -24,6 +24,8 @@ rewrite                                condition
 ``astype(astype(x, a), x.dtype)`` -> x  when ``a`` holds every value of x's dtype exactly
 ``where(c, x, y)``, ``select``          constant all-true/all-false predicate, or x is y
 ``cond`` on a constant predicate        the taken branch is inlined
+``random_unwrap(random_wrap(d))`` -> d  always (a key's data is what it was made of)
+``random_wrap(random_unwrap(k))`` -> k  when the wrap names k's implementation
 =====================================  ==================================================
 
 Complex dtypes get no arithmetic rewrites (``(a+bi)*1`` computes ``b*0``, NaN for an
@@ -257,6 +259,17 @@ def _involution(s, node, ins, attrs):
     return None
 
 
+def _key_round_trip(s, node, ins, attrs):
+    """``random_unwrap(random_wrap(d))`` and ``random_wrap(random_unwrap(k))``: the first
+    operand back, when its type is the output's (the same key implementation)."""
+    (x,) = ins
+    p = x.producer
+    inverse = {"random_wrap": "random_unwrap", "random_unwrap": "random_wrap"}[node.op]
+    if p is not None and p.op == inverse and p.inputs[0].type == node.outputs[0].type:
+        return ("values", [p.inputs[0]])
+    return None
+
+
 def _idempotent(s, node, ins, attrs):
     (x,) = ins
     p = x.producer
@@ -380,4 +393,6 @@ RULES = {
     "where": _select_like,
     "select": _select_like,
     "cond": _cond,
+    "random_wrap": _key_round_trip,
+    "random_unwrap": _key_round_trip,
 }

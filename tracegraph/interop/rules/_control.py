@@ -1,19 +1,37 @@
 """Rules for JAX's call and control-flow primitives: calls (``jit``, ``closed_call``,
-``call``), custom derivatives and ``remat`` are inlined; ``cond``, ``while`` and ``scan``
-become tracegraph control-flow nodes whose bodies run the nested jaxprs.
+``call``) and ``remat`` are inlined; custom derivatives become ``custom_vjp`` nodes;
+``cond``, ``while`` and ``scan`` become tracegraph control-flow nodes whose bodies run
+the nested jaxprs.
 
-NOTE: custom derivatives are not kept. ``custom_jvp_call``, ``custom_vjp_call`` and
-``custom_linear_solve`` convert their primal computation, which tracegraph differentiates with
-its own rules; ``remat2`` (``jax.checkpoint``) is inlined without its policy.
+NOTE: custom derivatives are kept, with one mechanism for ``custom_jvp_call`` and
+``custom_vjp_call``: the equation becomes a `tg.custom_vjp` call whose primal is the
+converted ``call_jaxpr``, whose residuals are the primal inputs, and whose backward is
+the conversion of JAX's own backward pass of that one equation (`backward_jaxpr`:
+``jax.vjp`` of the re-bound equation, which honours the custom rule, so a JVP rule is
+linearized and transposed by JAX). So ``relu``'s gradient at 0 is 0 and rules written
+for numerical safety (``sinc`` at 0, ``logaddexp`` and ``xlogy`` edge cases) hold, as
+under ``jax.grad``. ``custom_linear_solve`` converts its ``solve`` computation, which
+tracegraph differentiates with its own rules; ``remat2`` (``jax.checkpoint``) is
+inlined without its policy.
 """
 
 from __future__ import annotations
 
+import contextvars
+
+import jax
+import jax.extend.core as jcore
 import jax.extend.core.primitives as prims
+import jax.numpy as jnp
+import numpy as np
 from jax import lax
+
+# NOTE: JAX's own dead-code elimination (as in from_jax.py; jax.extend exports none)
+from jax._src.interpreters.partial_eval import dce_jaxpr
 
 from ...core import bind
 from ...frontend.control_flow import cond, scan, while_loop
+from ...frontend.custom_derivatives import custom_vjp
 from ._rule import RuleTable, is_bool
 
 RULES = RuleTable()
@@ -36,9 +54,123 @@ def _call(ctx, eqn, *xs):
     return ctx.run(eqn.params["call_jaxpr"], (), xs)
 
 
-@rule(prims.custom_jvp_call_p, prims.custom_vjp_call_p)
+# id(equation) -> (the equation, its backward jaxpr): JAX caches the jaxprs of jitted
+# functions (jax.nn.relu), so one equation object serves every call site
+_BACKWARDS: dict = {}
+_BACKWARDS_MAX = 256
+
+
+def _is_inexact(aval) -> bool:
+    return bool(jnp.issubdtype(aval.dtype, jnp.inexact))
+
+
+def _struct(aval) -> jax.ShapeDtypeStruct:
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, weak_type=getattr(aval, "weak_type", False))
+
+
+def _rebound(eqn):
+    """A function that binds ``eqn``'s primitive with its parameters (a one-equation
+    jaxpr, so JAX re-creates the custom rule's functions from the parameters)."""
+    invars = [jcore.Var(v.aval) for v in eqn.invars]  # literals become inputs too
+    jaxpr = jcore.Jaxpr([], invars, list(eqn.outvars), [eqn.replace(invars=invars)], eqn.effects,
+                        debug_info=eqn.params["call_jaxpr"].jaxpr.debug_info)
+    return jcore.jaxpr_as_fun(jcore.ClosedJaxpr(jaxpr, []))
+
+
+def backward_jaxpr(eqn) -> jcore.ClosedJaxpr | None:
+    """JAX's backward pass of one ``custom_jvp_call``/``custom_vjp_call`` equation:
+    ``(*primal inputs, *cotangents of the float outputs) -> cotangents of the float
+    inputs``, traced from ``jax.vjp`` of the re-bound equation (so it is the custom
+    rule's computation), dead code removed; None where JAX cannot differentiate the
+    call (then its primal is converted, and differentiated by tracegraph, as it would
+    be without the rule). Cached per equation."""
+    hit = _BACKWARDS.get(id(eqn))
+    if hit is not None and hit[0] is eqn:
+        return hit[1]
+    try:
+        closed = _trace_backward(eqn)
+    except Exception:  # JAX's own error would come only when differentiating, in JAX
+        closed = None
+    if len(_BACKWARDS) >= _BACKWARDS_MAX:
+        _BACKWARDS.pop(next(iter(_BACKWARDS)))
+    _BACKWARDS[id(eqn)] = (eqn, closed)
+    return closed
+
+
+def _trace_backward(eqn) -> jcore.ClosedJaxpr:
+    call = _rebound(eqn)
+    diff = [i for i, v in enumerate(eqn.invars) if _is_inexact(v.aval)]
+    float_outs = [_is_inexact(v.aval) for v in eqn.outvars]
+
+    def backward(primals, cts):
+        def primal(*d):
+            full = list(primals)
+            for i, x in zip(diff, d):
+                full[i] = x
+            return call(*full)
+
+        _, pull = jax.vjp(primal, *[primals[i] for i in diff])
+        it = iter(cts)
+        return pull([next(it) if f else np.zeros(v.aval.shape, jax.dtypes.float0)
+                     for f, v in zip(float_outs, eqn.outvars)])
+
+    primals = [_struct(v.aval) for v in eqn.invars]
+    cts = [jax.ShapeDtypeStruct(v.aval.shape, v.aval.dtype) for f, v in zip(float_outs, eqn.outvars) if f]
+    closed = jax.make_jaxpr(backward)(primals, cts)
+    jaxpr, _ = dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars), instantiate=True)
+    return closed.replace(jaxpr=jaxpr)
+
+
+def _custom_name(eqn) -> str:
+    name = eqn.params.get("name")
+    if not name:
+        info = getattr(eqn.params["call_jaxpr"].jaxpr, "debug_info", None)
+        name = getattr(info, "func_name", None) or eqn.primitive.name
+    return str(name).replace("<", "").replace(">", "")
+
+
+# NOTE: a JVP rule may call custom-derivative functions itself, to any order (``jnp.sinc``'s
+# calls the rule of its next Taylor term), and a backward graph is built when the call is
+# converted, not when it is differentiated (as JAX's are). So custom calls in backward
+# passes keep their rules to this depth, enough for tg.grad(tg.grad(f)); deeper ones
+# convert their primal, which tracegraph differentiates with its own rules.
+_KEPT_DEPTH = 2
+# how many backward passes of custom calls enclose the conversion (per thread/task)
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("tracegraph_custom_depth", default=0)
+
+
+def _backward_jaxprs(eqn, depth) -> list:
+    backward = backward_jaxpr(eqn) if depth < _KEPT_DEPTH else None
+    return [] if backward is None else [backward]
+
+
+@rule(prims.custom_jvp_call_p, prims.custom_vjp_call_p, jaxprs=_backward_jaxprs)
 def _custom_call(ctx, eqn, *xs):
-    return ctx.run_closed(eqn.params["call_jaxpr"], xs)
+    depth = _DEPTH.get()
+    backward = backward_jaxpr(eqn) if depth < _KEPT_DEPTH else None
+    if backward is None:
+        return ctx.run_closed(eqn.params["call_jaxpr"], xs)
+    diff = [_is_inexact(v.aval) for v in eqn.invars]
+    float_outs = [_is_inexact(v.aval) for v in eqn.outvars]
+
+    def fn(*args):
+        return ctx.run_closed(eqn.params["call_jaxpr"], args)
+
+    def fwd(*args):
+        return fn(*args), args  # the residuals: the primal inputs
+
+    def bwd(res, cts):
+        token = _DEPTH.set(depth + 1)
+        try:
+            grads = iter(ctx.run_closed(backward, [*res, *[c for c, f in zip(cts, float_outs) if f]]))
+        finally:
+            _DEPTH.reset(token)
+        return tuple(next(grads) if d else None for d in diff)
+
+    fn.__name__ = _custom_name(eqn)
+    f = custom_vjp(fn)
+    f.defvjp(fwd, bwd)
+    return f(*xs)
 
 
 @rule(lax.linear_solve_p)

@@ -40,6 +40,11 @@ for _prim, _op in {
     rule(_prim)(_same(_op))
 
 
+@rule(lax.bitcast_convert_type_p)
+def _bitcast_convert_type(ctx, eqn, x):
+    return bind("bitcast_convert_type", x, dtype=eqn.params["new_dtype"])
+
+
 @rule(lax.square_p)
 def _square(ctx, eqn, x):
     return bind("mul", x, x)
@@ -183,7 +188,6 @@ NOT_YET_SUPPORTED = {
     lax.regularized_incomplete_beta_p: _SPECIAL,
     lax.nextafter_p: "needs bit-level access to floats, which no tracegraph op gives",
     lax.reduce_precision_p: "rounding to a narrower float format has no tracegraph op",
-    lax.bitcast_convert_type_p: "reinterpreting bits as another dtype has no tracegraph op",
     lax.clz_p: _BITS,
     lax.mulhi_p: _BITS,
     lax.complex_p: _COMPLEX,

@@ -1,7 +1,8 @@
 """Rules for the JAX primitives that are neither math nor shapes nor control: value
-copies and device placement; and the primitives with no mapping yet because tracegraph
-IR has no concept for them (yet): shardings and collectives, effects and callbacks,
-JAX's PRNG, mutable references.
+copies, device placement and JAX's PRNG (its key primitives are tracegraph's key ops, on
+the IR's key types, so a converted draw gives JAX's bits); and the primitives with no
+mapping yet because tracegraph IR has no concept for them (yet): shardings and
+collectives, effects and callbacks, mutable references.
 
 NOTE: a primitive that changes no value but carries a constraint (a sharding, a
 scheduling barrier, a remat name) is not dropped: it is listed here as not yet
@@ -13,6 +14,7 @@ the identity.
 from __future__ import annotations
 
 import jax.extend.core.primitives as prims
+import numpy as np
 from jax import lax
 
 # NOTE: no public module exports these primitives (jax.lax and jax.extend.core.primitives
@@ -21,9 +23,12 @@ from jax import lax
 from jax._src.callback import io_callback_p, pure_callback_p
 from jax._src.core import pvary_p
 from jax._src.debugging import debug_callback_p, debug_print_p
+from jax._src.random.core import random_clone_p
+from jax._src.random.prng import random_unwrap_p, random_wrap_p
 from jax._src.shard_map import shard_map_p
 
-from ._rule import RuleTable
+from ...core import bind
+from ._rule import RuleTable, reshape
 
 RULES = RuleTable()
 rule = RULES.register
@@ -46,12 +51,68 @@ def _device_put(ctx, eqn, *xs):
     return list(xs)
 
 
+# -- JAX's PRNG: key primitives on typed keys ------------------------------------------------
+# A jaxpr's keys are typed (``key<fry>[...]``) even where the user passed a raw u32[2] key:
+# jax.random wraps it first (``random_wrap``). Each key primitive acts on every key of
+# its operand, as the ops do.
+
+
+def _impl_name(eqn) -> str:
+    return eqn.params["impl"].name  # a PRNGImpl; its name is jax.random.key's impl= name
+
+
+def _known_impl(eqn):
+    from ...ir.types import KEY_IMPLS  # noqa: PLC0415
+
+    name = _impl_name(eqn)
+    return None if name in KEY_IMPLS else f"a PRNG implementation the IR does not name ({name})"
+
+
+@rule(prims.random_seed_p, check=_known_impl)
+def _random_seed(ctx, eqn, seed):
+    return bind("random_seed", seed, impl=_impl_name(eqn))
+
+
+@rule(random_wrap_p, check=_known_impl)
+def _random_wrap(ctx, eqn, data):
+    return bind("random_wrap", data, impl=_impl_name(eqn))
+
+
+@rule(random_unwrap_p)
+def _random_unwrap(ctx, eqn, keys):
+    return bind("random_unwrap", keys)
+
+
+@rule(random_clone_p)
+def _random_clone(ctx, eqn, keys):
+    return keys  # a copy of the keys, for the stateful-PRNG checks tracegraph does not make
+
+
+@rule(prims.random_split_p)
+def _random_split(ctx, eqn, keys):
+    shape = tuple(eqn.params["shape"])
+    out = bind("random_split", keys, num=int(np.prod(shape, dtype=np.int64)))
+    return out if len(shape) == 1 else reshape(out, keys.shape + shape)
+
+
+@rule(prims.random_fold_in_p)
+def _random_fold_in(ctx, eqn, keys, msgs):
+    return bind("random_fold_in", keys, msgs)
+
+
+@rule(prims.random_bits_p)
+def _random_bits(ctx, eqn, keys):
+    p = eqn.params
+    return bind("random_bits", keys, bit_width=int(p["bit_width"]), shape=tuple(p["shape"]))
+
+
 # -- not yet supported -------------------------------------------------------------------
 
 _SHARDING = "shardings are not in tracegraph IR yet; dropping it would silently lose the placement"
 _COLLECTIVE = "a collective over named mesh axes (shard_map, pmap); tracegraph has no mesh axes yet"
 _RANDOM = (
-    "JAX's PRNG has no tracegraph mapping; draw random numbers with tg.random and pass them in"
+    "a PRNG primitive with no tracegraph op yet; draw these numbers with tg.random and pass "
+    "them in"
 )
 _EFFECT = "tracegraph IR has no effects, tokens or host callbacks"
 _REF = "a mutable array reference; tracegraph values are immutable"
@@ -72,12 +133,10 @@ NOT_YET_SUPPORTED = {
     lax.ppermute_p: _COLLECTIVE,
     lax.psum_p: _COLLECTIVE,
     lax.ragged_all_to_all_p: _COLLECTIVE,
-    prims.random_bits_p: _RANDOM,
-    prims.random_fold_in_p: _RANDOM,
-    prims.random_seed_p: _RANDOM,
-    prims.random_split_p: _RANDOM,
-    prims.random_gamma_p: _RANDOM,
-    prims.threefry2x32_p: _RANDOM,
+    prims.random_gamma_p: _RANDOM + " (jax.random.gamma, beta, dirichlet)",
+    prims.threefry2x32_p: "the threefry hash itself; jax.random leaves it inside random_bits "
+    "(where the key ops compute it), so only code calling jax.extend.random's threefry "
+    "directly meets it",
     lax.rng_bit_generator_p: _RANDOM,
     lax.rng_uniform_p: _RANDOM,
     lax.after_all_p: _EFFECT,

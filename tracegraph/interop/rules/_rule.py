@@ -23,11 +23,15 @@ class Rule:
     ``convert(ctx, eqn, *inputs) -> Tensor | list[Tensor]`` converts the ops with `bind`
     (``ctx`` is the converter, for rules that run nested jaxprs). ``check(eqn)``, when
     present, returns why this particular use of the primitive cannot be expressed (or
-    None); the converter runs every check before converting anything.
+    None); the converter runs every check before converting anything. ``jaxprs(eqn,
+    depth)``, when present, gives the closed jaxprs the conversion runs besides those in
+    the equation's parameters (the backward pass of a custom derivative), so that the
+    check covers them too; ``depth`` counts such jaxprs around the equation.
     """
 
     convert: Callable
     check: Callable | None = None
+    jaxprs: Callable | None = None
 
 
 class RuleTable(dict):
@@ -45,10 +49,10 @@ class RuleTable(dict):
             return bind("squeeze", x, axes=tuple(eqn.params["dimensions"]))
     """
 
-    def register(self, *prims: Primitive, check: Callable | None = None):
+    def register(self, *prims: Primitive, check: Callable | None = None, jaxprs: Callable | None = None):
         def add(fn):
             for p in prims:
-                self.add(p, Rule(fn, check))
+                self.add(p, Rule(fn, check, jaxprs))
             return fn
 
         return add

@@ -1,6 +1,5 @@
 """Rules for JAX's shape primitives (broadcast, reshape, transpose, slices, padding, iota,
-tile) and its indexing primitives (dynamic slices, gather); the scatter family has no
-mapping yet."""
+tile) and its indexing primitives (dynamic slices, gather, the scatter family)."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from ...core import bind
 from ...core import Tensor
 from ._rule import (
     RuleTable,
+    cast,
     is_float,
     literal_value,
     out_aval,
@@ -229,19 +229,24 @@ def _dynamic_update_slice(ctx, eqn, x, update, *starts):
 # -- gather ---------------------------------------------------------------------------------
 
 
+_MODES = (lax.GatherScatterMode.CLIP, lax.GatherScatterMode.FILL_OR_DROP,
+          lax.GatherScatterMode.PROMISE_IN_BOUNDS)
+
+
 def _gather_check(eqn):
-    dn, sizes = eqn.params["dimension_numbers"], eqn.params["slice_sizes"]
     mode = eqn.params["mode"]
-    if mode not in (lax.GatherScatterMode.CLIP, lax.GatherScatterMode.FILL_OR_DROP,
-                    lax.GatherScatterMode.PROMISE_IN_BOUNDS):
+    if mode not in _MODES:
         return f"gather mode {mode} is not supported"
-    for d in dn.start_index_map:
-        if sizes[d] != 1:
-            return "gather of windows wider than 1 along an indexed dimension is not supported"
-    for d in dn.collapsed_slice_dims:
-        if d not in dn.start_index_map:
-            return "gather collapsing a dimension that is not indexed is not supported"
     return None
+
+
+def _one_axis_gather(dn, sizes):
+    """Whether a gather reads windows of width 1 along its indexed dims and collapses only
+    those: then merging the indexed dims into one axis and one ``take`` does it, keeping
+    the other dims as they are (else `_gather_elements` gathers element by element)."""
+    return all(sizes[d] == 1 for d in dn.start_index_map) and all(
+        d in dn.start_index_map for d in dn.collapsed_slice_dims
+    )
 
 
 def _fill_value(dtype, given):
@@ -262,6 +267,8 @@ def _gather(ctx, eqn, x, idx):
     into one linear index, and a single ``take`` gathers."""
     p = eqn.params
     dn, sizes = p["dimension_numbers"], p["slice_sizes"]
+    if not _one_axis_gather(dn, sizes):
+        return _gather_elements(eqn, x, idx)
     smap, batch_x = dn.start_index_map, dn.operand_batching_dims
     batch_i = dn.start_indices_batching_dims
     B = tuple(idx.shape[:-1])
@@ -322,17 +329,136 @@ def _gather(ctx, eqn, x, idx):
     return reshape(got, out_aval(eqn).shape)
 
 
+# -- element-wise positions: wide gathers and every scatter ---------------------------------
+
+
+def _window_positions(eqn, x_shape, idx, out_shape, *, offset_dims, collapsed, smap, batch_x,
+                      batch_i, sizes):
+    """For each element of a gather's output (a scatter's updates), shaped ``out_shape``:
+    its position in the operand flattened, and whether its window is in bounds (None when
+    the mode clamps).
+
+    NOTE: XLA's window semantics, element by element: along an indexed dim the window
+    starts at the index (clamped to [0, n - size] in CLIP mode; in the other modes a
+    window not wholly inside is dropped or filled), along a batching dim at the element's
+    own batch position, elsewhere at 0; each window dim adds arange(size) on its own
+    output dim. Indices are never wrapped (lax's negative index is out of bounds)."""
+    n_total = int(np.prod(x_shape))
+    dtype = np.dtype(np.int32 if n_total + 1 <= np.iinfo(np.int32).max else np.int64)
+    rank = len(out_shape)
+    batch_out = [q for q in range(rank) if q not in offset_dims]
+    B = tuple(idx.shape[:-1])
+    window = [d for d in range(len(x_shape)) if d not in collapsed and d not in batch_x]
+    clamp = eqn.params["mode"] == lax.GatherScatterMode.CLIP
+
+    def on_batch_dims(t):  # a tensor of B's rank (dims B[i] or 1) on the output's batch dims
+        shape = [1] * rank
+        for q, b in zip(batch_out, t.shape):
+            shape[q] = b
+        return reshape(t, shape)
+
+    pos, valid, stride = None, None, 1
+    for d in reversed(range(len(x_shape))):
+        n, size = x_shape[d], sizes[d]
+        terms = []
+        if d in smap:
+            j = list(smap).index(d)
+            start = reshape(static_slice(idx, [0] * len(B) + [j], list(B) + [j + 1]), B)
+            if start.dtype.itemsize < 4:  # room for the bounds below
+                start = cast(start, np.int32)
+            if not clamp:
+                ok = bind("logical_and", bind("ge", start, 0), bind("le", start, n - size))
+                valid = ok if valid is None else bind("logical_and", valid, ok)
+            start = cast(bind("clip", start, lo=0, hi=max(n - size, 0)), dtype)
+            terms.append(on_batch_dims(start))
+        elif d in batch_x:
+            b = list(batch_i)[list(batch_x).index(d)]
+            shape = [1] * len(B)
+            shape[b] = B[b]
+            own = reshape(bind("arange", start=0, stop=n, step=1, dtype=dtype), shape)
+            terms.append(on_batch_dims(own))
+        if d in window and size > 1:
+            shape = [1] * rank
+            shape[offset_dims[window.index(d)]] = size
+            terms.append(reshape(bind("arange", start=0, stop=size, step=1, dtype=dtype), shape))
+        for t in terms:
+            t = t if stride == 1 else bind("mul", t, stride)
+            pos = t if pos is None else bind("add", pos, t)
+        stride *= n
+    if pos is None:
+        pos = bind("full", shape=(), value=0, dtype=dtype)
+    pos = bind("broadcast_to", pos, shape=tuple(out_shape)) if tuple(pos.shape) != tuple(out_shape) else pos
+    if valid is not None:
+        valid = bind("broadcast_to", on_batch_dims(valid), shape=tuple(out_shape))
+    return pos, valid, n_total
+
+
+def _gather_elements(eqn, x, idx):
+    """A gather read element by element: one ``take`` from the flattened operand."""
+    p = eqn.params
+    dn, out = p["dimension_numbers"], out_aval(eqn)
+    pos, valid, n = _window_positions(
+        eqn, x.shape, idx, out.shape, offset_dims=list(dn.offset_dims),
+        collapsed=dn.collapsed_slice_dims, smap=dn.start_index_map,
+        batch_x=dn.operand_batching_dims, batch_i=dn.start_indices_batching_dims,
+        sizes=p["slice_sizes"],
+    )
+    if n == 0:
+        return bind("full", shape=tuple(out.shape), value=_fill_value(x.dtype, p["fill_value"]), dtype=x.dtype)
+    got = bind("take", reshape(x, (n,)), pos, axis=0)
+    if valid is not None:
+        fill = bind("full", shape=(), value=_fill_value(x.dtype, p["fill_value"]), dtype=x.dtype)
+        got = bind("where", valid, got, fill)
+    return got
+
+
+_SCATTER_OPS = {
+    lax.scatter_p: "index_set",
+    lax.scatter_add_p: "index_add",
+    lax.scatter_sub_p: "index_add",  # of the negated updates: x - u == x + (-u) exactly
+    lax.scatter_mul_p: "index_mul",
+    lax.scatter_min_p: "index_min",
+    lax.scatter_max_p: "index_max",
+}
+
+
+def _scatter_check(eqn):
+    mode = eqn.params["mode"]
+    if mode not in _MODES:
+        return f"scatter mode {mode} is not supported"
+    if eqn.primitive is lax.scatter_p and eqn.params.get("update_jaxpr") is not None:
+        return "scatter with an update function (x.at[...].apply) is not supported"
+    return None
+
+
+@rule(*_SCATTER_OPS, check=_scatter_check)
+def _scatter(ctx, eqn, x, idx, updates):
+    """Every scatter: the position of each update element in the flattened operand
+    (`_window_positions`, the windows of XLA's semantics element by element), one
+    ``index_*`` op on the flat operand, dropping the windows out of bounds unless the
+    mode clamps; then the operand's shape back. Repeated positions: set keeps the last
+    update (what XLA does on CPU), the others combine them all."""
+    dn = eqn.params["dimension_numbers"]
+    window = [d for d in range(x.ndim)
+              if d not in dn.inserted_window_dims and d not in dn.operand_batching_dims]
+    sizes = [1] * x.ndim
+    for d, q in zip(window, dn.update_window_dims):
+        sizes[d] = updates.shape[q]
+    pos, valid, n = _window_positions(
+        eqn, x.shape, idx, updates.shape, offset_dims=list(dn.update_window_dims),
+        collapsed=dn.inserted_window_dims, smap=dn.scatter_dims_to_operand_dims,
+        batch_x=dn.operand_batching_dims, batch_i=dn.scatter_indices_batching_dims,
+        sizes=sizes,
+    )
+    mode = "clip"
+    if valid is not None:
+        pos, mode = bind("where", valid, pos, n), "drop"
+    if eqn.primitive is lax.scatter_sub_p:
+        updates = bind("neg", updates)
+    out = bind(_SCATTER_OPS[eqn.primitive], reshape(x, (n,)), pos, updates, axis=0, mode=mode)
+    return reshape(out, x.shape)
+
+
 # -- not yet supported -------------------------------------------------------------------
 
-_SCATTER = (
-    "scatter (x.at[i].set/add/..., and JAX's own gradient of a gather) is not mapped yet"
-)
-
-NOT_YET_SUPPORTED = {
-    lax.scatter_p: _SCATTER,
-    lax.scatter_add_p: _SCATTER,
-    lax.scatter_sub_p: _SCATTER,
-    lax.scatter_mul_p: _SCATTER,
-    lax.scatter_min_p: _SCATTER,
-    lax.scatter_max_p: _SCATTER,
-}
+NOT_YET_SUPPORTED = {}
