@@ -136,3 +136,22 @@ def test_example_leaves_a_trail(tmp_path):
     assert proc.returncode == 0, proc.stderr
     d = tmp_path / "mlp" / "0"
     assert sorted(p.name for p in d.iterdir()) == sorted(expected_files())
+
+
+def test_hlo_names_each_ir_node_its_scope_and_user_line():
+    """The optimized HLO's op_name metadata (what profiles show) and the StableHLO
+    locations lead back to the IR node (its printed result and op), its module scope and
+    the user's line."""
+    def f(x, w):
+        with tg.scope("enc"), tg.scope("0"):
+            h = tg.relu(x @ w)  # the line the HLO names
+        return (h * 2.0).sum()
+
+    line = f.__code__.co_firstlineno + 2
+    x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    lowered = tg.jit(f).lower(x, w)
+    hlo = lowered.compile().as_text()
+    here = f"test_dump.py:{line}"
+    assert f'op_name="jit(f)/enc/0/%0 = matmul at {here}/dot_general"' in hlo
+    assert f"enc/0/%1 = relu at {here}" in hlo
+    assert f"jit(f)/enc/0/%0 = matmul at {here}" in lowered.as_text(debug_info=True)

@@ -3,6 +3,12 @@
 Each node calls its op's implementation on JAX tracers; XLA sees the whole graph at once
 and fuses it. The output types of every node are checked against the IR while JAX
 traces (once per compilation, not per call).
+
+Each node is lowered inside a JAX name scope naming it as the printed graph does: its
+module scope (``enc.0.attn`` as nested scopes ``enc/0/attn``), then ``%3 = relu
+at mlp.py:12`` (its first result, its op, the user's line). JAX carries the name stack into
+the StableHLO locations and the optimized HLO's ``op_name`` metadata, so an HLO op, and a
+profile of the compiled program, leads back to the IR node and the user's line.
 """
 
 from __future__ import annotations
@@ -11,13 +17,39 @@ import jax
 
 from ..core import EVAL, at_bottom, call_graph, eval_graph
 from ..ir.graph import register_runner
+from ..ir.printer import Namer
 from .program import coerce_inputs
 
 
 def evaluate(graph, flat_args) -> list:
     """Evaluate ``graph`` on JAX values (arrays, or tracers while ``jax.jit`` traces) at
     the bottom of the trace stack; returns the flat outputs."""
-    return eval_graph(graph, list(flat_args), trace=EVAL)
+    return eval_graph(graph, list(flat_args), trace=EVAL, run_node=_named_runner(graph))
+
+
+def node_scope(node, namer) -> str:
+    """The JAX name scope a node is lowered in: ``enc/0/%3 = relu at mlp.py:12``."""
+    first = namer(node.outputs[0]) if node.outputs else ""
+    label = f"{first} = {node.op}" if first else node.op
+    if node.location:
+        label += f" at {node.location}"
+    return "/".join([*node.scope.split("."), label]) if node.scope else label
+
+
+def _named_runner(graph):
+    """``run_node`` for `eval_graph`: each node's implementation under its name scope
+    (the scope strings are made once per graph; lowering runs once per signature)."""
+    scopes = graph._cache.get("hlo_scopes")
+    if scopes is None:
+        namer = Namer(graph)
+        scopes = graph._cache["hlo_scopes"] = {id(n): node_scope(n, namer) for n in graph.nodes}
+    process = EVAL.process_node
+
+    def run(node, operands):
+        with jax.named_scope(scopes[id(node)]):
+            return process(node, operands)
+
+    return run
 
 
 def as_jax_function(graph):
