@@ -41,37 +41,36 @@ def verify(graph, _depth: int = 0, *, nested: bool = True) -> None:
         define(v, f"constant {i}")
 
     for index, node in enumerate(graph.nodes):
-        where = f"graph {graph.name}, node {index} ({node.op}) at {node.location or '?'}"
         try:
             op = registry.lookup(node.op)
             op.check_arity(len(node.inputs))
             attrs = op.check_attrs(node.attrs)
         except IRError as e:
-            raise IRError(f"{where}: {e}") from None
+            raise IRError(f"{_where(graph, index, node)}: {e}") from None
         except Exception as e:  # noqa: BLE001 - an attribute check failing on foreign values
-            raise IRError(f"{where}: bad attributes ({type(e).__name__}: {e})") from None
-        if set(attrs) != set(node.attrs):
-            raise IRError(f"{where}: attributes {sorted(node.attrs)} != {sorted(attrs)}")
+            raise IRError(f"{_where(graph, index, node)}: bad attributes ({type(e).__name__}: {e})") from None
+        if len(attrs) != len(node.attrs) or set(attrs) != set(node.attrs):
+            raise IRError(f"{_where(graph, index, node)}: attributes {sorted(node.attrs)} != {sorted(attrs)}")
         for k, v in attrs.items() if nested else ():
             for g in _nested_graphs(v, op.attrs[k].kind):
                 try:
                     verify(g, _depth + 1)
                 except IRError as e:
-                    raise IRError(f"{where}, subgraph {k!r}: {e}") from None
+                    raise IRError(f"{_where(graph, index, node)}, subgraph {k!r}: {e}") from None
         for j, v in enumerate(node.inputs):
             if id(v) not in defined:
-                raise IRError(f"{where}: input {j} is used before it is defined (or dangling)")
+                raise IRError(f"{_where(graph, index, node)}: input {j} is used before it is defined (or dangling)")
         try:
-            expected = op.infer([v.type for v in node.inputs], attrs)
+            expected = _infer(op, [v.type for v in node.inputs], attrs)
         except Exception as e:  # noqa: BLE001 - tg.Error from a rule, or a rule failing on foreign types
-            raise IRError(f"{where}: shape rule rejects the inputs: {e}") from None
+            raise IRError(f"{_where(graph, index, node)}: shape rule rejects the inputs: {e}") from None
         if len(expected) != len(node.outputs):
-            raise IRError(f"{where}: has {len(node.outputs)} outputs, op gives {len(expected)}")
+            raise IRError(f"{_where(graph, index, node)}: has {len(node.outputs)} outputs, op gives {len(expected)}")
         for j, (v, t) in enumerate(zip(node.outputs, expected)):
             if v.producer is not node:
-                raise IRError(f"{where}: output {j} does not point back to its node")
+                raise IRError(f"{_where(graph, index, node)}: output {j} does not point back to its node")
             if v.type != t:
-                raise IRError(f"{where}: output {j} is typed {v.type}, the op gives {t}")
+                raise IRError(f"{_where(graph, index, node)}: output {j} is typed {v.type}, the op gives {t}")
             define(v, f"output {j} of node {index}")
 
     for i, v in enumerate(graph.outputs):
@@ -87,6 +86,54 @@ def verify(graph, _depth: int = 0, *, nested: bool = True) -> None:
             f"graph {graph.name}: output structure has {graph.out_tree.num_leaves} leaves "
             f"for {len(graph.outputs)} outputs"
         )
+
+
+def _where(graph, index, node) -> str:
+    """The place of a bad node, for its error (formatted only when there is one)."""
+    return f"graph {graph.name}, node {index} ({node.op}) at {node.location or '?'}"
+
+
+# Output types by (op, input types, attributes, x64 mode): shape rules are pure, and a
+# graph repeats the same few signatures (each layer of a model, each step of a chain), so
+# verifying after every pass re-derives few types. Attributes are keyed as the eager
+# trace keys them (1, 1.0 and True apart; floats by their bits). Nodes holding graphs
+# (control flow) are not cached: the key would keep their bodies alive.
+_INFERRED: dict = {}
+_INFERRED_MAX = 1 << 16
+
+
+def _infer(op, in_types, attrs):
+    try:
+        key = (op.name, tuple(in_types), _attrs_key(attrs), _x64())
+        hit = _INFERRED.get(key)
+    except TypeError:  # an unhashable attribute: derived every time
+        return op.infer(in_types, attrs)
+    if hit is None:
+        hit = op.infer(in_types, attrs)
+        if len(_INFERRED) >= _INFERRED_MAX:
+            _INFERRED.clear()
+        _INFERRED[key] = hit
+    return hit
+
+
+def _attrs_key(attrs) -> tuple:
+    return tuple((k, _value_key(v)) for k, v in sorted(attrs.items())) if attrs else ()
+
+
+def _value_key(v):
+    if isinstance(v, float):
+        return ("float", v.hex())
+    if isinstance(v, (tuple, list)):
+        return (type(v).__name__,) + tuple(_value_key(x) for x in v)
+    if hasattr(v, "nodes"):
+        raise TypeError("a graph attribute is not cached")
+    return (type(v), v)
+
+
+def _x64() -> bool:
+    import jax  # noqa: PLC0415 - the IR layer reads JAX's mode only here, lazily
+
+    return bool(jax.config.jax_enable_x64)
 
 
 def _nested_graphs(value, kind):
