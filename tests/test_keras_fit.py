@@ -278,9 +278,9 @@ def test_keras_optimizer_objects_are_converted(digits):
 
 
 def test_tensorboard_needs_a_writer(monkeypatch, tmp_path):
-    for name in ("tensorboardX", "torch.utils.tensorboard"):
+    for name in ("tensorboard", "tensorboardX", "torch.utils.tensorboard"):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed
-    with pytest.raises(tg.Error, match="tensorboardX"):
+    with pytest.raises(tg.Error, match="pip install tensorboard"):
         tg.callbacks.TensorBoard(str(tmp_path))
 
     written = []

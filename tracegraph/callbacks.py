@@ -606,9 +606,10 @@ class TensorBoard(Callback):
     ``log_dir/validation``, as Keras lays them out; ``update_freq="batch"`` or an int
     also writes ``batch_*`` every that many batches).
 
-    Needs a TensorBoard event writer: ``tensorboardX`` (``pip install tensorboardX``) or
-    PyTorch's ``torch.utils.tensorboard`` (which needs ``pip install tensorboard``);
-    without one, constructing it raises `CallbackError` naming them.
+    Writes with `tg.tensorboard.SummaryWriter` (TensorBoard's own protobufs and event
+    writer: ``pip install tensorboard``), else ``tensorboardX`` or PyTorch's
+    ``torch.utils.tensorboard``; without any, constructing it raises `CallbackError`
+    naming them.
 
     Example::
 
@@ -657,8 +658,15 @@ class TensorBoard(Callback):
 
 
 def _summary_writer_class():
-    """A ``SummaryWriter`` class from tensorboardX or torch.utils.tensorboard."""
+    """A ``SummaryWriter`` class: tg.tensorboard's, tensorboardX's or torch's."""
     problems = []
+    try:
+        import tensorboard  # noqa: F401, PLC0415  (optional)
+
+        from .tensorboard import SummaryWriter  # noqa: PLC0415
+        return SummaryWriter
+    except ImportError as e:
+        problems.append(f"tensorboard: {e}")
     try:
         from tensorboardX import SummaryWriter  # noqa: PLC0415  (optional)
         return SummaryWriter
@@ -671,6 +679,6 @@ def _summary_writer_class():
         problems.append(f"torch.utils.tensorboard: {e}")
     raise CallbackError(
         "TensorBoard needs a TensorBoard event writer, and none is installed: install "
-        "tensorboardX (pip install tensorboardX) or tensorboard for PyTorch's writer "
-        f"(pip install tensorboard) ({'; '.join(problems)})"
+        "tensorboard (pip install tensorboard) or tensorboardX (pip install tensorboardX) "
+        f"({'; '.join(problems)})"
     )
