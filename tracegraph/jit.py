@@ -285,6 +285,7 @@ class JitFunction:
         self._pass_manager = pass_manager
         self._name = function_name(fn)
         self.trace_count = 0
+        self._unwraps_tensors = False  # called with imperative tensors: unwrap them first
         self._lock = threading.Lock()  # guards _entries, trace_count and the dump counters
         self._entries: dict = {}  # Signature.key -> _Entry, in the order they were claimed
         self._dumper = Dumper(options.dump_dir, self._name) if options.dump_dir else None
@@ -314,9 +315,22 @@ class JitFunction:
         return self._call_jitted(args, kwargs)
 
     def _call_jitted(self, args, kwargs):
-        args, kwargs = arrays_of_free((args, kwargs))  # PyTorch-style tensors: their arrays
+        # NOTE: finding PyTorch-style tensors among the arguments flattens the pytrees in
+        # Python, which costs as much as jax.jit's whole dispatch on a model with many
+        # leaves (a third of an Equinox ViT's small train step). So the arguments go to
+        # jax.jit as they are; a free Tensor among them raises from its __jax_array__
+        # before anything runs, and from then on this function unwraps them first.
+        if self._unwraps_tensors:
+            args, kwargs = arrays_of_free((args, kwargs))
         try:
             return self._jitted(*args, **kwargs)
+        except TracingError:
+            tree = (args, kwargs)
+            unwrapped = arrays_of_free(tree)
+            if self._unwraps_tensors or unwrapped is tree:
+                raise
+            self._unwraps_tensors = True
+            return self._call_jitted(*unwrapped)
         except (TypeError, ValueError) as e:
             text = str(e)
             if "Error interpreting argument" in text or "Non-hashable static" in text:
@@ -373,6 +387,14 @@ class JitFunction:
         """Time every node of this signature's graph in the interpreter (`tg.profile`);
         ``print(f.profile(x))`` shows the table."""
         return self.stage(*args, **kwargs).profile(warmup=warmup, repeat=repeat, optimized=optimized)
+
+    def profile_compiled(self, *args, repeat: int = 10, **kwargs):
+        """Profile ``repeat`` compiled calls with `jax.profiler` and fold XLA's op times
+        onto the IR nodes each XLA op computes (`tracegraph.profiling`): ``print`` it
+        for the table by node and by module scope."""
+        from .profiling import profile_compiled  # noqa: PLC0415 - the profiler, on demand
+
+        return profile_compiled(self, *args, repeat=repeat, **kwargs)
 
     @property
     def graphs(self) -> list:
