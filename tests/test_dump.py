@@ -22,7 +22,7 @@ def expected_files(passes=DEFAULT_PIPELINE):
     names += [f"{i + 1:02d}_after_{p}.txt" for i, p in enumerate(passes)]
     n = len(names)
     names += [f"{n:02d}_graph.json", f"{n + 1:02d}_graph.dot", f"{n + 2:02d}_stablehlo.mlir",
-              f"{n + 3:02d}_hlo_optimized.txt", "index.txt"]
+              f"{n + 3:02d}_hlo_optimized.txt", "index.txt", "report.html"]
     return names
 
 
@@ -47,7 +47,9 @@ def test_dump_writes_every_stage(tmp_path):
     assert "HloModule" in (d / "09_hlo_optimized.txt").read_text()
     index = (d / "index.txt").read_text()
     assert "signature: x: f32[2,3], w: f32[3,4]" in index and "traced because: first call" in index
-    for name in expected_files()[:-1]:
+    for name in expected_files():
+        if name == "index.txt":
+            continue
         assert name in index
     assert "simplify" in index and "total" in index
 
@@ -84,7 +86,8 @@ def test_trace_alone_writes_the_ir_and_the_call_adds_the_hlo(tmp_path):
     f.trace(x)
     d = tmp_path / "lambda" / "0"
     assert sorted(p.name for p in d.iterdir()) == [
-        "00_traced.txt", "01_after_dce.txt", "02_graph.json", "03_graph.dot", "index.txt"]
+        "00_traced.txt", "01_after_dce.txt", "02_graph.json", "03_graph.dot", "index.txt",
+        "report.html"]
     f(x)
     assert (d / "04_stablehlo.mlir").exists() and (d / "05_hlo_optimized.txt").exists()
     assert "05_hlo_optimized.txt" in (d / "index.txt").read_text()
@@ -155,3 +158,42 @@ def test_hlo_names_each_ir_node_its_scope_and_user_line():
     assert f'op_name="jit(f)/enc/0/%0 = matmul at {here}/dot_general"' in hlo
     assert f"enc/0/%1 = relu at {here}" in hlo
     assert f"jit(f)/enc/0/%0 = matmul at {here}" in lowered.as_text(debug_info=True)
+
+
+def _report(tmp_path):
+    def f(x, w):
+        with tg.scope("enc"), tg.scope("0"):
+            h = tg.relu(x @ w) * 1.0  # the pass pipeline drops the * 1.0
+        return (h + 0.0).sum()
+
+    x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    tg.jit(f, dump=tmp_path)(x, w)
+    return tmp_path / "f" / "0" / "report.html"
+
+
+def test_html_report_links_passes_nodes_and_hlo(tmp_path):
+    path = _report(tmp_path)
+    page = path.read_text()
+    assert "report.html" in (path.parent / "index.txt").read_text()
+    for section in ("id='traced'", "id='optimized'", "id='stablehlo'", "id='hlo'"):
+        assert section in page
+    assert "Pass simplify" in page and 'class="del"' in page  # the mul by 1.0, removed
+    assert '<summary>enc</summary>' in page  # the module scope, foldable
+    assert 'id="opt-0"' in page and 'href="#opt-0"' in page  # %0 defined and used
+    assert "&#8594; %0 matmul at test_dump.py:" in page  # an HLO op linked to its node
+
+
+def test_html_report_renders_in_a_headless_browser(tmp_path):
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no Chromium (the OS package chromium) on this machine")
+    path = _report(tmp_path)
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    dom = done.stdout
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "<h2 id=\"optimized\">Optimized IR</h2>" in dom and "<details open=\"\">" in dom
+    assert 'href="#opt-0"' in dom

@@ -13,6 +13,9 @@ produced them::
     07_stablehlo.mlir        what JAX hands XLA: f.lower(...).as_text()
     08_hlo_optimized.txt     what XLA made of it: f.lower(...).compile().as_text()
     index.txt                the signature, why it was traced, the pass table, the files
+    report.html              all of it on one page (`tracegraph.report`): each pass as a
+                             diff, module scopes folded, operands and HLO ops linked to
+                             the IR nodes they come from
 
 The IR files are written when the signature is traced; the StableHLO and HLO after the
 first call with it has compiled (a call of ``f.trace`` alone compiles nothing). Dumping
@@ -25,6 +28,7 @@ import os
 import re
 import threading
 
+from .report import compilation_report
 from .transforms.pass_manager import format_records
 
 DUMP_ENV = "TRACEGRAPH_DUMP"
@@ -66,6 +70,7 @@ class Dumper:
         self._files: dict[str, list] = {}  # signature folder -> [(file, what)]
         self._next: dict[str, int] = {}  # signature folder -> number of the next file
         self._headers: dict[str, str] = {}
+        self._results: dict[str, object] = {}  # signature folder -> PassManager result
 
     def signature_dir(self, index: int) -> str:
         return os.path.join(self.folder, str(index))
@@ -105,14 +110,32 @@ class Dumper:
             f"traced because: {reason}\n\n"
             f"passes:\n{_indent(format_records(result.records))}\n"
         )
+        self._results[d] = result
         self._write_index(d)
+        self._write_report(d, graph.name, None, None)
         return d
+
+    def _write_report(self, d: str, name: str, stablehlo, hlo) -> None:
+        result = self._results.get(d)
+        if result is None:
+            return
+        try:
+            page = compilation_report(f"tracegraph: {name}", self._headers.get(d, ""),
+                                      result.stages, result.records, stablehlo, hlo)
+            with open(os.path.join(d, "report.html"), "w") as f:
+                f.write(page)
+            files = [entry for entry in self._files.setdefault(d, []) if entry[0] != "report.html"]
+            files.append(("report.html", "all of the above on one page, linked (open in a browser)"))
+            self._files[d] = files
+        except Exception as e:  # noqa: BLE001 - a dump must never break compilation
+            self._files.setdefault(d, []).append(("-", f"report not written: {type(e).__name__}: {e}"))
 
     def write_compiled(self, index: int, lowered) -> None:
         """StableHLO and XLA-optimized HLO of one signature, from a jax ``Lowered``."""
         d = self.signature_dir(index)
         files = self._files.setdefault(d, [])
         n = self._next.get(d, len(files))
+        text = hlo = None
         try:
             text = lowered.as_text()
             name = f"{n:02d}_stablehlo.mlir"
@@ -129,6 +152,9 @@ class Dumper:
         except Exception as e:  # noqa: BLE001 - a dump must never break the call
             files.append(("-", f"HLO not written: {type(e).__name__}: {e}"))
         self._next[d] = n
+        result = self._results.get(d)
+        if result is not None:
+            self._write_report(d, result.graph.name, text, hlo)
         self._write_index(d)
 
     def _write_index(self, d: str):
