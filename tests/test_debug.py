@@ -88,3 +88,13 @@ def test_graphs_scopes_and_control_flow():
 def test_bad_reference_is_an_error():
     with pytest.raises(tg.Error, match="reference must be"):
         tg.debug.bisect(model, X, W, reference="gpu")
+
+
+def test_the_command_bisects_a_saved_graph(tmp_path, eager_log_off_by_a_little, capsys):
+    from tracegraph.cli import main
+
+    tg.save(tg.trace(model, X, W), tmp_path / "model.tg")
+    np.savez(tmp_path / "in.npz", x=X, w=W)
+    status = main(["bisect", str(tmp_path / "model.tg"), "--inputs", str(tmp_path / "in.npz")])
+    out = capsys.readouterr().out
+    assert status == 3 and f"= log at test_debug.py:{LOG_LINE}" in out

@@ -392,6 +392,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bisect(args: argparse.Namespace) -> int:
+    """The first node of a saved graph where compiled and op-by-op runs (or float64 and
+    the graph's dtype) differ (`tg.debug.bisect`), on inputs from an .npz file."""
+    graph = _load_verified(args.file)
+    leaves = read_inputs(graph, args.inputs) if args.inputs else []
+    if len(leaves) != len(graph.inputs):
+        raise CLIError(f"graph {graph.name} takes {len(graph.inputs)} inputs; pass them with --inputs FILE.npz")
+    with on_device(args.device), _x64_if(_graph_dtypes(graph)):
+        leaves = coerce_inputs(graph, leaves)
+        report = tg.debug.bisect_flat(graph, leaves, reference=args.reference, ulps=args.ulps)
+    print(report)
+    return 3 if report.diverged else 0
+
+
 def _add_graph_commands(sub) -> None:
     p = sub.add_parser(
         "dump",
@@ -440,6 +454,24 @@ def _add_graph_commands(sub) -> None:
                    help="run on this kind of device (default: JAX's default device)")
     p.add_argument("-o", "--output", help="save the outputs to this .npz (out_0, out_1, ...)")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser(
+        "bisect",
+        help="find the first node of a saved graph where compiled and op-by-op runs differ",
+        description="Run a saved graph compiled and node by node (or in float64 and its own "
+        "dtype, --reference float64) on inputs from an .npz file and print the first node whose "
+        "own result differs beyond the tolerance, with its op, scope and source line (exit "
+        "status 3 when one does).",
+    )
+    p.add_argument("file", help="a tg.save file, a JSON graph or a text-form graph")
+    p.add_argument("--inputs", help="an .npz file with one array per graph input")
+    p.add_argument("--reference", choices=("compiled", "float64"), default="compiled",
+                   help="what the op-by-op run is compared with (default compiled)")
+    p.add_argument("--ulps", type=float, default=None,
+                   help="tolerance in ULPs (default 64 against compiled, 4 against float64)")
+    p.add_argument("--device", choices=DEVICE_KINDS, default=None,
+                   help="run on this kind of device (default: JAX's default device)")
+    p.set_defaults(func=cmd_bisect)
 
 
 def build_parser() -> argparse.ArgumentParser:

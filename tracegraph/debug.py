@@ -50,7 +50,7 @@ from .ir.printer import Namer
 from .ir.types import is_float, is_key
 from .transforms.rewrite import graph_attr_keys
 
-__all__ = ["Divergence", "bisect"]
+__all__ = ["Divergence", "bisect", "bisect_flat"]
 
 
 @dataclasses.dataclass
@@ -105,10 +105,17 @@ def bisect(fn, *args, reference: str = "compiled", ulps: float | None = None,
     """The first node of ``fn``'s graph (a function, traced on ``args``, or a `tg.Graph`)
     whose result in the test run differs from the reference run by more than ``ulps``
     (see the module docstring); returns a `Divergence` (``str()`` it for a report)."""
+    graph = fn if isinstance(fn, Graph) else trace_function(fn, args, kwargs)
+    return bisect_flat(graph, graph.flatten_args(args, kwargs), reference=reference, ulps=ulps,
+                       top=top)
+
+
+def bisect_flat(graph: Graph, flat, *, reference: str = "compiled", ulps: float | None = None,
+                top: int = 5) -> Divergence:
+    """`bisect` of a graph on its flat inputs (one array per graph input)."""
     if reference not in ("compiled", "float64"):
         raise Error(f"bisect: reference must be 'compiled' or 'float64', got {reference!r}")
-    graph = fn if isinstance(fn, Graph) else trace_function(fn, args, kwargs)
-    flat = graph.flatten_args(args, kwargs)
+    flat = list(flat)
     tol = ulps if ulps is not None else (64.0 if reference == "compiled" else 4.0)
     probes = [v for n in graph.nodes for v in n.outputs]
     if reference == "compiled":
