@@ -34,7 +34,7 @@ def needs_x64(arrays, attrs=None) -> bool:
             v = DTYPE_NAMES[v]
         try:
             dtypes.append(np.dtype(v))
-        except TypeError:
+        except (TypeError, ValueError):  # tuples of names, partition specs
             pass
     return any(d in WIDE for d in dtypes)
 

@@ -1,7 +1,8 @@
-"""Every public ``jax.numpy`` function that takes arrays, converted by ``tg.from_jax``: a
-generated census for tests/test_jnp_coverage.py and for docs/interop.md's coverage table.
+"""Every public ``jax.numpy``, ``jax.nn`` and ``jax.scipy.special`` function that takes
+arrays, converted by ``tg.from_jax``: a generated census for tests/test_jnp_coverage.py
+and for docs/interop.md's coverage table.
 
-Each function of ``dir(jax.numpy)`` is called the way its signature allows with plain
+Each public function of those modules is called the way its signature allows with plain
 arrays: one float array, two broadcasting float arrays, or a float array with ``axis=``
 for reducers (``jnp.sum(x, axis=1)``), then the same with integer arrays (bitwise ops);
 a function ``jax.jit`` itself refuses on those arguments is "not applicable" (it needs
@@ -25,6 +26,7 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special
 import numpy as np
 
 import tracegraph as tg
@@ -85,20 +87,26 @@ def _call(fn, name):
     return None
 
 
+MODULES = {"jnp": jnp, "jax.nn": jax.nn, "jax.scipy.special": jax.scipy.special}
+
+
 def census_names() -> list[str]:
+    """``module.function`` names: jax.numpy's, jax.nn's and jax.scipy.special's."""
     out = []
-    for name in sorted(dir(jnp)):
-        if name.startswith("_") or name in SKIP:
-            continue
-        fn = getattr(jnp, name)
-        if callable(fn) and not inspect.isclass(fn) and not inspect.ismodule(fn):
-            out.append(name)
+    for prefix, module in MODULES.items():
+        for name in sorted(dir(module)):
+            if name.startswith("_") or name in SKIP:
+                continue
+            fn = getattr(module, name)
+            if callable(fn) and not inspect.isclass(fn) and not inspect.ismodule(fn):
+                out.append(f"{prefix}.{name}")
     return out
 
 
-def check(name: str):
-    """(outcome, detail) for ``jnp.<name>``."""
-    fn = getattr(jnp, name)
+def check(qualified: str):
+    """(outcome, detail) for ``qualified`` (``jnp.sum``, ``jax.nn.gelu`` ...)."""
+    prefix, name = qualified.rsplit(".", 1)
+    fn = getattr(MODULES[prefix], name)
     call = _call(fn, name)
     if call is None:
         return "n/a", ""
@@ -134,7 +142,7 @@ def main():
     print()
     for name, outcome, detail in rows:
         if outcome not in ("converts", "n/a"):
-            print(f"- `jnp.{name}`: {outcome} {detail}")
+            print(f"- `{name}`: {outcome} {detail}")
 
 
 if __name__ == "__main__":

@@ -21,22 +21,55 @@ MODES = ("jit", "interpret", "eager")
 EXHAUSTIVE = os.environ.get("TRACEGRAPH_EXHAUSTIVE", "") not in ("", "0")
 
 
-def slow_in_one_mode(cases, default_modes=MODES):
-    """pytest params ``(*case, mode)`` from `sample_cases` params: a default case in each
-    of ``default_modes``; a slow case in one mode, the modes taking turns (in every mode
-    under TRACEGRAPH_EXHAUSTIVE). Ids are ``{id}-{mode}``."""
+def slow_in_one_mode(cases, default_modes=MODES, first_in_all=True):
+    """pytest params ``(*case, mode)`` from `sample_cases` params. A default case runs in
+    each of ``default_modes`` if it is its op's first (``first_in_all``), else in one mode,
+    the modes taking turns (every op in every mode on its first sample, its next default
+    samples in one mode each: the default run's ten minutes hold ~160 ops); a slow case
+    runs in one mode, the modes taking turns (in every mode under TRACEGRAPH_EXHAUSTIVE).
+    Ids are ``{id}-{mode}``."""
     turn = 0
+    seen = set()
     for p in cases:
         slow = any(m.name == "slow" for m in p.marks)
+        first = p.values[0] not in seen
+        seen.add(p.values[0])
         if slow and not EXHAUSTIVE:
             modes = (MODES[turn % len(MODES)],)
             turn += 1
-        elif slow:
-            modes = MODES
+        elif slow or EXHAUSTIVE or (first and first_in_all):
+            modes = MODES if slow else default_modes
         else:
-            modes = default_modes
+            modes = (default_modes[turn % len(default_modes)],)
+            turn += 1
         for mode in modes:
             yield pytest.param(*p.values, mode, marks=p.marks, id=f"{p.id}-{mode}")
+
+
+_TURN = [0]
+
+
+def rotating_modes():
+    """``MODES`` as the params of one test: one mode by default, the next test's default
+    the next mode (so the default run covers every mode across a file's tests), the
+    other two with -m slow (every mode under TRACEGRAPH_EXHAUSTIVE=1)."""
+    k = _TURN[0] % len(MODES)
+    _TURN[0] += 1
+    return [m if i == k or EXHAUSTIVE else pytest.param(m, marks=pytest.mark.slow)
+            for i, m in enumerate(MODES)]
+
+
+def one_mode_per_op(cases):
+    """pytest params ``(*case, mode)``: each op's default case in one mode, the modes
+    taking turns from op to op (the VJP matrix: `slow_in_one_mode`'s forward matrix runs
+    every op in every mode); its other modes, and the slow cases, with -m slow."""
+    for i, p in enumerate(cases):
+        slow = any(m.name == "slow" for m in p.marks)
+        for j, mode in enumerate(MODES):
+            if slow and not EXHAUSTIVE and j != i % len(MODES):
+                continue
+            marks = p.marks if (slow or j == i % len(MODES) or EXHAUSTIVE) else (pytest.mark.slow,)
+            yield pytest.param(*p.values, mode, marks=marks, id=f"{p.id}-{mode}")
 
 
 def modes_taking_turns(cases, ids):

@@ -23,6 +23,7 @@ import numpy as np
 from jax import lax
 
 import tracegraph as tg
+from tracegraph.frontend import fn_reduce
 
 
 def _clip_gradient(np_, custom_vjp):
@@ -40,10 +41,12 @@ def _clip_gradient(np_, custom_vjp):
 TG = types.SimpleNamespace(
     np=tg, cond=tg.cond, scan=tg.scan, softmax=tg.softmax, where=tg.where,
     clip_gradient=_clip_gradient(tg, tg.custom_vjp), random=tg.random, name="tg",
+    cummax=fn_reduce.cummax, cumlogsumexp=fn_reduce.cumlogsumexp,
 )
 JNP = types.SimpleNamespace(
     np=jnp, cond=lax.cond, scan=lax.scan, softmax=jax.nn.softmax, where=jnp.where,
     clip_gradient=_clip_gradient(jnp, jax.custom_vjp), random=jax.random, name="jnp",
+    cummax=lax.cummax, cumlogsumexp=lax.cumlogsumexp,
 )
 
 
@@ -143,6 +146,12 @@ STEPS: dict = {
                           x / 0.7, 0.0)
                       + 0.1 * m.random.normal(m.random.fold_in(m.random.key(s), 3), x.shape),
                       lambda rng, x: {"s": int(rng.integers(1000))}),
+    # cumulative ops; the ramp keeps cummax free of ties (where JAX splits the gradient)
+    "cumulative": (lambda x: _is_float(x) and x.ndim >= 1,
+                   lambda m, x, axis, r: m.np.cumprod(m.np.tanh(x) + 1.0, axis=axis)
+                   + m.cummax(x + 0.001 * m.np.arange(x.shape[-1]), axis=x.ndim - 1, reverse=r)
+                   + m.cumlogsumexp(x, axis=axis, reverse=not r),
+                   lambda rng, x: {"axis": int(rng.integers(x.ndim)), "r": bool(rng.integers(2))}),
     "scan_cumsum": (lambda x: _is_float(x) and x.ndim >= 1,
                     lambda m, x: m.scan(lambda c, r: (c + r, c * r), m.np.zeros_like(x[0]), x)[1],
                     None),

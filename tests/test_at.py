@@ -45,18 +45,18 @@ def _check(got, want, what):
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w), err_msg=f"{what}[{i}]")
 
 
-def _every_fourth(cases):
-    """`modes_taking_turns` with every fourth case by default, the rest with -m slow (each
+def _every_eighth(cases):
+    """`modes_taking_turns` with every eighth case by default, the rest with -m slow (each
     case compiles a dozen scatters: the default run's budget)."""
     params = modes_taking_turns(cases, [c[0] for c in cases])
     out = []
     for k, p in enumerate(params):
-        default = not p.marks and (k // len(MODES)) % 4 == 0
+        default = not p.marks and (k // len(MODES)) % 8 == 0
         out.append(p if default or p.marks else pytest.param(*p.values, marks=pytest.mark.slow, id=p.id))
     return out
 
 
-@pytest.mark.parametrize("name,index,arrays,mode", _every_fourth(INDEX_CASES))
+@pytest.mark.parametrize("name,index,arrays,mode", _every_eighth(INDEX_CASES))
 def test_every_index_form_and_method_matches_jax(name, index, arrays, mode):
     key = index(_Key(), arrays)
     v = _values(jnp.asarray(X)[key].shape)
@@ -70,7 +70,7 @@ def test_every_index_form_and_method_matches_jax(name, index, arrays, mode):
 ARRAY_CASES = [c for c in INDEX_CASES if c[2]]
 
 
-@pytest.mark.parametrize("name,index,arrays,mode", _every_fourth(ARRAY_CASES))
+@pytest.mark.parametrize("name,index,arrays,mode", _every_eighth(ARRAY_CASES))
 def test_traced_index_tensors_match_jax(name, index, arrays, mode):
     v = _values(jnp.asarray(X)[index(_Key(), arrays)].shape)
     want = _all_methods(jnp.asarray(X), index(_Key(), [jnp.asarray(a) for a in arrays]), v)

@@ -15,7 +15,7 @@ import tracegraph.nn.functional as F
 from tracegraph.core import bind
 from tracegraph.ops.conv import conv_general_attrs
 
-from op_matrix import MODES, modes_taking_turns, run_mode
+from op_matrix import MODES, modes_taking_turns, run_mode, rotating_modes
 
 try:  # Flax is an optional extra (in .[test]): the comparisons with it skip without it
     import flax.linen as nn
@@ -94,7 +94,7 @@ def _conv_general(x, w, **attrs):
 NHWC = {"lhs_spec": "NHWC", "rhs_spec": "HWIO", "out_spec": "NHWC"}
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_conv_general_nhwc_grad(mode):
     attrs = dict(
         window_strides=(2, 1),
@@ -125,7 +125,7 @@ def test_conv_general_nhwc_grad(mode):
     check_grad(loss, loss_jax, (x, w), mode, argnums=(0, 1))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_conv_general_1d_batch_groups_grad(mode):
     attrs = {
         "window_strides": (1,),
@@ -164,7 +164,7 @@ def _flax_conv_eqn(module, params, x):
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_flax_conv_via_conv_general_attrs(mode):
     # What the jaxpr importer does: a Flax NHWC/HWIO convolution's equation parameters
     # become conv_general attributes; values and gradients must match Flax exactly.
@@ -278,14 +278,14 @@ def _pool_loss(x, w):
     return tg.sum(tg.tanh(z))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_max_and_avg_pool_grad(mode):
     x = rand(2, 3, 8, 7)  # continuous values: no ties inside a window
     w = rand(2, 3, 4, 4)
     check_grad(_pool_loss, _pool_loss_jax, (x, w), mode, argnums=(0, 1))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_pool_second_order(mode):
     # Hessian-vector product through max_pool2d_grad / max_pool2d_jvp / avg_pool2d_grad.
     x, w, v = rand(2, 3, 8, 7), rand(2, 3, 4, 4), rand(2, 3, 8, 7)
@@ -331,7 +331,7 @@ def test_einsum_grad(spec, shapes, mode):
     )
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_matmul_and_dot_general_grad(mode):
     a, b, c, d, v = rand(4), rand(2, 1, 4, 3), rand(5, 3, 2), rand(2, 3, 4), rand(2)
     dn = (((2,), (1,)), ((0,), (0,)))  # contract d's dim 2 with z0's dim 1; batch dim 0
@@ -354,7 +354,7 @@ def test_matmul_and_dot_general_grad(mode):
 # -- softmax, dropout, stop_gradient --------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_softmax_cross_entropy_grad(mode):
     logits, labels = rand(5, 7), np.array([0, 6, 3, 3, 1], np.int32)
     onehot = np.eye(7, dtype=np.float32)[labels]
@@ -372,7 +372,7 @@ def test_softmax_cross_entropy_grad(mode):
     check_grad(loss, loss_jax, (logits,), mode)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_softmax_middle_axis_grad(mode):
     check_grad(
         lambda x: tg.sum(F.softmax(x, axis=1) ** 3) + tg.sum(tg.sin(F.log_softmax(x, axis=0))),
@@ -385,7 +385,7 @@ def test_softmax_middle_axis_grad(mode):
     )
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_dropout_grad_uses_the_same_mask(mode):
     x, y = rand(6, 5), rand(6, 5)
     key = np.asarray(jax.random.PRNGKey(7))
@@ -403,7 +403,7 @@ def test_dropout_grad_uses_the_same_mask(mode):
     assert np.all(np.asarray(g)[~keep] == 0) and np.all(np.asarray(g)[keep] != 0)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_stop_gradient_gives_zero(mode):
     x = rand(3, 4)
     g = run_mode(mode, tg.grad(lambda x: tg.sum(tg.stop_gradient(x) ** 2)), (x,))
@@ -430,7 +430,7 @@ def _scalar_model_jax(s, a, b):
     return jnp.sum(jax.nn.softmax(jnp.tanh(s * a) @ b, axis=-1) * b[0])
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_second_derivative_through_matmul_softmax(mode):
     s, a, b = np.float32(0.7), rand(3, 4), rand(4, 4)
     want = jax.grad(jax.grad(_scalar_model_jax))(s, a, b)
@@ -438,7 +438,7 @@ def test_second_derivative_through_matmul_softmax(mode):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_hessian_vector_products(mode):
     # grad of <grad f, v> for f through einsum, dot_general, conv2d and log_softmax. Its
     # own data (not the module's RNG, whose state depends on which tests ran before in

@@ -93,22 +93,16 @@ def _one_device():
     return jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
 
-def _cumprod_in_jit(x):
-    return jax.jit(lambda v: jnp.cumprod(v, axis=0))(x) + 1.0
+def _zeta_in_jit(x):
+    return jax.jit(lambda v: jax.scipy.special.zeta(v * v + 2.0, 1.5))(x) + 1.0
 
 
 UNSUPPORTED = [
-    (
-        "sharding_constraint",
-        lambda x: lax.with_sharding_constraint(x * 2.0, _one_device()) + 1.0,
-        lax.sharding_constraint_p,
-    ),
     ("optimization_barrier", lambda x: lax.optimization_barrier(x * 2.0) + 1.0,
      lax.optimization_barrier_p),
     ("checkpoint_name", lambda x: checkpoint_name(x * 2.0, "h") + 1.0, prims.name_p),
-    ("cumprod-in-jit", _cumprod_in_jit, lax.cumprod_p),
-    ("clz", lambda x: lax.clz(x.astype(jnp.int32)).astype(jnp.float32) + x, lax.clz_p),
-    ("lgamma", lambda x: jax.scipy.special.gammaln(x * x + 1.0), lax.lgamma_p),
+    ("zeta-in-jit", _zeta_in_jit, lax.zeta_p),
+    ("bessel_i0e", lambda x: jax.scipy.special.i0e(x * x + 1.0), lax.bessel_i0e_p),
 ]
 
 
@@ -124,8 +118,17 @@ def test_an_unsupported_primitive_is_reported_with_its_reason(name, fn, prim):
 def test_missing_primitives_gives_the_declared_reason():
     fn = UNSUPPORTED[0][1]
     closed = jax.make_jaxpr(fn)(X)
-    why = NOT_YET_SUPPORTED[lax.sharding_constraint_p]
-    assert missing_primitives(closed) == [("sharding_constraint", why, 1)]
+    why = NOT_YET_SUPPORTED[lax.optimization_barrier_p]
+    assert missing_primitives(closed) == [("optimization_barrier", why, 1)]
+
+
+def test_a_sharding_constraint_the_ir_cannot_name_is_reported():
+    """A NamedSharding constraint becomes a sharding_constraint node (tests/test_sharding.py);
+    one to a single device's sharding is refused with its reason, never dropped."""
+    f = tg.from_jax(lambda x: lax.with_sharding_constraint(x * 2.0, _one_device()) + 1.0)
+    with pytest.raises(tg.TracingError, match=r"sharding_constraint \(1 use\): a sharding "
+                       r"constraint to a SingleDeviceSharding"):
+        tg.trace(f, X)
 
 
 def test_device_put_to_a_device_is_reported():
@@ -172,7 +175,55 @@ def _diagonal_solve(d, b):
     return lax.custom_linear_solve(lambda v: d * v, b, lambda mv, r: r * inv, symmetric=True)
 
 
+def _cumulative(x):
+    def total(v):
+        return (jnp.cumprod(v, axis=1) + lax.cummax(v, axis=0, reverse=True) * lax.cummin(v, axis=1)
+                + lax.cumlogsumexp(v, axis=1, reverse=True)).sum()
+
+    return (jnp.cumprod(x, axis=0), lax.cumprod(x.at[1, 1].set(0.0), axis=1, reverse=True),
+            lax.cummax(x, axis=1), lax.cummin(x, axis=0, reverse=True), lax.cumlogsumexp(x, axis=1),
+            jax.grad(total)(x))
+
+
+def _special(x):
+    a, v = x * x + 0.5, jnp.abs(x) + 0.25
+    sp = jax.scipy.special
+    return (sp.gammaln(x), sp.digamma(a), sp.polygamma(2, a), sp.gammainc(a, v), sp.gammaincc(a, v),
+            lax.igamma_grad_a(a, v), jnp.nextafter(x, 0.0), jnp.spacing(x),
+            jax.grad(lambda b: (sp.gammaln(b) + sp.digamma(b) + sp.gammainc(b, v)).sum())(a))
+
+
+def _pool_gradients(x):
+    import flax.linen as nn
+
+    img = jnp.tile(x, (2, 2))[None, :, :, None] * jnp.ones((2, 1, 1, 3))  # (2, 6, 8, 3)
+    ties = jnp.round(img)  # integer values: windows with several maxima (JAX: the first)
+
+    def rw(v, op, init, dims, strides, padding):
+        return lax.reduce_window(v, init, op, dims, strides, padding)
+
+    grad = jax.grad
+    return (
+        grad(lambda v: (nn.max_pool(v, (2, 2), strides=(2, 2)) ** 2).sum())(img),
+        grad(lambda v: (nn.max_pool(v, (3, 3), strides=(2, 1), padding="SAME") * v[:, :3, :, :]).sum())(ties),
+        grad(lambda v: rw(v, lax.max, -jnp.inf, (1, 1, 2, 3), (1, 1, 2, 2), "VALID").sum())(
+            jnp.transpose(ties, (0, 3, 1, 2))),  # NCHW
+        grad(lambda v: rw(v, lax.min, jnp.inf, (2, 2), (1, 2), ((1, 0), (0, 1))).sum())(x),
+        grad(lambda v: rw(v, lax.max, -jnp.inf, (1, 3), (1, 1), "SAME").sum())(ties[0, :, :, 0]),
+    )
+
+
+def _batched_while(x):
+    """vmap of a while loop whose trip count depends on the element: JAX's while with a
+    batched (bool array) predicate (jax.scipy.special.expi is one: the census covers it)."""
+    def one(v):
+        return lax.while_loop(lambda c: c[1] < v * 10, lambda c: (c[0] * 1.5, c[1] + 1.0), (v, 0.0))
+
+    return jax.vmap(jax.vmap(one))(x)
+
+
 CASES = [
+    ("batched-while", _batched_while, (X,), lax.while_p),
     ("tile", lambda x: (jnp.tile(x, (2, 1)), lax.tile(x, (1, 3)), jnp.tile(x[0], 2)), (X,),
      lax.tile_p),
     ("unstack", lambda x: (*jnp.unstack(x), *jnp.unstack(x, axis=1)), (X,), lax.unstack_p),
@@ -192,8 +243,12 @@ CASES = [
     ("sort", lambda x: (jnp.sort(x, axis=0), jnp.argsort(x), jnp.argsort(x, descending=True),
                         jnp.sort(x, descending=True), lax.top_k(x, 2), lax.top_k(x.T, 1)),
      (X,), lax.sort_p),
+    ("cumulative", _cumulative, (X,), lax.cummax_p),
+    ("special", _special, (X,), lax.igamma_p),
+    ("pool-gradients", _pool_gradients, (X,), lax.select_and_scatter_add_p),
     ("bits", lambda i: (i & 6, i | 9, i ^ 5, ~i, i << 2, i >> 1, lax.shift_right_logical(i, 1),
-                        lax.population_count(i), jnp.uint8(200) >> jnp.uint8(3)),
+                        lax.population_count(i), jnp.uint8(200) >> jnp.uint8(3), lax.clz(i),
+                        lax.mulhi(i * 300_000_000, i + 7)),
      (np.arange(-6, 6, dtype=np.int32).reshape(3, 4),), lax.shift_right_logical_p),
 ]
 
@@ -273,19 +328,23 @@ def test_rule_matches_jax(name, fn, args, prim, mode):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
+def _weighted_choice(k, shape):
+    return jax.random.choice(k, 5, shape, p=jnp.array([0.1, 0.2, 0.3, 0.2, 0.2]))
+
+
 def test_dead_code_never_blocks_conversion():
     """An unused draw (a Haiku model at dropout 0 draws and discards) or a dead equation
     in a scan body is pruned by JAX's own DCE before the check; a live one is still
-    reported. (random_gamma: a primitive with no tracegraph op.)"""
+    reported. (choice with p=: its le_to has no tracegraph op.)"""
     key = jax.random.PRNGKey(0)
 
     def dead_split(k, x):
-        jax.random.gamma(k, 2.0, x.shape)
+        _weighted_choice(k, x.shape)
         return x * 2.0
 
     def dead_in_scan(k, xs):
         def body(c, x):
-            jax.random.gamma(jax.random.fold_in(k, 3), 2.0)
+            _weighted_choice(jax.random.fold_in(k, 3), ())
             return c + jnp.sum(x), x * 2.0
 
         return lax.scan(body, 0.0, xs)
@@ -296,8 +355,8 @@ def test_dead_code_never_blocks_conversion():
         for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
         assert "random" not in str(tg.trace(tg.from_jax(fn), key, X))
-    live = tg.from_jax(lambda k, x: x * jax.random.gamma(k, 2.0, x.shape))
-    with pytest.raises(tg.TracingError, match=r"random_gamma \(1 use\)"):
+    live = tg.from_jax(lambda k, x: x * _weighted_choice(k, x.shape))
+    with pytest.raises(tg.TracingError, match=r"le_to \("):
         tg.trace(live, key, X)
 
 

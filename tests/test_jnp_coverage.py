@@ -1,4 +1,4 @@
-"""Every public jax.numpy function that takes plain arrays converts through tg.from_jax
+"""Every public jax.numpy, jax.nn and jax.scipy.special function that takes plain arrays converts through tg.from_jax
 to JAX's result, or names JAX primitives that tracegraph declares unsupported (with a
 reason); never a wrong value or another error (tests/jnp_coverage.py makes the census)."""
 
@@ -17,7 +17,7 @@ DECLARED = {p.name for p in NOT_YET_SUPPORTED}
 ])
 def test_jnp_function_converts_or_is_declared_unsupported(name):
     outcome, detail = check(name)
-    assert outcome in ("converts", "unsupported", "n/a"), f"jnp.{name}: {outcome} {detail}"
+    assert outcome in ("converts", "unsupported", "n/a"), f"{name}: {outcome} {detail}"
     if outcome == "unsupported":
         missing = set(detail.split(", "))
-        assert missing <= DECLARED, f"jnp.{name}: {missing - DECLARED} are not declared"
+        assert missing <= DECLARED, f"{name}: {missing - DECLARED} are not declared"

@@ -12,7 +12,7 @@ import numpy as np
 import optax
 import pytest
 from jax import lax
-from op_matrix import MODES, run_mode, modes_taking_turns
+from op_matrix import MODES, run_mode, modes_taking_turns, rotating_modes
 
 import tracegraph as tg
 from tracegraph.nn._module import _scope
@@ -88,7 +88,7 @@ def test_linear_vs_flax_dense(mode, xshape):
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_linear_without_bias(mode):
     lin = nn.Linear(6, 3, bias=False, key=tg.random.key(2))
     assert lin.bias is None and len(lin.parameters()) == 1
@@ -103,7 +103,7 @@ def _sq_loss(model, *args):
     return tg.sum(out * out)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_linear_grad_vs_jax(mode):
     lin = nn.Linear(5, 3, key=tg.random.key(3))
     x = rand(4, 5)
@@ -145,7 +145,7 @@ def _conv_ref(x, w, b, stride=(1, 1), padding=((0, 0), (0, 0))):
     return y + b[None, :, None, None]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_conv2d_vs_lax(mode):
     conv = nn.Conv2d(3, 5, 3, stride=2, padding=1, key=tg.random.key(5))
     x = rand(2, 3, 7, 7)
@@ -153,7 +153,7 @@ def test_conv2d_vs_lax(mode):
     check(mode, conv, (x,), want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_conv2d_grad_vs_jax(mode):
     conv = nn.Conv2d(3, 4, 3, stride=2, padding=1, key=tg.random.key(6))
     x = rand(2, 3, 6, 6)
@@ -198,7 +198,7 @@ def test_flatten_bad_dims():
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_embedding_vs_take(mode):
     emb = nn.Embedding(11, 6, key=tg.random.key(7))
     ids = RNG.integers(0, 11, size=(3, 5)).astype(np.int32)
@@ -219,7 +219,7 @@ def test_layer_norm_vs_flax(mode, shape):
     check(mode, ln, (x,), want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_layer_norm_without_affine(mode):
     ln = nn.LayerNorm(6, elementwise_affine=False)
     assert ln.parameters() == []
@@ -253,7 +253,7 @@ def test_activation_modules(mode, name):
     check(mode, layer, (x,), ref(x))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_dropout_train_and_eval(mode):
     drop = nn.Dropout(0.3)
     x = rand(4, 50)
@@ -322,7 +322,7 @@ def layer_states(ys, states):
     return ys, jax.tree_util.tree_map(lambda s: s[None], states)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_lstm_vs_scan_reference(mode):
     lstm = nn.LSTM(3, 5, key=tg.random.key(9))
     xs = rand(6, 2, 3)
@@ -330,7 +330,7 @@ def test_lstm_vs_scan_reference(mode):
     check(mode, lstm, (xs,), layer_states(*lstm_ref(*lstm_params(lstm), xs, z, z)))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_lstm_batch_first_with_state(mode):
     lstm = nn.LSTM(3, 4, batch_first=True, key=tg.random.key(10))
     x = rand(2, 5, 3)
@@ -340,7 +340,7 @@ def test_lstm_batch_first_with_state(mode):
     check(mode, lstm, (x, (h0[None], c0[None])), want)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_lstm_unbatched_and_without_bias(mode):
     lstm = nn.LSTM(3, 4, bias=False, key=tg.random.key(11))
     assert lstm.bias is False and lstm.bias_ih_l0 is None and len(lstm.parameters()) == 2
@@ -351,7 +351,7 @@ def test_lstm_unbatched_and_without_bias(mode):
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_lstm_vs_flax_optimized_lstm_cell(mode):
     """Flax's LSTM cell has the same equations; its params are per gate, (in, out)."""
     lstm = nn.LSTM(3, 4, key=tg.random.key(12))
@@ -377,7 +377,7 @@ def test_lstm_bad_input():
         nn.LSTM(3, 4, key=tg.random.key(0))(rand(2, 3, 4, 3))
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_lstm_grad_vs_jax(mode):
     lstm = nn.LSTM(3, 4, key=tg.random.key(13))
     xs = rand(5, 2, 3)
@@ -405,7 +405,7 @@ def test_gru_vs_scan_reference(mode, batch_first):
 
 
 @needs_flax
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_gru_vs_flax_gru_cell(mode):
     """Flax's GRUCell: same equations (its ``n`` gate bias sits on the input side, and
     its hidden r/z projections have no bias), so those biases are zero here."""
@@ -486,7 +486,7 @@ def test_mha_self_attention_vs_jnp(mode, causal):
     check(mode, m, (x,), mha_ref(m, x, x, x, causal=causal), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_mha_cross_attention_with_mask_vs_jnp(mode):
     m = _random_biases(nn.MultiHeadAttention(12, 3, key=tg.random.key(18)))
     q, kv, v = rand(2, 4, 12), rand(2, 6, 12), rand(2, 6, 12)
@@ -498,7 +498,7 @@ def test_mha_cross_attention_with_mask_vs_jnp(mode):
     assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_mha_unbatched(mode):
     m = _random_biases(nn.MultiHeadAttention(8, 4, causal=True, key=tg.random.key(19)))
     x = rand(5, 8)
@@ -522,7 +522,7 @@ def test_mha_vs_flax(causal):
     assert_close(tg.jit(call)(m, x), want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_mha_dropout(mode):
     m = nn.MultiHeadAttention(8, 2, dropout=0.5, key=tg.random.key(21))
     x = rand(2, 4, 8)
@@ -561,7 +561,7 @@ def test_mha_errors():
 # -- Sequential -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_sequential_with_functions(mode):
     k1, k2 = keys(2)
     seq = nn.Sequential([nn.Linear(4, 8, key=k1), tg.relu, lambda x: x * 2.0, nn.Linear(8, 3, key=k2)])
@@ -573,7 +573,7 @@ def test_sequential_with_functions(mode):
         "0.weight", "0.bias", "3.weight", "3.bias"]
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", rotating_modes())
 def test_sequential_passes_keys_and_train(mode):
     (k1,) = keys(1)
     seq = nn.Sequential([nn.Linear(4, 30, key=k1), nn.Dropout(0.5), tg.relu, nn.Dropout(0.5)])

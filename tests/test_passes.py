@@ -120,8 +120,8 @@ def sample(name, index):
 
 
 # -- every op sample -------------------------------------------------------------------------
-# every op on its first samples by default; all samples with -m slow
-@pytest.mark.parametrize("name,index", list(sample_cases(default_per_op=3)))
+# every op on its first sample by default; all samples with -m slow
+@pytest.mark.parametrize("name,index", list(sample_cases(default_per_op=1)))
 def test_passes_on_op_samples(name, index):
     with sample(name, index) as s:
         # 1. the sample's arrays as graph inputs: passes must keep the graph correct

@@ -40,6 +40,12 @@ def test_every_op_has_every_type_rule():
     assert not missing, f"ops without type rules: {missing}"
 
 
+def _unsharded(types):
+    """Types without their shardings: jax.eval_shape's avals carry none to compare with
+    (an op that places its output, sharding_constraint, is checked in test_sharding)."""
+    return tuple(t.with_(sharding=None) for t in types)
+
+
 def _jax_types(op, attrs, structs):
     out = jax.eval_shape(functools.partial(op.impl, **attrs), *structs)
     return tuple(TensorType(o.shape, o.dtype, o.weak_type) for o in jax.tree_util.tree_leaves(out))
@@ -61,7 +67,7 @@ def test_type_rules_match_the_implementation(name, index):
         sample = op.samples()[index]  # again under x64: samples may hold traced subgraphs
         attrs = op.check_attrs(sample.attrs)
         structs = [_arg_struct(a) for a in sample.args]
-        got = op.infer([TensorType(s.shape, s.dtype) for s in structs], attrs)
+        got = _unsharded(op.infer([TensorType(s.shape, s.dtype) for s in structs], attrs))
         assert got == _jax_types(op, attrs, structs), f"{name}[{sample.name}]"
 
 
@@ -95,7 +101,7 @@ def test_weak_type_rules_match_the_implementation(name, index):
         for weak in variants:
             args = [_arg_struct(a, k in weak) for k, a in enumerate(sample.args)]
             types = [TensorType(s.shape, s.dtype, s.weak_type) for s in args]
-            got, want = op.infer(types, attrs), _jax_types(op, attrs, args)
+            got, want = _unsharded(op.infer(types, attrs)), _jax_types(op, attrs, args)
             if got != want:
                 differences.append(f"weak operands {sorted(weak)}: rules {got}, jax {want}")
     assert not differences, f"{name}[{sample.name}]: " + "; ".join(differences)
@@ -361,6 +367,11 @@ DELIBERATE_REJECTIONS = {
     "index_mul": ("indices must be integers", "as index_add"),
     "index_min": ("indices must be integers", "as index_add"),
     "index_max": ("indices must be integers", "as index_add"),
+    "cumlogsumexp": ("needs a real floating operand",
+                     "lax.cumlogsumexp's shape rule takes integers, which then fail to run"),
+    "random_gamma": ("needs a floating-point a",
+                     "JAX's abstract rule echoes any a; its sampler runs on floats only "
+                     "(jax.random.gamma converts a first)"),
 }
 
 
@@ -438,7 +449,7 @@ def _check_matrix(name, index, dtypes):
             for what, structs in _matrix_cases(sample, dts):
                 count += 1
                 types = [TensorType(s.shape, s.dtype, s.weak_type) for s in structs]
-                rule_failed, got = _fails(lambda t=types, a=attrs: op.infer(t, a))
+                rule_failed, got = _fails(lambda t=types, a=attrs: _unsharded(op.infer(t, a)))
                 with warnings.catch_warnings():  # jax's deprecations of odd dtypes
                     warnings.simplefilter("ignore", DeprecationWarning)
                     impl_failed, want = _fails(lambda a=attrs, s=structs: _jax_types(op, a, s))

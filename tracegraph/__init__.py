@@ -19,6 +19,10 @@ from .frontend import tensor_methods as _tensor_methods  # noqa: F401
 from .core import Tensor, scope
 from .frontend.control_flow import cond, fori_loop, scan, while_loop
 from .frontend.custom_derivatives import custom_vjp
+from .frontend.shard_map import (
+    all_gather, all_to_all, axis_index, pmax, pmean, pmin, ppermute, psum, psum_scatter,
+    shard_map, with_sharding_constraint,
+)
 from .frontend.eager import EagerFunction, eager
 from .frontend.tape import (
     TapeTensor, enable_grad, is_grad_enabled, no_grad, rand, randn, set_grad_enabled, tensor,
@@ -27,20 +31,20 @@ from .frontend.fn_random import manual_seed
 from .frontend.variables import GradientTape, Variable, constant, convert_to_tensor
 from .frontend.fn_math import (
     abs, add, arccos, arccosh, arcsin, arcsinh, arctan, arctan2, arctanh, astype,
-    bitwise_and, bitwise_count, bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip, cos,
-    divide, equal, erf, exp, floor, floor_divide, gelu, greater, greater_equal, invert,
-    left_shift, less, less_equal, log, log1p, logical_and, logical_not, logical_or,
-    logical_xor, maximum, minimum, mod, multiply, negative, not_equal, power, reciprocal,
-    relu, remainder, right_shift, round, rsqrt, select, sigmoid, sign, sin, sqrt, square,
-    subtract, tanh, true_divide, where,
+    bitwise_and, bitwise_count, bitwise_not, bitwise_or, bitwise_xor, cbrt, ceil, clip,
+    copysign, cos, divide, equal, erf, exp, floor, floor_divide, gelu, greater, greater_equal,
+    invert, left_shift, less, less_equal, log, log1p, logical_and, logical_not, logical_or,
+    logical_xor, maximum, minimum, mod, multiply, negative, nextafter, not_equal, power,
+    reciprocal, relu, remainder, right_shift, round, rsqrt, select, sigmoid, sign, signbit, sin,
+    spacing, sqrt, square, subtract, tanh, true_divide, where,
 )
 from .frontend.fn_linalg import dot, dot_general, einsum, matmul, stop_gradient, tensordot
 from .frontend.fn_creation import (
     arange, eye, full, full_like, identity, ones, ones_like, zeros, zeros_like,
 )
 from .frontend.fn_reduce import (
-    amax, amin, argmax, argmin, argsort, logsumexp, max, mean, min, prod, sort, std, sum,
-    top_k, var,
+    amax, amin, argmax, argmin, argsort, cumprod, cumsum, cumulative_prod, cumulative_sum,
+    logsumexp, max, mean, min, prod, sort, std, sum, top_k, var,
 )
 from .frontend.fn_shape import (
     broadcast_to, concatenate, expand_dims, flatten, moveaxis, pad, ravel, reshape, split,

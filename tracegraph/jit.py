@@ -318,20 +318,22 @@ class JitFunction:
         # NOTE: finding PyTorch-style tensors among the arguments flattens the pytrees in
         # Python, which costs as much as jax.jit's whole dispatch on a model with many
         # leaves (a third of an Equinox ViT's small train step). So the arguments go to
-        # jax.jit as they are; a free Tensor among them raises from its __jax_array__
-        # before anything runs, and from then on this function unwraps them first.
+        # jax.jit as they are; JAX refuses a free Tensor among them before anything runs
+        # (its __jax_array__ is not used during abstractification), and from then on this
+        # function unwraps them first.
         if self._unwraps_tensors:
             args, kwargs = arrays_of_free((args, kwargs))
         try:
             return self._jitted(*args, **kwargs)
-        except TracingError:
-            tree = (args, kwargs)
-            unwrapped = arrays_of_free(tree)
-            if self._unwraps_tensors or unwrapped is tree:
+        except (TracingError, TypeError, ValueError) as e:
+            if not self._unwraps_tensors:
+                tree = (args, kwargs)
+                unwrapped = arrays_of_free(tree)
+                if unwrapped is not tree:  # PyTorch-style tensors: call with their arrays
+                    self._unwraps_tensors = True
+                    return self._jitted(*unwrapped[0], **unwrapped[1])
+            if isinstance(e, TracingError):
                 raise
-            self._unwraps_tensors = True
-            return self._call_jitted(*unwrapped)
-        except (TypeError, ValueError) as e:
             text = str(e)
             if "Error interpreting argument" in text or "Non-hashable static" in text:
                 self._lookup(args, kwargs)  # raises tracegraph's own error for the arguments

@@ -1,7 +1,8 @@
 """``tg.math``: the ``tf.math`` names (``tg.math.reduce_mean``, ``tg.math.exp``, ...).
 
 This module only gathers functions defined elsewhere (`tracegraph.frontend.fn_tf`,
-`fn_math`, `fn_reduce`), as TensorFlow spells them. ``argmax``/``argmin`` here are TF's
+`fn_math`, `fn_reduce`), as TensorFlow spells them (``cumsum`` here is TF's: ``axis``
+defaults to 0, with ``exclusive`` and ``reverse``). ``argmax``/``argmin`` here are TF's
 (``axis`` None means 0, ``output_type``), not the numpy ones at ``tg.argmax``.
 
 Example::
@@ -15,7 +16,7 @@ from .frontend.fn_math import (
     abs, add, ceil, cos, divide, equal, erf, exp, floor, greater, greater_equal, less,
     less_equal, log, log1p, logical_and, logical_not, logical_or, logical_xor, maximum, minimum,
     multiply, negative, not_equal, reciprocal, round, rsqrt, sigmoid, sign, sin, sqrt, square,
-    subtract, tanh,
+    subtract, tanh, lgamma, digamma, polygamma, igamma, igammac, nextafter,
 )
 from .frontend.fn_math import arccos as acos
 from .frontend.fn_math import arccosh as acosh
@@ -26,13 +27,14 @@ from .frontend.fn_math import arctan2 as atan2
 from .frontend.fn_math import arctanh as atanh
 from .frontend.fn_tf import (
     argmax, argmin, floordiv, floormod, pow, reduce_all, reduce_any, reduce_logsumexp, reduce_max,
-    reduce_mean, reduce_min, reduce_prod, reduce_sum, truediv,
+    reduce_mean, reduce_min, reduce_prod, reduce_sum, truediv, cumsum, cumprod,
+    cumulative_logsumexp,
 )
 
 __all__ = [
     "abs", "acos", "acosh", "add", "argmax", "argmin", "asin", "asinh", "atan", "atan2", "atanh",
-    "ceil", "cos", "divide", "equal", "erf", "exp", "floor",
-    "floordiv", "floormod", "greater", "greater_equal", "less", "less_equal", "log", "log1p",
+    "ceil", "cos", "cumprod", "cumsum", "cumulative_logsumexp", "digamma", "divide", "equal", "erf", "exp", "floor",
+    "floordiv", "floormod", "greater", "igamma", "igammac", "lgamma", "nextafter", "polygamma", "greater_equal", "less", "less_equal", "log", "log1p",
     "logical_and", "logical_not", "logical_or", "logical_xor", "maximum", "minimum", "multiply",
     "negative", "not_equal", "pow", "reciprocal", "reduce_all", "reduce_any", "reduce_logsumexp",
     "reduce_max", "reduce_mean", "reduce_min", "reduce_prod", "reduce_sum", "round", "rsqrt",

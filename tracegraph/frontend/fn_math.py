@@ -6,9 +6,12 @@ Arrays are positional, static parameters are keywords; Python scalars are weakly
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
-from ..core import bind
+from ..core import Tensor, bind, weak_of
+from ..ir.types import TensorType
+from ..ops.defop import promote, to_inexact
 
 
 def _unary(op):
@@ -130,6 +133,79 @@ def clip(x, min=None, max=None):  # noqa: A002 - numpy's names
 def astype(x, dtype):
     """Convert to ``dtype`` (a numpy dtype, jnp dtype or a name like ``"bf16"``)."""
     return bind("astype", x, dtype=dtype)
+
+
+# -- special functions and float bits ---------------------------------------------------------
+
+
+def _type_of(x) -> TensorType:
+    if isinstance(x, Tensor):
+        return x.type
+    dt = getattr(x, "dtype", None)
+    if dt is not None:
+        return TensorType(np.shape(x), np.dtype(dt), weak_of(x))
+    return TensorType(np.shape(x), np.dtype(jax.dtypes.canonicalize_dtype(np.result_type(x))), weak_of(x))
+
+
+def _as_inexact_of(x, *others):
+    """``x`` converted to jax.numpy's promote_args_inexact dtype of ``x`` and ``others``."""
+    types = [_type_of(t) for t in (x, *others)]
+    dt = to_inexact(promote(*types)[0])
+    return x if types[0].dtype == dt else bind("astype", x, dtype=dt)
+
+
+lgamma = _unary("lgamma")
+lgamma.__doc__ = "``log(|Gamma(x)|)`` (op ``lgamma``; jax.scipy.special.gammaln, tf.math.lgamma)."
+digamma = _unary("digamma")
+digamma.__doc__ = "The digamma function, ``d/dx lgamma(x)`` (op ``digamma``)."
+igamma = _binary("igamma")
+igamma.__doc__ = "The regularized lower incomplete gamma function P(a, x) (op ``igamma``)."
+igammac = _binary("igammac")
+igammac.__doc__ = "The regularized upper incomplete gamma function Q(a, x) (op ``igammac``)."
+nextafter = _binary("nextafter")
+nextafter.__doc__ = "numpy ``nextafter``: the next float after ``x`` towards ``y`` (op ``nextafter``)."
+
+
+def polygamma(n, x):
+    """scipy/jax.scipy ``polygamma(n, x)``: the n-th derivative of digamma (``n`` a
+    non-negative integer, as an array or a number; op ``polygamma``).
+
+    Example: ``tg.math.polygamma(1, x)`` is the trigamma function."""
+    return bind("polygamma", n, x)
+
+
+def signbit(x):
+    """numpy ``signbit``: whether the sign bit is set (-0.0 and negative NaNs included);
+    floats through op ``bitcast_convert_type``."""
+    t = _type_of(x)
+    if t.dtype.kind == "b":
+        return bind("full", shape=t.shape, value=False, dtype=np.bool_)
+    if t.dtype.kind in "iu":
+        return bind("lt", x, 0)
+    if t.weak and not isinstance(x, Tensor):
+        return np.signbit(x)
+    bits = bind("bitcast_convert_type", x, dtype=np.dtype(f"i{t.dtype.itemsize}"))
+    return bind("lt", bits, 0)
+
+
+def copysign(x, y):
+    """numpy ``copysign``: the magnitude of ``x`` with the sign bit of ``y`` (promoted to
+    a float dtype, as jax.numpy does)."""
+    a = bind("abs", _as_inexact_of(x, y))
+    return bind("where", signbit(_as_inexact_of(y, x)), bind("neg", a), a)
+
+
+def spacing(x):
+    """numpy ``spacing``: the distance from ``x`` to the next float away from zero (the
+    smallest subnormal where that is 0), as jax.numpy computes it."""
+    x = _as_inexact_of(x)
+    dt = _type_of(x).dtype
+    if dt == np.float16:  # numpy's float16 spacing steps towards +inf
+        return bind("sub", bind("nextafter", x, np.array(np.inf, dt)), x)
+    inf = copysign(np.array(np.inf, dt), x)
+    out = bind("sub", bind("nextafter", x, inf), x)
+    tiny = copysign(np.array(jax.dtypes.finfo(dt).smallest_subnormal, dt), x)
+    return bind("where", bind("eq", out, 0), tiny, out)
 
 
 from ..errors import public_functions as _public_functions

@@ -13,8 +13,11 @@ from __future__ import annotations
 import builtins
 import operator
 
+import jax
+import numpy as np
+
 from ..core import bind
-from .fn_shape import ndim_of, ravel, shape_of
+from .fn_shape import _slice_axis, concatenate, ndim_of, ravel, shape_of
 
 
 def normalize_axis_arg(axis, ndim: int):
@@ -142,6 +145,95 @@ def top_k(x, k):
     """lax.top_k: ``(values, indices)`` of the ``k`` largest along the last axis (ties: the
     lower index first)."""
     return bind("top_k", x, k=operator.index(k))
+
+
+# -- cumulative -------------------------------------------------------------------------
+
+
+def _dtype_of(x) -> np.dtype:
+    dt = getattr(x, "dtype", None)
+    return np.dtype(dt) if dt is not None else np.dtype(jax.dtypes.canonicalize_dtype(np.result_type(x)))
+
+
+def _cumulative_operand(x, axis, dtype, promote_integers):
+    """jax.numpy's cumulative operand: flattened for ``axis=None``, converted to
+    ``dtype``, else a bool made the default int (and with ``promote_integers`` integers
+    narrower than the default int widened to it, as jnp.cumulative_sum does)."""
+    if axis is None:
+        x, axis = ravel(x), 0
+    have = _dtype_of(x)
+    if dtype is None and (have.kind == "b" or (promote_integers and have.kind in "iu")):
+        default = np.dtype(jax.dtypes.canonicalize_dtype(np.int64))
+        if have.kind == "b":
+            dtype = default
+        elif have.itemsize < default.itemsize:
+            dtype = np.dtype(f"{have.kind}{default.itemsize}")
+    if dtype is not None and np.dtype(jax.dtypes.canonicalize_dtype(dtype)) != have:
+        x = bind("astype", x, dtype=dtype)
+    return x, operator.index(axis)
+
+
+def _cumulative(op, name):
+    def f(x, axis=None, dtype=None):
+        x, axis = _cumulative_operand(x, axis, dtype, False)
+        return bind(op, x, axis=axis, reverse=False)
+
+    f.__name__ = f.__qualname__ = name
+    return f
+
+
+cumsum = _cumulative("cumsum", "cumsum")
+cumsum.__doc__ = """jnp.cumsum: running sum along ``axis`` (None: of the flattened array) in the
+    operand's dtype (bools: the default int), as in jax.numpy (op ``cumsum``).
+    Example: ``tg.cumsum(x, axis=1)``."""
+cumprod = _cumulative("cumprod", "cumprod")
+cumprod.__doc__ = """jnp.cumprod: running product along ``axis`` (None: flattened); the dtypes as
+    `cumsum` (op ``cumprod``). Example: ``tg.cumprod(x, axis=0)``."""
+
+
+def _with_initial(y, axis, value):
+    """``y`` with one slice of ``value`` before the first along ``axis``."""
+    first = _slice_axis(y, axis, 0, 1)
+    return concatenate([bind("full", shape=shape_of(first), value=value, dtype=_dtype_of(y)), y], axis)
+
+
+def _cumulative_api(op, name, initial, promote_integers):
+    def f(x, /, *, axis=None, dtype=None, include_initial=False):
+        if axis is None:
+            if ndim_of(x) > 1:
+                raise ValueError(f"{name}: an operand of rank > 1 needs an axis")
+            axis = 0
+        x, axis = _cumulative_operand(x, axis, dtype, promote_integers)
+        axis %= builtins.max(ndim_of(x), 1)
+        y = bind(op, x, axis=axis, reverse=False)
+        return _with_initial(y, axis, initial) if include_initial else y
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (f"numpy 2's / jnp.{name}: as `{op}`, ``axis`` required for rank > 1; "
+                 f"``include_initial`` starts with {initial}. Example: ``tg.{name}(x, axis=0)``.")
+    return f
+
+
+# jax.numpy widens narrow integers in cumulative_sum only
+cumulative_sum = _cumulative_api("cumsum", "cumulative_sum", 0, True)
+cumulative_prod = _cumulative_api("cumprod", "cumulative_prod", 1, False)
+
+
+def cummax(x, axis=0, reverse=False):
+    """lax.cummax: running maximum along ``axis`` (from the end with ``reverse``); the
+    dtype kept (op ``cummax``). Example: ``tg.cummax(x, axis=1)``."""
+    return bind("cummax", x, axis=operator.index(axis), reverse=bool(reverse))
+
+
+def cummin(x, axis=0, reverse=False):
+    """lax.cummin: running minimum along ``axis`` (op ``cummin``)."""
+    return bind("cummin", x, axis=operator.index(axis), reverse=bool(reverse))
+
+
+def cumlogsumexp(x, axis=0, reverse=False):
+    """lax.cumlogsumexp: running ``log(sum(exp(x)))`` along ``axis`` without overflow
+    (op ``cumlogsumexp``). Example: ``tg.cumlogsumexp(logits, axis=-1)``."""
+    return bind("cumlogsumexp", x, axis=operator.index(axis), reverse=bool(reverse))
 
 
 from ..errors import public_functions as _public_functions

@@ -30,6 +30,7 @@ from ..core import Tensor, bind
 from ..errors import ShapeError, user_location_long
 from . import fn_math, fn_reduce
 from .fn_creation import _dtype_of, arange, canonical_dtype, full
+from .fn_shape import _slice_axis
 from .fn_shape import (
     broadcast_to, concatenate, moveaxis, ndim_of, reshape, shape_of, take, transpose,
 )
@@ -292,6 +293,36 @@ def one_hot(indices, depth=None, on_value=None, off_value=None, axis=None, dtype
     if axis is None or axis == -1:
         return out
     return moveaxis(out, -1, int(axis))
+
+
+# -- cumulative (TF: ``x, axis=0, exclusive=False, reverse=False``) -----------------------------
+
+
+def _tf_cumulative(op, identity, name):
+    def f(x, axis=0, exclusive=False, reverse=False, name=None):
+        nd = builtins.max(ndim_of(x), 1)
+        axis = int(axis) % nd
+        y = bind(op, x, axis=axis, reverse=bool(reverse))
+        if not exclusive:
+            return y
+        # exclusive: each output leaves its own element out, i.e. the inclusive result
+        # moved one step along the scan with the identity in front
+        n = shape_of(y)[axis]
+        kept = _slice_axis(y, axis, 1, n) if reverse else _slice_axis(y, axis, 0, builtins.max(n - 1, 0))
+        first = _slice_axis(y, axis, 0, builtins.min(n, 1))
+        pad = full(shape_of(first), identity, dtype=y.dtype)
+        return concatenate([kept, pad] if reverse else [pad, kept], axis)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (f"tf.math.{name}: running ``{op}`` along ``axis`` (default 0); ``exclusive`` "
+                 f"leaves each element out, ``reverse`` runs from the end. "
+                 f"Example: ``tf.math.{name}(x, axis=1, exclusive=True)``.")
+    return f
+
+
+cumsum = _tf_cumulative("cumsum", 0, "cumsum")
+cumprod = _tf_cumulative("cumprod", 1, "cumprod")
+cumulative_logsumexp = _tf_cumulative("cumlogsumexp", -math.inf, "cumulative_logsumexp")
 
 
 from ..errors import public_functions as _public_functions

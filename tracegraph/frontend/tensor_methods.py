@@ -76,6 +76,8 @@ _METHODS = {
     "logsumexp": fn_reduce.logsumexp,
     "sort": fn_reduce.sort,  # jax.Array's: a sorted copy (numpy sorts in place)
     "argsort": fn_reduce.argsort,
+    "cumsum": fn_reduce.cumsum,  # jax.Array's (axis=None flattens); x.cumsum(0) as torch's
+    "cumprod": fn_reduce.cumprod,
     "reshape": lambda self, *shape: fn_shape.reshape(self, _varargs(shape)),
     "transpose": lambda self, *axes: fn_shape.transpose(self, _varargs(axes) if axes else None),
     "flatten": fn_shape.flatten,

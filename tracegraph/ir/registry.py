@@ -104,6 +104,19 @@ def _optional(kind):
     return check
 
 
+def _name(v):
+    if isinstance(v, str) and v.isidentifier():
+        return v
+    raise IRError(f"expected a mesh axis name (an identifier), got {v!r:.60}")
+
+
+def _spec(v):
+    # a partition spec, as a tuple of per-dimension entries (`check_sharding`)
+    if not isinstance(v, (tuple, list)):
+        raise IRError(f"expected a partition spec (a tuple of entries), got {v!r:.60}")
+    return check_sharding(v, len(v))
+
+
 def _graph(v):
     # Nested graphs for control flow; the Graph class lives above this module, so we
     # check by duck type (the verifier checks the nested graph itself).
@@ -126,6 +139,9 @@ ATTR_KINDS: dict[str, Callable[[Any], Any]] = {
     "opt_float": _optional(_float),
     "opt_scalar": _optional(_scalar),
     "opt_dtype": _optional(_dtype),
+    "names": _tuple_of(_name),  # mesh axis names: ("data", "model")
+    "spec": _spec,  # one partition spec: ("data", None)
+    "specs": _tuple_of(_spec),  # partition specs, one per operand: (("data", None), ())
     "graph": _graph,
     "graphs": _tuple_of(_graph),
 }

@@ -6,3 +6,5 @@ from . import creation, reductions, scatter, shape  # noqa: F401
 from . import conv, linalg, nn, pooling, random  # noqa: F401
 from . import control, custom_vjp, guard  # noqa: F401
 from . import jax_compat  # noqa: F401
+from . import cumulative, special  # noqa: F401
+from . import collectives, sharding  # noqa: F401

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.extend.core.primitives import random_gamma_p
 from jax import lax
 import numpy as np
 
@@ -582,4 +583,89 @@ random_dropout = defop(
     reference=_dropout_reference,
     doc="Zero each element with probability ``rate`` and scale the rest by 1/(1-rate); the "
     "mask is jax.random.bernoulli(key, 1-rate, x.shape).",
+)
+
+
+# -- gamma --------------------------------------------------------------------------------
+# random_gamma binds JAX's own primitive, so the draws are JAX's bit for bit (its rejection
+# sampler, a while loop per element, is not worth re-expressing in IR ops); its gradient in
+# ``a`` is JAX's implicit reparameterization, the random_gamma_grad op (ops/special.py).
+
+
+def _gamma_shape(keys: TensorType, a: TensorType, *, log_space):
+    if not is_key(keys.dtype):
+        raise ShapeError(f"random_gamma needs typed keys (key<threefry2x32>[...]), got {keys}")
+    if not is_float(a.dtype):
+        raise ShapeError(f"random_gamma needs a floating-point a, got {a}")
+    if a.shape[: keys.ndim] != keys.shape:
+        raise ShapeError(f"random_gamma: the keys' shape must lead a's shape, got {keys} and {a}")
+    return a.shape
+
+
+def _gamma(keys, a, *, log_space):
+    # a strong result: JAX's abstract rule keeps a weak ``a``'s flag, its eager
+    # implementation drops it; tracegraph's rule says one thing in every mode
+    a = lax.convert_element_type(a, jnp.asarray(a).dtype)
+    return random_gamma_p.bind(keys, a, log_space=bool(log_space))
+
+
+def _gamma_vjp(ct, keys, a, *, out, log_space):
+    if not log_space:
+        return [None, ct * bind("random_gamma_grad", a, out)]
+    # d log(x) = dx / x, with x = exp(out) never 0 (as jax.random.loggamma's rule)
+    x = bind("exp", out)
+    tiny = bind("full", shape=tuple(x.shape), value=float(jnp.finfo(x.dtype).tiny), dtype=x.dtype)
+    x = bind("where", bind("eq", x, 0), tiny, x)
+    return [None, ct * bind("random_gamma_grad", a, x) / x]
+
+
+def _gamma_reference(keys, a, *, log_space=False):
+    draw = jax.random.loggamma if log_space else jax.random.gamma
+    if np.shape(keys) == ():
+        return draw(keys, a, dtype=a.dtype)
+    n = int(np.prod(np.shape(keys)))
+    rest = np.shape(a)[np.ndim(keys):]
+    flat = jax.vmap(lambda k, b: draw(k, b, dtype=a.dtype))(keys.reshape(n), jnp.reshape(a, (n, *rest)))
+    return flat.reshape(np.shape(a))
+
+
+def _gamma_samples():
+    # grad=False: JAX's gradient (implicit reparameterization, d x / d a = -(dP/da) / pdf
+    # at the drawn x) is not the derivative of the rejection sampler's output at a fixed
+    # key, so finite differences disagree by design; tests/test_from_jax_random.py checks
+    # tracegraph's gradient against jax.grad instead
+    batch = jax.random.split(_typed(3), 4).reshape(2, 2)
+
+    def s(key, a, log_space, name):
+        return Sample((key, a), {"log_space": log_space}, name, grad=False)
+
+    return [
+        s(_typed(1), arr((3,), "f32", 0.5, 3.0), False, "f32"),
+        s(_typed(1), arr((2, 3), "f64", 0.5, 3.0), False, "f64"),
+        s(_typed(2), arr((4,), "f32", 0.2, 3.0), True, "log-space"),
+        s(batch, arr((2, 2), "f32", 0.5, 3.0), False, "batch"),
+        s(batch, arr((2, 2, 3), "f32", 0.5, 3.0), False, "batch-split"),
+        s(_typed(4, "rbg"), arr((3,), "f32", 0.5, 3.0), False, "rbg"),
+        s(_typed(1), np.array([1e-3, 0.05, 50.0], np.float32), True, "small-and-large"),
+        s(_typed(1), arr((0,), "f32", 0.5, 3.0), False, "empty"),
+    ]
+
+
+random_gamma = defop(
+    "random_gamma",
+    keys=True,
+    shape=_gamma_shape,
+    dtype=lambda keys, a, **_: a.dtype,
+    weak=never_weak,
+    sharding=no_sharding,
+    impl=_gamma,
+    attrs={"log_space": Attr("bool", False)},
+    arity=2,
+    vjp=_gamma_vjp,
+    random=True,
+    samples=_gamma_samples,
+    reference=_gamma_reference,
+    doc="Gamma(a, 1) draws, one per element of ``a``, from typed keys whose shape leads "
+    "a's (each key split over the rest, as JAX's random_gamma primitive); ``log_space`` "
+    "gives their logs (jax.random.loggamma). Bit for bit JAX's.",
 )

@@ -1,7 +1,7 @@
 """Rules for JAX's call and control-flow primitives: calls (``jit``, ``closed_call``,
 ``call``) and ``remat`` are inlined; custom derivatives become ``custom_vjp`` nodes;
 ``cond``, ``while`` and ``scan`` become tracegraph control-flow nodes whose bodies run
-the nested jaxprs.
+the nested jaxprs, and ``shard_map`` a ``shard_map`` node (through `tg.shard_map`).
 
 NOTE: custom derivatives are kept, with one mechanism for ``custom_jvp_call`` and
 ``custom_vjp_call``: the equation becomes a `tg.custom_vjp` call whose primal is the
@@ -28,10 +28,12 @@ from jax import lax
 
 # NOTE: JAX's own dead-code elimination (as in from_jax.py; jax.extend exports none)
 from jax._src.interpreters.partial_eval import dce_jaxpr
+from jax._src.shard_map import shard_map_p
 
 from ...core import bind
 from ...frontend.control_flow import cond, scan, while_loop
 from ...frontend.custom_derivatives import custom_vjp
+from ...frontend.shard_map import shard_map
 from ._rule import RuleTable, is_bool
 
 RULES = RuleTable()
@@ -215,14 +217,36 @@ def _switch(ctx, index, branches, ops, k):
 
 @rule(lax.while_p)
 def _while(ctx, eqn, *xs):
+    """A ``while``; a *batched* one (what ``vmap`` of a while loop whose predicate depends
+    on the batch makes: ``cond_jaxpr`` gives a bool array) loops while any element's
+    predicate holds, and its body keeps the carries of the elements whose predicate no
+    longer does, as JAX's lowering does (a reduce-or, and a select per carry)."""
     p = eqn.params
     nc, nb = p["cond_nconsts"], p["body_nconsts"]
     cond_consts, body_consts, init = xs[:nc], xs[nc : nc + nb], list(xs[nc + nb :])
-    return while_loop(
-        lambda carry: ctx.run_closed(p["cond_jaxpr"], [*cond_consts, *carry])[0],
-        lambda carry: ctx.run_closed(p["body_jaxpr"], [*body_consts, *carry]),
-        init,
-    )
+    batched = bool(p["cond_jaxpr"].out_avals[0].shape)
+
+    def pred(carry):
+        return ctx.run_closed(p["cond_jaxpr"], [*cond_consts, *carry])[0]
+
+    def any_pred(carry):
+        mask = pred(carry)
+        return bind("max", mask, axes=tuple(range(mask.ndim)), keepdims=False) if batched else mask
+
+    def body(carry):
+        new = ctx.run_closed(p["body_jaxpr"], [*body_consts, *carry])
+        if not batched:
+            return new
+        mask = pred(carry)
+        return [bind("where", _lead(mask, c.ndim), n, c) for n, c in zip(new, carry)]
+
+    return while_loop(any_pred, body, init)
+
+
+def _lead(mask, ndim):
+    """``mask`` with unit axes appended up to rank ``ndim`` (its dims lead the carry's)."""
+    extra = ndim - mask.ndim
+    return mask if extra == 0 else bind("reshape", mask, shape=tuple(mask.shape) + (1,) * extra)
 
 
 @rule(lax.scan_p)
@@ -237,6 +261,25 @@ def _scan(ctx, eqn, *xs):
 
     carry, ys = scan(step, init, seqs, length=p["length"], reverse=bool(p["reverse"]))
     return [*carry, *ys]
+
+
+def _all_manual(eqn):
+    p = eqn.params
+    manual = p.get("manual_axes", p.get("newly_manual_axes", ()))
+    if set(manual) != set(p["mesh"].axis_names):
+        return "a shard_map manual over some mesh axes only (axis_names=); tracegraph's is manual over all"
+    return None
+
+
+@rule(shard_map_p, check=_all_manual)
+def _shard_map(ctx, eqn, *xs):
+    # the body's collectives convert to tracegraph's collective ops (rules in _misc)
+    p = eqn.params
+    body = shard_map(
+        lambda *a: tuple(ctx.run(p["jaxpr"], (), a)), mesh=p["mesh"],
+        in_specs=tuple(p["in_specs"]), out_specs=tuple(p["out_specs"]), check_vma=bool(p["check_vma"]),
+    )
+    return list(body(*xs))
 
 
 # -- not yet supported -------------------------------------------------------------------

@@ -34,6 +34,9 @@ for _prim, _op in {
     lax.atan2_p: "atan2", lax.shift_left_p: "shift_left",
     lax.shift_right_arithmetic_p: "shift_right_arithmetic",
     lax.shift_right_logical_p: "shift_right_logical", lax.population_count_p: "population_count",
+    lax.lgamma_p: "lgamma", lax.digamma_p: "digamma", lax.polygamma_p: "polygamma",
+    lax.igamma_p: "igamma", lax.igammac_p: "igammac", lax.igamma_grad_a_p: "igamma_grad_a",
+    lax.nextafter_p: "nextafter", lax.clz_p: "clz", lax.mulhi_p: "mulhi",
     # the sum of two cotangents, in jaxprs of jax.grad
     prims.add_jaxvals_p: "add",
 }.items():
@@ -172,24 +175,14 @@ def _convert(ctx, eqn, x):
 
 _NO_OP = "no tracegraph op computes it yet"
 _SPECIAL = "a special function with no tracegraph op yet"
-_BITS = "an integer bit operation; tracegraph has no bitwise ops"
 _COMPLEX = "no tracegraph op builds, splits or conjugates complex values yet"
 
 NOT_YET_SUPPORTED = {
     lax.bessel_i0e_p: _SPECIAL,
     lax.bessel_i1e_p: _SPECIAL,
-    lax.digamma_p: _SPECIAL,
-    lax.lgamma_p: _SPECIAL,
-    lax.igamma_p: _SPECIAL,
-    lax.igamma_grad_a_p: _SPECIAL,
-    lax.igammac_p: _SPECIAL,
-    lax.polygamma_p: _SPECIAL,
     lax.zeta_p: _SPECIAL,
     lax.regularized_incomplete_beta_p: _SPECIAL,
-    lax.nextafter_p: "needs bit-level access to floats, which no tracegraph op gives",
     lax.reduce_precision_p: "rounding to a narrower float format has no tracegraph op",
-    lax.clz_p: _BITS,
-    lax.mulhi_p: _BITS,
     lax.complex_p: _COMPLEX,
     lax.conj_p: _COMPLEX,
     lax.real_p: _COMPLEX,

@@ -1,6 +1,6 @@
 """Rules for JAX's reductions: along axes (``reduce_sum`` ...), arg-reductions, cumulative
-sums and windowed reductions (pooling); and the reductions, cumulative ops and sorts with
-no mapping yet."""
+ops, windowed reductions (pooling) and max/min pooling's gradient; and the reductions and
+pooling derivatives with no mapping yet."""
 
 from __future__ import annotations
 
@@ -65,9 +65,18 @@ rule(lax.argmax_p)(_arg("argmax"))
 rule(lax.argmin_p)(_arg("argmin"))
 
 
-@rule(lax.cumsum_p)
-def _cumsum(ctx, eqn, x):
-    return bind("cumsum", x, axis=eqn.params["axis"], reverse=bool(eqn.params["reverse"]))
+def _cumulative(op):
+    def convert(ctx, eqn, x):
+        return bind(op, x, axis=eqn.params["axis"], reverse=bool(eqn.params["reverse"]))
+
+    return convert
+
+
+for _prim, _op in {
+    lax.cumsum_p: "cumsum", lax.cumprod_p: "cumprod", lax.cummax_p: "cummax",
+    lax.cummin_p: "cummin", lax.cumlogsumexp_p: "cumlogsumexp",
+}.items():
+    rule(_prim)(_cumulative(_op))
 
 
 # -- windowed reductions (pooling) ---------------------------------------------------------
@@ -165,6 +174,59 @@ for _prim, _kind in {
     rule(_prim, check=_window_check)(_reduce_window(_kind))
 
 
+# -- the gradient of max/min pooling (select_and_scatter_add) --------------------------------
+
+
+def _scatter_form(eqn):
+    """The windowed dims of a select_and_scatter_add that max_pool2d_grad covers, or a
+    reason: at most two of them, a float operand, a max (ge) or min (le) selection."""
+    p = eqn.params
+    dims, strides = tuple(p["window_dimensions"]), tuple(p["window_strides"])
+    pads = tuple(tuple(q) for q in p["padding"])
+    if p["select_prim"] not in (lax.ge_p, lax.le_p):
+        return f"a select_and_scatter_add selecting by {p['select_prim']} (only max/min pooling's ge/le)"
+    if not is_float(eqn.invars[1].aval.dtype):
+        return "the gradient of an integer max/min pooling"
+    active = [i for i in range(len(dims)) if dims[i] != 1 or strides[i] != 1 or pads[i] != (0, 0)]
+    if len(active) > 2:
+        return (f"the gradient of a max/min pooling over {len(active)} windowed dims "
+                f"(max_pool2d_grad covers two)")
+    return active
+
+
+def _pool_grad_check(eqn):
+    form = _scatter_form(eqn)
+    return form if isinstance(form, str) else None
+
+
+@rule(lax.select_and_scatter_add_p, check=_pool_grad_check)
+def _select_and_scatter_add(ctx, eqn, ct, x):
+    # JAX's max pooling gradient: each window's cotangent to its first maximum, which is
+    # what max_pool2d_grad gives (it is jax.vjp of the same reduce_window); the windowed
+    # dims go last, the others fold into max_pool2d_grad's batch dim (as _via_pool2d)
+    p = eqn.params
+    active = _scatter_form(eqn)
+    if not active:  # 1x1 windows, stride 1: every element is its own window
+        return ct
+    dims, strides, pads = p["window_dimensions"], p["window_strides"], p["padding"]
+    others = [i for i in range(x.ndim) if i not in active]
+    lead = [x.shape[i] for i in others]
+    window, stride = [dims[i] for i in active], [strides[i] for i in active]
+    padding = [tuple(pads[i]) for i in active]
+    spatial, pooled = [x.shape[i] for i in active], [ct.shape[i] for i in active]
+    if len(active) == 1:
+        window, stride, spatial, pooled = [1, *window], [1, *stride], [1, *spatial], [1, *pooled]
+        padding = [(0, 0), *padding]
+    x4 = reshape(transpose(x, others + active), (math.prod(lead), 1, *spatial))
+    ct4 = reshape(transpose(ct, others + active), (math.prod(lead), 1, *pooled))
+    if p["select_prim"] is lax.le_p:  # the first minimum is the first maximum of -x
+        x4 = bind("neg", x4)
+    g = bind("max_pool2d_grad", x4, ct4, window=tuple(window), stride=tuple(stride),
+             padding=tuple(padding))
+    g = reshape(g, lead + [x.shape[i] for i in active])
+    return transpose(g, [int(i) for i in np.argsort(others + active)])
+
+
 def _sort_check(eqn):
     if eqn.params["num_keys"] != 1:
         return "a lexicographic sort over several keys (num_keys > 1) has no tracegraph op yet"
@@ -198,17 +260,12 @@ def _top_k(ctx, eqn, x):
 
 # -- not yet supported -------------------------------------------------------------------
 
-_CUMULATIVE = "no cumulative op but cumsum yet"
 _POOL_GRAD = (
-    "JAX's own gradient of a max/min pooling; pass the undifferentiated function and "
-    "differentiate with tracegraph"
+    "JAX's forward-mode or generic derivative of a max/min pooling (jax.grad's "
+    "select_and_scatter_add is mapped); differentiate the pooling with tracegraph instead"
 )
 
 NOT_YET_SUPPORTED = {
-    lax.cumprod_p: _CUMULATIVE,
-    lax.cummax_p: _CUMULATIVE,
-    lax.cummin_p: _CUMULATIVE,
-    lax.cumlogsumexp_p: _CUMULATIVE,
     lax.reduce_xor_p: "no parity reduction op yet (and integers need bitwise ops)",
     lax.reduce_p: "a reduction with a user computation (lax.reduce); only the named "
     "reductions (reduce_sum, reduce_max, ...) are mapped",
@@ -216,6 +273,5 @@ NOT_YET_SUPPORTED = {
     "only its max/min/sum forms are mapped",
     lax.select_and_gather_add_p: _POOL_GRAD,
     lax.select_and_scatter_p: _POOL_GRAD,
-    lax.select_and_scatter_add_p: _POOL_GRAD,
     lax.approx_top_k_p: "an approximate top_k (TPU); use lax.top_k",
 }
