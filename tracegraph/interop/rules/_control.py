@@ -28,6 +28,7 @@ from jax import lax
 
 # NOTE: JAX's own dead-code elimination (as in from_jax.py; jax.extend exports none)
 from jax._src.interpreters.partial_eval import dce_jaxpr
+from jax._src.lax.control_flow.conditionals import platform_index_p  # no public export
 from jax._src.shard_map import shard_map_p
 
 from ...core import bind
@@ -287,4 +288,7 @@ def _shard_map(ctx, eqn, *xs):
 NOT_YET_SUPPORTED = {
     prims.custom_lin_p: "an internal of JAX's own linearization (jax.linearize, jax.grad); "
     "pass the undifferentiated function and differentiate with tracegraph",
+    platform_index_p: "a branch chosen by the backend a program is compiled for "
+    "(lax.platform_dependent, as in jnp.corrcoef); the IR is backend-neutral and has no "
+    "such switch yet",
 }
