@@ -207,12 +207,18 @@ def _linen_encoder_decoder():
     src[1, -2:] = 0
     params = net.init(jax.random.key(0), src, tgt[:, :-1], False)
 
+    return jax.value_and_grad(_teacher_forced_loss(net)), params, (src, tgt), None
+
+
+def _teacher_forced_loss(net):
+    """The next-token loss of a linen encoder-decoder fed the target shifted right."""
+
     def loss(params, batch, key):
         src, tgt = batch
         logits = net.apply(params, src, tgt[:, :-1], True, rngs={"dropout": key})
         return optax.softmax_cross_entropy_with_integer_labels(logits, tgt[:, 1:]).mean()
 
-    return jax.value_and_grad(loss), params, (src, tgt), None
+    return loss
 
 
 def _linen_lstm_seq2seq():
@@ -236,12 +242,7 @@ def _linen_lstm_seq2seq():
     src, tgt = _tokens((4, 5), VOCAB), _tokens((4, 6), VOCAB)
     params = net.init(jax.random.key(0), src, tgt[:, :-1], False)
 
-    def loss(params, batch, key):
-        src, tgt = batch
-        logits = net.apply(params, src, tgt[:, :-1], True, rngs={"dropout": key})
-        return optax.softmax_cross_entropy_with_integer_labels(logits, tgt[:, 1:]).mean()
-
-    return jax.value_and_grad(loss), params, (src, tgt), None
+    return jax.value_and_grad(_teacher_forced_loss(net)), params, (src, tgt), None
 
 
 def _linen_bilstm_classifier():

@@ -79,11 +79,11 @@ def _spec(spec, ndim: int, what: str) -> tuple:
 
 
 def _broadcast_specs(specs, tree, what) -> list:
-    """One spec per leaf of ``tree``: ``specs`` is a prefix of it (JAX's rule)."""
+    """One spec (or sharding) per leaf of ``tree``: ``specs`` is a prefix of it (JAX's rule)."""
     out = []
 
     def leaf(s):
-        return s is None or isinstance(s, PartitionSpec)
+        return s is None or isinstance(s, (PartitionSpec, jax.sharding.Sharding))
 
     def take(spec, sub):
         out.extend([spec] * len(_flatten(sub)[0]))
@@ -201,14 +201,7 @@ def with_sharding_constraint(x, shardings):
         h = tg.with_sharding_constraint(h, NamedSharding(mesh, P("data", None)))
     """
     leaves, tree = _flatten(x)
-    per_leaf = []
-    try:  # shardings is a pytree prefix of x (JAX's rule)
-        jax.tree_util.tree_map(
-            lambda s, sub: per_leaf.extend([s] * len(_flatten(sub)[0])), shardings, x,
-            is_leaf=lambda s: isinstance(s, (jax.sharding.Sharding, PartitionSpec)))
-    except ValueError as e:
-        raise Error(f"with_sharding_constraint: the shardings are not a prefix of the values' "
-                    f"structure: {e}") from None
+    per_leaf = _broadcast_specs(shardings, x, "with_sharding_constraint")
     out = []
     for leaf, s in zip(leaves, per_leaf):
         if isinstance(s, jax.sharding.NamedSharding):
