@@ -194,18 +194,19 @@ def _special(x):
 
 
 def _pool_gradients(x):
-    import flax.linen as nn
-
     img = jnp.tile(x, (2, 2))[None, :, :, None] * jnp.ones((2, 1, 1, 3))  # (2, 6, 8, 3)
     ties = jnp.round(img)  # integer values: windows with several maxima (JAX: the first)
 
     def rw(v, op, init, dims, strides, padding):
         return lax.reduce_window(v, init, op, dims, strides, padding)
 
+    def max_pool(v, window, strides, padding="VALID"):  # flax.linen.max_pool, NHWC
+        return rw(v, lax.max, -jnp.inf, (1, *window, 1), (1, *strides, 1), padding)
+
     grad = jax.grad
     return (
-        grad(lambda v: (nn.max_pool(v, (2, 2), strides=(2, 2)) ** 2).sum())(img),
-        grad(lambda v: (nn.max_pool(v, (3, 3), strides=(2, 1), padding="SAME") * v[:, :3, :, :]).sum())(ties),
+        grad(lambda v: (max_pool(v, (2, 2), (2, 2)) ** 2).sum())(img),
+        grad(lambda v: (max_pool(v, (3, 3), (2, 1), "SAME") * v[:, :3, :, :]).sum())(ties),
         grad(lambda v: rw(v, lax.max, -jnp.inf, (1, 1, 2, 3), (1, 1, 2, 2), "VALID").sum())(
             jnp.transpose(ties, (0, 3, 1, 2))),  # NCHW
         grad(lambda v: rw(v, lax.min, jnp.inf, (2, 2), (1, 2), ((1, 0), (0, 1))).sum())(x),
