@@ -85,9 +85,81 @@ def test_graphs_scopes_and_control_flow():
     assert not tg.debug.bisect(looped, X, reference="float64").diverged
 
 
+def _skewed_log_loops():
+    def scanned(x):
+        return tg.scan(lambda c, r: (c + tg.log(1.0 + r * r), c), tg.zeros(8), x)[0]
+
+    def looped(x):
+        return tg.while_loop(lambda c: c[0] < 3, lambda c: (c[0] + 1, tg.log(1.0 + c[1] * c[1])),
+                             (0, x))[1]
+
+    def branched(x):
+        return tg.cond(x.sum() < 1e9, lambda v: tg.sqrt(1.0 + tg.log(1.0 + v * v)), lambda v: v, x)
+
+    return scanned, looped, branched
+
+
+def test_control_flow_bodies_are_probed_to_the_diverging_node(eager_log_off_by_a_little):
+    from tracegraph.core import execute
+
+    execute._COMPILED.clear()  # no define-by-run compiled log from before the skew
+    for fn, where, iteration in zip(_skewed_log_loops(), ("body", "body", "true_branch"), (0, 0, None)):
+        report = tg.debug.bisect(fn, X)
+        assert report.diverged and report.node.op in ("scan", "while_loop", "cond"), fn.__name__
+        inner = report.innermost
+        assert inner is not report and inner.node.op == "log" and inner.where == where
+        assert inner.iteration == iteration and inner.error_ulps > 64
+        text = str(report)
+        assert f"inside its {where}" in text and "= log at test_debug.py:" in text
+
+
+def test_a_loop_diverging_late_is_found_at_its_iteration(monkeypatch):
+    op = lookup("sin")
+    impl = op.impl
+
+    def late(x, **attrs):  # op by op, off only on the carry of the third iteration
+        out = impl(x, **attrs)
+        if isinstance(out, jax.core.Tracer) or not 1.8 < float(np.min(x)) < 2.1:
+            return out
+        return out + np.float32(0.5)
+
+    monkeypatch.setattr(op, "impl", late)
+    from tracegraph.core import execute
+
+    execute._COMPILED.clear()
+
+    def f(x):  # carries 1.0, 1.42, 1.91, 2.38, 2.85
+        return tg.fori_loop(0, 5, lambda i, c: tg.sin(c) * 0.5 + c, x)
+
+    report = tg.debug.bisect(f, np.ones(3, np.float32))
+    assert report.diverged and report.innermost.iteration == 2
+    assert report.innermost.node.op == "sin"
+
+
+def test_reloaded_reference_agrees_and_finds_what_a_round_trip_changed(monkeypatch):
+    g = tg.trace(model, X, W)
+    for via in ("file", "json", "text"):
+        assert not tg.debug.bisect(g, X, W, reference="reloaded", via=via).diverged
+    for fn in _skewed_log_loops():
+        assert not tg.debug.bisect(fn, X, reference="reloaded").diverged
+    # a round trip that loses a constant's digits (as a printer with too few would)
+    text = str(g)
+    assert "const 1.0" in text
+    monkeypatch.setattr(tg.debug, "_reloaded", lambda graph, via: tg.parse(text.replace("const 1.0", "const 1.001")))
+    report = tg.debug.bisect(g, X, W, reference="reloaded")
+    assert report.diverged and report.node.op == "add" and report.error_ulps > 0
+    # a round trip that changes an op is named before any value is compared
+    monkeypatch.setattr(tg.debug, "_reloaded", lambda graph, via: tg.parse(text.replace("= tanh(", "= sin(")))
+    report = tg.debug.bisect(g, X, W, reference="reloaded")
+    assert report.node.op == "tanh" and report.changed == "op tanh became sin"
+    assert "changed by the round trip: op tanh became sin" in str(report)
+
+
 def test_bad_reference_is_an_error():
     with pytest.raises(tg.Error, match="reference must be"):
         tg.debug.bisect(model, X, W, reference="gpu")
+    with pytest.raises(tg.Error, match="via must be"):
+        tg.debug.bisect(model, X, W, reference="reloaded", via="pickle")
 
 
 def test_the_command_bisects_a_saved_graph(tmp_path, eager_log_off_by_a_little, capsys):
@@ -98,3 +170,15 @@ def test_the_command_bisects_a_saved_graph(tmp_path, eager_log_off_by_a_little, 
     status = main(["bisect", str(tmp_path / "model.tg"), "--inputs", str(tmp_path / "in.npz")])
     out = capsys.readouterr().out
     assert status == 3 and f"= log at test_debug.py:{LOG_LINE}" in out
+
+
+def test_the_command_bisects_against_the_reloaded_graph(tmp_path, capsys):
+    from tracegraph.cli import main
+
+    tg.save(tg.trace(model, X, W), tmp_path / "model.tg")
+    np.savez(tmp_path / "in.npz", x=X, w=W)
+    for via in ("file", "text"):
+        status = main(["bisect", str(tmp_path / "model.tg"), "--inputs", str(tmp_path / "in.npz"),
+                       "--reference", "reloaded", "--via", via])
+        out = capsys.readouterr().out
+        assert status == 0 and "op by op vs the graph saved and reloaded" in out

@@ -50,3 +50,17 @@ ENTRY %main.5 (x.1: f32[4]) -> f32[4] {
     nodes = hlo_node_map(hlo)
     assert nodes["exp_fusion"] == {("enc", "%1", "tanh", "m.py:3"), ("", "%2", "exp", "m.py:4")}
     assert nodes["x.1"] == set()
+
+
+def test_nodes_inside_control_flow_bodies_are_named_under_their_node():
+    def f(x):
+        return tg.fori_loop(0, 3, lambda i, c: c * 1.5 + tg.sin(c), x).sum()
+
+    x = np.ones(4, np.float32)
+    hlo = tg.jit(f).lower(x).compile().as_text()
+    line = f.__code__.co_firstlineno + 1
+    names = [m for m in hlo.split('op_name="')[1:]]
+    inner = [n.split('"')[0] for n in names if "= sin at" in n]
+    assert inner, "the body's sin is not named"
+    assert all(f"%0 = scan at test_profiling.py:{line}/" in n for n in inner)
+    assert all(f"= sin at test_profiling.py:{line}" in n for n in inner)

@@ -394,14 +394,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_bisect(args: argparse.Namespace) -> int:
     """The first node of a saved graph where compiled and op-by-op runs (or float64 and
-    the graph's dtype) differ (`tg.debug.bisect`), on inputs from an .npz file."""
+    the graph's dtype, or the graph and its reloaded copy) differ (`tg.debug.bisect`),
+    on inputs from an .npz file."""
     graph = _load_verified(args.file)
     leaves = read_inputs(graph, args.inputs) if args.inputs else []
     if len(leaves) != len(graph.inputs):
         raise CLIError(f"graph {graph.name} takes {len(graph.inputs)} inputs; pass them with --inputs FILE.npz")
     with on_device(args.device), _x64_if(_graph_dtypes(graph)):
         leaves = coerce_inputs(graph, leaves)
-        report = tg.debug.bisect_flat(graph, leaves, reference=args.reference, ulps=args.ulps)
+        report = tg.debug.bisect_flat(graph, leaves, reference=args.reference, ulps=args.ulps,
+                                      via=args.via)
     print(report)
     return 3 if report.diverged else 0
 
@@ -465,10 +467,14 @@ def _add_graph_commands(sub) -> None:
     )
     p.add_argument("file", help="a tg.save file, a JSON graph or a text-form graph")
     p.add_argument("--inputs", help="an .npz file with one array per graph input")
-    p.add_argument("--reference", choices=("compiled", "float64"), default="compiled",
-                   help="what the op-by-op run is compared with (default compiled)")
+    p.add_argument("--reference", choices=("compiled", "float64", "reloaded"), default="compiled",
+                   help="what the op-by-op run is compared with (default compiled); reloaded: "
+                   "the graph saved and read back")
+    p.add_argument("--via", choices=("file", "json", "text"), default="file",
+                   help="how --reference reloaded writes and reads the graph (default file)")
     p.add_argument("--ulps", type=float, default=None,
-                   help="tolerance in ULPs (default 64 against compiled, 4 against float64)")
+                   help="tolerance in ULPs (default 64 against compiled, 4 against float64, "
+                   "0 against reloaded)")
     p.add_argument("--device", choices=DEVICE_KINDS, default=None,
                    help="run on this kind of device (default: JAX's default device)")
     p.set_defaults(func=cmd_bisect)

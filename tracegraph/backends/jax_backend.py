@@ -15,41 +15,15 @@ from __future__ import annotations
 
 import jax
 
-from ..core import EVAL, at_bottom, call_graph, eval_graph
+from ..core import at_bottom, call_graph, evaluate_named
 from ..ir.graph import register_runner
-from ..ir.printer import Namer
 from .program import coerce_inputs
 
 
 def evaluate(graph, flat_args) -> list:
     """Evaluate ``graph`` on JAX values (arrays, or tracers while ``jax.jit`` traces) at
-    the bottom of the trace stack; returns the flat outputs."""
-    return eval_graph(graph, list(flat_args), trace=EVAL, run_node=_named_runner(graph))
-
-
-def node_scope(node, namer) -> str:
-    """The JAX name scope a node is lowered in: ``enc/0/%3 = relu at mlp.py:12``."""
-    first = namer(node.outputs[0]) if node.outputs else ""
-    label = f"{first} = {node.op}" if first else node.op
-    if node.location:
-        label += f" at {node.location}"
-    return "/".join([*node.scope.split("."), label]) if node.scope else label
-
-
-def _named_runner(graph):
-    """``run_node`` for `eval_graph`: each node's implementation under its name scope
-    (the scope strings are made once per graph; lowering runs once per signature)."""
-    scopes = graph._cache.get("hlo_scopes")
-    if scopes is None:
-        namer = Namer(graph)
-        scopes = graph._cache["hlo_scopes"] = {id(n): node_scope(n, namer) for n in graph.nodes}
-    process = EVAL.process_node
-
-    def run(node, operands):
-        with jax.named_scope(scopes[id(node)]):
-            return process(node, operands)
-
-    return run
+    the bottom of the trace stack, each node in its name scope; returns the flat outputs."""
+    return evaluate_named(graph, flat_args)
 
 
 def as_jax_function(graph):

@@ -7,7 +7,7 @@ reverse mode over them (`Linearized`, `vjp_graph`).
 """
 
 from .autodiff import Linearized, function_name, grad_scope, provenance, vjp_graph
-from .evaluate import Program, eval_graph, live_nodes, program_of
+from .evaluate import Program, eval_graph, evaluate_named, live_nodes, node_scope, program_of
 from .execute import check_outputs, run_compiled, run_impl, weak_of, weak_value
 from .graph_trace import GraphBuilder, GraphTrace, call_graph, trace_graph
 from .tensor import Tensor
@@ -19,7 +19,7 @@ from .trace import (
 __all__ = [
     "EVAL", "EvalTrace", "GraphBuilder", "GraphTrace", "Linearized", "Program", "Tensor", "Trace",
     "at_bottom", "bind", "call_graph", "check_and_infer", "check_outputs", "current_trace",
-    "eval_graph", "function_name", "live_nodes", "grad_scope", "is_python_scalar", "program_of", "provenance",
+    "eval_graph", "evaluate_named", "function_name", "live_nodes", "grad_scope", "node_scope", "is_python_scalar", "program_of", "provenance",
     "python_scalar_dtype", "run_compiled", "run_impl", "scope", "trace_graph", "type_of", "using", "vjp_graph",
     "weak_of", "weak_value",
 ]

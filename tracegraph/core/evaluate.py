@@ -18,7 +18,10 @@ value, and for each node the slots to read and the slots that die there.
 
 from __future__ import annotations
 
-from .trace import current_trace
+import jax
+
+from ..ir.printer import Namer
+from .trace import EVAL, current_trace
 
 
 class Step:
@@ -130,3 +133,33 @@ def eval_graph(graph, args, *, trace=None, run_node=None, keep=None, prune=False
         del ins, outs
     result = [env[s] for s in prog.output_slots]
     return result if keep is None else (result, kept)
+
+
+def node_scope(node, namer) -> str:
+    """The JAX name scope a node is lowered in: ``enc/0/%3 = relu at mlp.py:12`` (its
+    module scope as nested scopes, its first result as the printed graph names it, its op
+    and the user's line)."""
+    first = namer(node.outputs[0]) if node.outputs else ""
+    label = f"{first} = {node.op}" if first else node.op
+    if node.location:
+        label += f" at {node.location}"
+    return "/".join([*node.scope.split("."), label]) if node.scope else label
+
+
+def evaluate_named(graph, args) -> list:
+    """`eval_graph` at the bottom of the stack (JAX values in and out: arrays, or tracers
+    while JAX traces), each node under its JAX name scope (`node_scope`), so StableHLO
+    locations and the optimized HLO's ``op_name`` lead back to the node. Control-flow
+    implementations evaluate their bodies with it too, so a node inside a loop body is
+    named under the loop's node (``%5 = while_loop at f.py:3/.../%2 = mul at f.py:4``)."""
+    scopes = graph._cache.get("hlo_scopes")
+    if scopes is None:  # made once per graph; lowering runs once per signature
+        namer = Namer(graph)
+        scopes = graph._cache["hlo_scopes"] = {id(n): node_scope(n, namer) for n in graph.nodes}
+    process = EVAL.process_node
+
+    def run(node, operands):
+        with jax.named_scope(scopes[id(node)]):
+            return process(node, operands)
+
+    return eval_graph(graph, list(args), trace=EVAL, run_node=run)

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..core import EVAL, current_trace, eval_graph, trace_graph, vjp_graph
+from ..core import current_trace, eval_graph, evaluate_named, trace_graph, vjp_graph
 from ..errors import Error
 from ..ir.types import TensorType, is_inexact
 from .defop import (
@@ -461,7 +461,7 @@ def _shard_map_impl(*ins, body, mesh_axes, mesh_shape, in_specs, out_specs, chec
         mesh = make_mesh(tuple(mesh_axes), tuple(mesh_shape))
 
         def run(*xs):
-            return tuple(eval_graph(body, list(xs), trace=EVAL))
+            return tuple(evaluate_named(body, xs))
 
         f = body._cache[key] = jax.jit(jax.shard_map(
             run, mesh=mesh, in_specs=tuple(map(_jax_spec, in_specs)),

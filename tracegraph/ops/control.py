@@ -4,7 +4,7 @@ bodies as subgraph attributes.
 Every subgraph is closed: values a body uses from outside (closures) are explicit
 operands of the node, passed to the body after its own inputs. The implementations
 lower to ``lax.cond`` / ``lax.while_loop`` / ``lax.scan`` and evaluate the subgraphs
-with `eval_graph` at the bottom of the trace stack (the same op implementations as
+with `evaluate_named` at the bottom of the trace stack (the same op implementations as
 everything else); each op's ``interpret`` facet is the interpreter's variant, which runs
 the subgraphs with Python control flow (so hooks, profiles and NaN checks reach inside).
 
@@ -22,7 +22,7 @@ from jax import lax
 
 from ..errors import Error
 from ..ir.types import TensorType
-from ..core import EVAL, call_graph, eval_graph, trace_graph, vjp_graph
+from ..core import call_graph, evaluate_named, trace_graph, vjp_graph
 from .defop import Attr, Sample, ShapeError, bind, defop
 from .samples import arr
 
@@ -88,7 +88,7 @@ def _cond_out_types(pred, *ops, true_branch, false_branch):
 
 
 def _evaluate(graph, args):
-    return eval_graph(graph, list(args), trace=EVAL)
+    return evaluate_named(graph, args)
 
 
 def _cond_impl(pred, *ops, true_branch, false_branch):

@@ -31,7 +31,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from ..core import EVAL, call_graph, eval_graph, trace_graph
+from ..core import call_graph, evaluate_named, trace_graph
 from ..ir.types import TensorType, is_inexact
 from .control import _fmt, _type_rules, _types
 from .defop import Attr, Sample, ShapeError, bind, defop
@@ -84,7 +84,7 @@ def _out_types(*ins, fn, fwd, bwd):
 
 
 def _impl(*ins, fn, fwd, bwd):
-    return tuple(eval_graph(fn, list(ins), trace=EVAL))
+    return tuple(evaluate_named(fn, ins))
 
 
 def _interpret(run_graph, *ins, fn, fwd, bwd):
