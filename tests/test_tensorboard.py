@@ -74,6 +74,42 @@ def test_fit_callback_writes_train_and_validation_scalars(tmp_path):
     assert "epoch_accuracy" in train.Tags()["scalars"] and "epoch_loss" in val.Tags()["scalars"]
 
 
+def test_fit_callback_histograms_steps_per_second_and_a_profile(tmp_path):
+    import glob
+
+    import jax
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    y = (x.sum(1) > 0).astype(np.int32)
+    model_ = tg.nn.Sequential([tg.nn.Linear(4, 8, key=tg.random.key(0)), tg.nn.functional.relu,
+                               tg.nn.Linear(8, 2, key=tg.random.key(1))])
+    model_.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    board = tg.callbacks.TensorBoard(tmp_path, histogram_freq=1, write_steps_per_second=True,
+                                     profile_batch=(2, 3))
+    model_.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[board])
+    train = read(tmp_path / "train")
+    hists = train.Tags()["histograms"]
+    assert {"0.weight", "0.bias", "2.weight", "2.bias"} <= set(hists), hists
+    assert [e.step for e in train.Histograms("0.weight")] == [0, 1]
+    assert train.Histograms("0.weight")[0].histogram_value.num == 32
+    assert [e.step for e in train.Scalars("epoch_steps_per_second")] == [0, 1]
+    # the trace where TensorBoard's Profile dashboard looks: <run>/plugins/profile/<session>/
+    traces = glob.glob(str(tmp_path / "train" / "plugins" / "profile" / "*" / "*.xplane.pb"))
+    assert len(traces) == 1
+    events = [e for p in jax.profiler.ProfileData.from_file(traces[0]).planes for ln in p.lines
+              for e in ln.events]
+    assert events  # the two profiled steps ran
+
+
+def test_fit_callback_bad_arguments_are_clear():
+    for bad in ((3, 2), -1, "a,b", (0, 2), True):
+        with pytest.raises(tg.callbacks.CallbackError, match="profile_batch"):
+            tg.callbacks.TensorBoard("logs", profile_batch=bad)
+    with pytest.raises(tg.callbacks.CallbackError, match="histogram_freq"):
+        tg.callbacks.TensorBoard("logs", histogram_freq=-1)
+
+
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -604,19 +604,33 @@ class TensorBoard(Callback):
     """Write the epoch logs as TensorBoard scalars (``epoch_loss``, ``epoch_accuracy``
     ...; training values under ``log_dir/train``, validation ones under
     ``log_dir/validation``, as Keras lays them out; ``update_freq="batch"`` or an int
-    also writes ``batch_*`` every that many batches).
+    also writes ``batch_*`` every that many batches), with Keras' other arguments:
+
+    - ``histogram_freq=N``: every N epochs, a histogram of each parameter of the model
+      (``fc1.weight``, ...) under ``log_dir/train``;
+    - ``write_steps_per_second=True``: ``epoch_steps_per_second`` (and
+      ``batch_steps_per_second`` with ``update_freq``);
+    - ``profile_batch``: a `jax.profiler` trace of these training batches (counted from
+      1 over the whole run: ``2``, or ``(10, 20)``, or ``"10,20"``; 0 for none), written
+      where TensorBoard's Profile dashboard reads it
+      (``log_dir/train/plugins/profile/<session>/<host>.xplane.pb``). The compiled
+      step's XLA ops carry the IR nodes' names (``%3 = matmul at model.py:12``), so the
+      trace viewer leads back to the graph.
 
     Writes with `tg.tensorboard.SummaryWriter` (TensorBoard's own protobufs and event
     writer: ``pip install tensorboard``), else ``tensorboardX`` or PyTorch's
     ``torch.utils.tensorboard``; without any, constructing it raises `CallbackError`
-    naming them.
+    naming them. The IR graph goes to the Graphs dashboard with
+    `tg.tensorboard.write_graph` (it needs an input to trace the model on).
 
     Example::
 
-        model.fit(x, y, epochs=5, callbacks=[tg.callbacks.TensorBoard("logs/run1")])
+        model.fit(x, y, epochs=5, callbacks=[tg.callbacks.TensorBoard(
+            "logs/run1", histogram_freq=1, profile_batch=(3, 5))])
     """
 
-    def __init__(self, log_dir="logs", update_freq="epoch"):
+    def __init__(self, log_dir="logs", histogram_freq: int = 0, write_steps_per_second: bool = False,
+                 update_freq="epoch", profile_batch=0):
         super().__init__()
         self._writer_class = _summary_writer_class()
         self.log_dir = os.fspath(log_dir)
@@ -626,9 +640,17 @@ class TensorBoard(Callback):
                                        or not isinstance(update_freq, int) or update_freq < 1):
             raise CallbackError(f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive "
                                 f"int, got {update_freq!r}")
+        if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or histogram_freq < 0:
+            raise CallbackError(f"TensorBoard: histogram_freq must be an int >= 0, got {histogram_freq!r}")
         self.update_freq = update_freq
+        self.histogram_freq = histogram_freq
+        self.write_steps_per_second = bool(write_steps_per_second)
+        self.profile_range = _profile_range(profile_batch)
         self._writers: dict = {}
         self._step = 0
+        self._profiling = False
+        self._epoch_start = self._batch_start = None
+        self._epoch_batches = 0
 
     def _writer(self, kind):
         w = self._writers.get(kind)
@@ -636,11 +658,29 @@ class TensorBoard(Callback):
             w = self._writers[kind] = self._writer_class(os.path.join(self.log_dir, kind))
         return w
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._epoch_batches = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_start = time.perf_counter()
+        if self.profile_range and self._step + 1 == self.profile_range[0]:
+            self._start_profile()
+
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1
+        self._epoch_batches += 1
+        if self._profiling and self._step >= self.profile_range[1]:
+            self._stop_profile()
         if self.update_freq != "epoch" and self._step % self.update_freq == 0:
+            w = self._writer("train")
             for k, v in (logs or {}).items():
-                self._writer("train").add_scalar(f"batch_{k}", float(v), self._step)
+                if isinstance(v, numbers.Real) or np.ndim(v) == 0:
+                    w.add_scalar(f"batch_{k}", float(v), self._step)
+            if self.write_steps_per_second and self._batch_start is not None:
+                elapsed = time.perf_counter() - self._batch_start
+                if elapsed > 0:
+                    w.add_scalar("batch_steps_per_second", 1.0 / elapsed, self._step)
 
     def on_epoch_end(self, epoch, logs=None):
         for k, v in (logs or {}).items():
@@ -648,13 +688,82 @@ class TensorBoard(Callback):
                 continue
             kind, name = ("validation", k[4:]) if k.startswith("val_") else ("train", k)
             self._writer(kind).add_scalar(f"epoch_{name}", float(v), epoch)
+        if self.write_steps_per_second and self._epoch_start is not None and self._epoch_batches:
+            elapsed = time.perf_counter() - self._epoch_start
+            self._writer("train").add_scalar("epoch_steps_per_second", self._epoch_batches / elapsed, epoch)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            w = self._writer("train")
+            for name, value in _named_weights(self.model):
+                w.add_histogram(name, np.asarray(value), epoch)
         for w in self._writers.values():
             w.flush()
 
     def on_train_end(self, logs=None):
+        if self._profiling:  # fewer batches ran than the range asked for
+            self._stop_profile()
         for w in self._writers.values():
             w.close()
         self._writers = {}
+
+    def _start_profile(self):
+        import jax
+
+        try:
+            jax.profiler.start_trace(os.path.join(self.log_dir, "train"))
+        except RuntimeError as e:  # another trace is running in this process
+            raise CallbackError(f"TensorBoard(profile_batch=...): cannot start a jax.profiler "
+                                f"trace: {e}") from None
+        self._profiling = True
+
+    def _stop_profile(self):
+        import jax
+
+        self._profiling = False
+        jax.profiler.stop_trace()
+
+
+def _profile_range(profile_batch) -> tuple | None:
+    """Keras' ``profile_batch``: 0 (none), N (batch N), (start, stop) or "start,stop"."""
+    spec = profile_batch
+    if isinstance(spec, str):
+        try:
+            spec = tuple(int(p) for p in spec.split(","))
+        except ValueError:
+            spec = None
+    elif isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
+        spec = (int(spec), int(spec))
+    if isinstance(spec, (tuple, list)) and len(spec) == 1:
+        spec = (spec[0], spec[0])
+    if (not isinstance(spec, (tuple, list)) or len(spec) != 2
+            or not all(isinstance(b, numbers.Integral) and not isinstance(b, bool) for b in spec)
+            or spec[0] < 0 or spec[1] < spec[0] or (spec[0] == 0 and spec[1] != 0)):
+        raise CallbackError(f"TensorBoard: profile_batch must be 0, a batch number, or "
+                            f"(start, stop) with 1 <= start <= stop, got {profile_batch!r}")
+    return None if spec[0] == 0 else (int(spec[0]), int(spec[1]))
+
+
+def _named_weights(model):
+    """``(name, array)`` of each parameter of a model: a `tg.nn.Module`'s
+    ``named_parameters``, else the dotted paths of a pytree's array leaves."""
+    if model is None:
+        return []
+    named = getattr(model, "named_parameters", None)
+    if callable(named):
+        pairs = named()
+    else:
+        import jax
+
+        pairs = [(jax.tree_util.keystr(path, simple=True, separator="."), x)
+                 for path, x in jax.tree_util.tree_flatten_with_path(model)[0]]
+    import jax.numpy as jnp
+
+    out = []
+    for name, x in pairs:
+        data = getattr(x, "_data", x)  # a leaf tensor of a PyTorch-style module
+        dtype = getattr(data, "dtype", None)
+        if dtype is not None and jnp.issubdtype(dtype, jnp.inexact):  # not keys, not ints
+            out.append((name, data))
+    return out
 
 
 def _summary_writer_class():
