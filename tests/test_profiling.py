@@ -64,3 +64,62 @@ def test_nodes_inside_control_flow_bodies_are_named_under_their_node():
     assert inner, "the body's sin is not named"
     assert all(f"%0 = scan at test_profiling.py:{line}/" in n for n in inner)
     assert all(f"= sin at test_profiling.py:{line}" in n for n in inner)
+
+
+def test_the_compiled_transformer_step_is_profiled_by_node_and_module_scope():
+    """The examples' Transformer language model, one whole train step (forward, IR
+    backward, Adam) compiled: the profile names its IR nodes, and sums by module scope
+    the blocks, their attention and MLP, forward and backward."""
+    import importlib
+    import pathlib
+    import sys
+
+    examples = pathlib.Path(__file__).resolve().parent.parent / "examples"
+    sys.path.insert(0, str(examples))
+    try:
+        transformer = importlib.import_module("transformer")
+    finally:
+        sys.path.remove(str(examples))
+    model = transformer.CharTransformer(32, 32, 4, 2, 16, key=tg.random.key(0))
+    opt = tg.optim.adam(1e-3)
+    state = opt.init(model)
+    ids = np.random.default_rng(0).integers(0, 32, size=(4, 17)).astype(np.int32)
+
+    def step(model, state, ids):
+        def loss(m):
+            logits = m(ids[:, :-1])
+            return tg.nn.functional.cross_entropy(logits, ids[:, 1:])
+
+        value, grads = tg.value_and_grad(loss)(model)
+        updates, state = opt.update(grads, state, model)
+        return tg.optim.apply_updates(model, updates), state, value
+
+    prof = tg.jit(step).profile_compiled(model, state, ids, repeat=2)
+    nodes = prof.by_node()
+    assert nodes[0].seconds > 0 and all(n.name.startswith("%") for n in nodes)
+    assert {n.location.split(":")[0] for n in nodes} >= {"transformer.py"}
+    scopes = {s: t for s, _, t in prof.by_scope()}
+    want = {"blocks", "blocks.0", "blocks.1", "blocks.0.attn", "blocks.0.mlp", "grad.blocks.0.attn"}
+    assert want <= set(scopes), scopes
+    # an XLA op's time counts once per scope: a scope never costs more than the program,
+    # and a scope at least as much as any scope nested in it
+    assert all(0 <= t <= prof.seconds * 1.0001 for t in scopes.values())
+    assert scopes["blocks"] >= scopes["blocks.0"] > 0 and scopes["blocks.0"] >= scopes["blocks.0.attn"]
+
+
+def test_computation_headers_with_index_comments_end_the_previous_body():
+    """XLA prints long parameter lists with ``/*index=5*/`` comments: such a header still
+    starts a new computation (else every later instruction would join a fusion's body)."""
+    hlo = """
+%fused_a (param_0: f32[4], param_1: f32[4], param_2: f32[4], param_3: f32[4], param_4: f32[4], /*index=5*/param_5: f32[4]) -> f32[4] {
+  ROOT %t = f32[4]{0} tanh(%param_0), metadata={op_name="jit(f)/%1 = tanh at m.py:3/tanh"}
+}
+
+ENTRY %main (x: f32[4]) -> f32[4] {
+  %x = f32[4]{0} parameter(0)
+  %f = f32[4]{0} fusion(%x, %x, %x, %x, %x, /*index=5*/%x), kind=kLoop, calls=%fused_a, metadata={op_name="jit(f)/%1 = tanh at m.py:3/tanh"}
+  ROOT %e = f32[4]{0} exponential(%f), metadata={op_name="jit(f)/%2 = exp at m.py:4/exp"}
+}
+"""
+    m = hlo_node_map(hlo)
+    assert {n[1] for n in m["f"]} == {"%1"} and {n[1] for n in m["e"]} == {"%2"}

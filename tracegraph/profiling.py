@@ -63,6 +63,8 @@ class CompiledProfile:
     seconds: float
     calls: int
     unattributed: dict
+    # (XLA op, seconds per call, the (scope, name) keys of the IR nodes it holds)
+    xla_ops: list = dataclasses.field(default_factory=list)
 
     def by_node(self) -> list:
         return sorted(self.nodes, key=lambda n: -n.seconds)
@@ -72,12 +74,11 @@ class CompiledProfile:
         op's time counts once per scope even when it holds several of its nodes."""
         acc: dict[str, list] = {}
         for n in self.nodes:
-            parts = n.scope.split(".") if n.scope else []
-            names = [".".join(parts[: i + 1]) for i in range(len(parts))] or ["(no scope)"]
-            for s in names:
-                row = acc.setdefault(s, [0, 0.0])
-                row[0] += 1
-                row[1] += n.seconds / max(n.shared, 1)
+            for s in _scopes_of(n.scope):
+                acc.setdefault(s, [0, 0.0])[0] += 1
+        for _, seconds, keys in self.xla_ops:
+            for s in set().union(*(_scopes_of(scope) for scope, _ in keys)):
+                acc[s][1] += seconds
         return sorted(((s, *r) for s, r in acc.items()), key=lambda r: (-r[2], r[0]))
 
     def __str__(self):
@@ -95,6 +96,12 @@ class CompiledProfile:
         return "\n".join(lines)
 
 
+def _scopes_of(scope: str) -> list[str]:
+    """A module scope and the scopes it is nested in: ``a.b`` -> ``a``, ``a.b``."""
+    parts = scope.split(".") if scope else []
+    return [".".join(parts[: i + 1]) for i in range(len(parts))] or ["(no scope)"]
+
+
 def hlo_node_map(hlo_text: str) -> dict[str, set]:
     """For each instruction of optimized HLO text, the IR nodes it computes: the node
     named in its own ``op_name`` and in those of every instruction of the computations
@@ -106,8 +113,8 @@ def hlo_node_map(hlo_text: str) -> dict[str, set]:
     for line in hlo_text.splitlines():
         m = _INSTRUCTION.match(line)
         if m is None:
-            c = _COMPUTATION.match(line)
-            if c is not None and "=" not in line.split("{")[0]:
+            c = _COMPUTATION.match(line)  # a header: `%fused_computation.3 (p: f32[4], /*index=5*/...) -> f32[4] {`
+            if c is not None:
                 current = c.group(1)
                 body.setdefault(current, [])
             continue
@@ -180,11 +187,13 @@ def profile_compiled(jit_fn, *args, repeat: int = 10, **kwargs) -> CompiledProfi
         _LOCK.release()
     per_node: dict[tuple, NodeTime] = {}
     unattributed: dict[str, float] = {}
+    xla_ops = []
     for op, seconds in times.items():
         nodes = node_map.get(op, set())
         if not nodes:
             unattributed[op] = seconds / repeat
             continue
+        xla_ops.append((op, seconds / repeat, frozenset((scope, name) for scope, name, _, _ in nodes)))
         for scope, name, kind, location in nodes:
             row = per_node.get((scope, name))
             if row is None:
@@ -193,4 +202,4 @@ def profile_compiled(jit_fn, *args, repeat: int = 10, **kwargs) -> CompiledProfi
             row.xla_ops += 1
             row.shared = max(row.shared, len(nodes))
     return CompiledProfile(list(per_node.values()), sum(times.values()) / repeat, repeat,
-                           unattributed)
+                           unattributed, xla_ops)
