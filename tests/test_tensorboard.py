@@ -121,6 +121,14 @@ def test_a_real_tensorboard_server_serves_the_graph_and_scalars(tmp_path):
     tg.tensorboard.write_graph(model, tmp_path / "run", X, W)
     with tg.tensorboard.SummaryWriter(tmp_path / "run") as w:
         w.add_scalar("loss", 0.5, 1)
+    # and what fit's callback writes (runs fit/train and fit/validation)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 4)).astype(np.float32)
+    y = (x.sum(1) > 0).astype(np.int32)
+    net = tg.nn.Sequential([tg.nn.Linear(4, 2, key=tg.random.key(0)), tg.nn.Softmax()])
+    net.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    net.fit(x, y, epochs=2, batch_size=16, validation_split=0.25, verbose=0,
+            callbacks=[tg.callbacks.TensorBoard(tmp_path / "fit")])
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(tmp_path), "--host",
@@ -140,8 +148,17 @@ def test_a_real_tensorboard_server_serves_the_graph_and_scalars(tmp_path):
             if time.time() > deadline or server.poll() is not None:
                 pytest.fail("tensorboard did not serve the run")
             time.sleep(0.5)
-        tags = urllib.request.urlopen(f"{base}/data/plugin/scalars/tags", timeout=10).read().decode()
-        assert '"loss"' in tags
+        deadline = time.time() + 60
+        while True:  # the server loads runs in the background
+            tags = urllib.request.urlopen(f"{base}/data/plugin/scalars/tags", timeout=10).read().decode()
+            if '"fit/validation"' in tags or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert '"loss"' in tags and '"epoch_loss"' in tags and '"epoch_accuracy"' in tags
+        assert '"fit/train"' in tags and '"fit/validation"' in tags
+        points = urllib.request.urlopen(f"{base}/data/plugin/scalars/scalars?run=fit/train&tag=epoch_loss",
+                                        timeout=10).read().decode()
+        assert points.count("[") >= 3  # two epochs: [[wall, step, value], [...]]
         graph = urllib.request.urlopen(f"{base}/data/plugin/graphs/graph?run=run", timeout=10).read().decode()
         assert 'name: "enc/0/matmul_0"' in graph and "test_tensorboard.py" in graph
     finally:
