@@ -207,7 +207,9 @@ def bind(op_name: str, *args, **attrs):
     stack = _TRACES.get()
     trace = stack[-1] if stack else _bottom_trace(args)
     op = registry.lookup(op_name)
-    outs = trace.process(op, [trace.lift(a) for a in args], attrs)
+    # a Tensor of this trace is its own operand (most operands, most often)
+    outs = trace.process(op, [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a)
+                              for a in args], attrs)
     return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
 
 

@@ -29,7 +29,7 @@ import jax
 from ..core import EVAL, GraphTrace, Tensor, at_bottom, eval_graph, run_compiled, run_impl, trace_graph
 from ..core.execute import attrs_key, compiled_impl
 from ..core.trace import check_and_infer
-from ..errors import TracingError, user_location
+from ..errors import Error, TracingError, user_location
 from ..ir.graph import Node, Value
 from .tracing import function_name, trace_with
 
@@ -87,33 +87,41 @@ class EagerTrace(GraphTrace):
 
     def process(self, op, operands, attrs) -> list:
         # `GraphTrace.process` with the shape rule, normalized attributes and compiled
-        # implementation resolved once per (op, input types, attributes, x64 mode)
+        # implementation resolved once per (op, input types, attributes, x64 mode); the
+        # hot path of define-by-run, so written out flat (no helper calls but the op)
         in_types = tuple([t._value.type for t in operands])
         try:
-            key = (op.name, in_types, attrs_key(attrs), jax.config.jax_enable_x64)
+            key = (op.name, in_types, attrs_key(attrs) if attrs else (), jax.config.jax_enable_x64)
             plan = _PLANS.get(key)
         except TypeError:  # an unhashable attribute: resolved every time
             key = plan = None
         if plan is None:
-            attrs, out_types = check_and_infer(op, in_types, attrs)
+            attrs, out_types, = check_and_infer(op, in_types, attrs)
             plan = [attrs, out_types, compiled_impl(op, attrs), False]
             if key is not None and len(_PLANS) < _PLANS_MAX:
                 _PLANS[key] = plan
         attrs, out_types, fn, checked = plan
         b = self.builder
         location, scope = b.provenance or (user_location(1), b.scope)
-        node = Node(op.name, [t._value for t in operands], attrs, [Value(t) for t in out_types], location, scope)
+        outputs = [Value(t) for t in out_types]
+        node = Node.make(op.name, tuple([t._value for t in operands]), attrs, outputs, location, scope)
         b.nodes.append(node)
         arrays = [t._data for t in operands]
         if self.values is not None:  # a GradientTape is open here: keep what it may read
             for t, a in zip(operands, arrays):
                 self.values.setdefault(id(t._value), a)
-        if fn is None:
-            datas = run_impl(op, node, arrays)
-        else:  # the output types are checked on the first run of a plan
-            datas = run_compiled(op, node, arrays, fn, check=not checked)
-            plan[3] = True
-        return [self.box(v, d) for v, d in zip(node.outputs, datas)]
+        if fn is None or not checked:  # the first run of a plan checks the output types
+            datas = run_impl(op, node, arrays) if fn is None else run_compiled(op, node, arrays, fn)
+            plan[3] = fn is not None
+        else:
+            try:
+                out = fn(*arrays)
+            except Exception as e:  # a JAX error: named as run_compiled names it
+                raise Error(f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}") from e
+            if len(outputs) == 1 and not op.multi_output:
+                return [self.box(outputs[0], out)]
+            datas = out
+        return [self.box(v, d) for v, d in zip(outputs, datas)]
 
     def call_block(self, build, ins: list, cache: dict, key) -> list:
         # A block seen a third time at the same place (a training loop's optimizer update)

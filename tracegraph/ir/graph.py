@@ -69,6 +69,17 @@ class Node:
         for v in self.outputs:
             v.producer = self
 
+    @classmethod
+    def make(cls, op: str, inputs: tuple, attrs: dict, outputs, location=None, scope="") -> "Node":
+        """A Node from a tuple of inputs and a dict of attributes it may keep as they are
+        (no copies: define-by-run makes one node per op it runs)."""
+        n = cls.__new__(cls)
+        n.op, n.inputs, n.attrs, n.location, n.scope = op, inputs, attrs, location, scope
+        n.outputs = outputs = tuple(outputs)
+        for v in outputs:
+            v.producer = n
+        return n
+
     def __repr__(self):
         ins = ", ".join(f"%{v.name or '?'}" for v in self.inputs)
         return f"Node({self.op}({ins}) @ {self.location or '?'})"
