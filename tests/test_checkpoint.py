@@ -292,7 +292,7 @@ def _doc(**over):
     [
         ("{not json", {}, "not valid JSON"),
         (_doc(format="other"), {"a0": np.ones(3, np.float32)}, "format"),
-        (_doc(version=2), {"a0": np.ones(3, np.float32)}, "version 2"),
+        (_doc(version=3), {"a0": np.ones(3, np.float32)}, "version 3"),
         (_doc(), {}, "entry 'a0' is missing"),
         (_doc(), {"a0": np.ones(4, np.float32)}, r"float32\[4\], its header says float32\[3\]"),
         (_doc(), {"a0": np.ones(3, np.int32)}, "its header says"),

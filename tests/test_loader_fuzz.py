@@ -10,7 +10,12 @@ Each mutant must load (and then verify) or raise `tg.IRError` â€” nothing else â
 within a few MiB of the input's size: no input may make a reader allocate more than it
 holds (a file's constants are stored uncompressed, so the file holds them).
 
-About 500 mutants run by default; ``-m slow`` runs more than 10,000.
+The same bounds hold for the checkpoint reader on sharded checkpoints (one file, or
+with the shard files other processes write): mutated shard records (index ranges,
+overlapping or missing shards, files, meshes, specs, tokens, shapes far beyond the data)
+and damaged, dropped or swapped files read or raise `tg.checkpoint.CheckpointError`.
+
+About 650 mutants run by default; ``-m slow`` runs more than 13,000.
 """
 
 import io
@@ -261,7 +266,7 @@ def _bombs(data: bytes) -> list:
     ]
 
 
-def _mutate_file(data: bytes, rng: random.Random) -> bytes:
+def _mutate_file(data: bytes, rng: random.Random, doc_entry: str = "__graph__.json.npy") -> bytes:
     r = rng.random()
     if r < 0.3:
         b = bytearray(data)
@@ -279,10 +284,12 @@ def _mutate_file(data: bytes, rng: random.Random) -> bytes:
         shape = rng.choice([(2**40,), (-1,), (2**31, 2**31), (3,), (), (1, 2, 3)])
         descr = rng.choice(["<f4", "|u1", "<f8", ">f4", "|O", "<u2", "|b1"])
         members[name] = _npy_header(shape, descr) + _npy_split(members[name])[1]
-    elif r < 0.55:  # the graph document mutated as JSON
-        _, doc = _npy_split(members["__graph__.json.npy"])
+    elif r < 0.55:  # the document mutated as JSON
+        if doc_entry not in members:
+            return data
+        _, doc = _npy_split(members[doc_entry])
         text = _mutate_json(doc.decode("utf-8", "replace"), rng)
-        members["__graph__.json.npy"] = _npy_header((len(text),), "|u1") + text
+        members[doc_entry] = _npy_header((len(text),), "|u1") + text
     elif r < 0.7:  # missing, extra or duplicated entries
         if rng.random() < 0.5:
             del members[name]
@@ -388,3 +395,198 @@ def test_seeds_load_in_every_format(tmp_path):
         tg.parse(str(too_deep))
     with pytest.raises(tg.IRError, match="nested more than 64 deep"):
         tg.Graph.from_json(too_deep.to_json())
+
+
+# -- sharded checkpoints ----------------------------------------------------------------------
+# The checkpoint reader (`tg.checkpoint.info` / `load`, to the host and placed on a mesh) on
+# seeded mutations of sharded checkpoints, in one file and with the shard files that
+# other processes write: the new fields (index ranges made out of bounds, reversed,
+# overlapping or missing shards, shards listed twice, other files, meshes and specs,
+# tokens and process lists, global shapes far beyond the data) and the files themselves
+# (as above, and shard files dropped, truncated or swapped). Each mutant must read or raise
+# `CheckpointError` naming the checkpoint, within the same time and memory bounds.
+import jax
+from jax.sharding import AxisType
+
+from sharded_checkpoints import forge, side_path
+from tracegraph.checkpoint import CheckpointError
+
+_CK_ARRAYS = {"w": np.arange(48, dtype=np.float32).reshape(8, 6), "v": np.arange(10, dtype=np.int32),
+              "h": np.linspace(0, 1, 5)}
+_CK_SPLITS = {"w": (4, 2), "v": (5,)}
+_CK_POOL = [-1, 0, 1, 2, 3, 5, 7, 8, 9, 2**31, 2**40, 2**62, True, None, "0", 1.5, [], [0, 1]]
+
+
+def _ck_seed(tmp_path, processes: int) -> dict:
+    """{file name: bytes} of a forged sharded checkpoint (and its shard files)."""
+    folder = tmp_path / f"seed{processes}"
+    folder.mkdir(exist_ok=True)
+    forge(folder / "c.ckpt", _CK_ARRAYS, _CK_SPLITS, processes=processes)
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def _ck_doc(data: bytes) -> dict:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        return json.loads(_npy_split(z.read("__checkpoint__.json.npy"))[1])
+
+
+def _ck_with_doc(data: bytes, doc) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    text = json.dumps(doc).encode()
+    members["__checkpoint__.json.npy"] = _npy_header((len(text),), "|u1") + text
+    return _zip(members)
+
+
+def _mutate_shard_fields(doc: dict, rng: random.Random) -> dict:
+    """One to three edits of the fields that describe shards."""
+    doc = json.loads(json.dumps(doc))
+    for _ in range(rng.randint(1, 3)):
+        leaf = rng.choice([x for x in doc["leaves"] if x.get("sharding")] or doc["leaves"])
+        rec = leaf.get("sharding") or {}
+        shards = rec.get("shards") if isinstance(rec.get("shards"), list) else []
+        s = rng.choice(shards) if shards else {}
+        r = rng.random()
+        try:
+            if r < 0.3 and s.get("index"):  # an index bound replaced, or a range reversed
+                rng_ = rng.choice(s["index"])
+                if rng.random() < 0.3:
+                    rng_.reverse()
+                else:
+                    rng_[rng.randrange(2)] = rng.choice(_CK_POOL)
+            elif r < 0.4:  # a shard twice (overlap) or dropped (gap)
+                if rng.random() < 0.5:
+                    shards.append(json.loads(json.dumps(s)))
+                elif shards:
+                    shards.pop(rng.randrange(len(shards)))
+            elif r < 0.5:  # another file
+                s["file"] = rng.choice([0, 1, 2, 3, -1, 99, None, "1"])
+            elif r < 0.6:  # the global shape far beyond the data, the shards following it
+                n = rng.choice([2**31, 2**40, 2**62])
+                old, leaf["shape"][0] = leaf["shape"][0], n
+                for sh in shards:  # the last shards along dimension 0 now end at n
+                    if sh["index"][0][1] == old:
+                        sh["index"][0][1] = n
+            elif r < 0.7:  # the mesh or the spec
+                key = rng.choice(["mesh", "spec"])
+                rec[key] = rng.choice([None, [], {"axes": ["m0"], "shape": [2**40]}, ["m9"],
+                                       ["m0", "m0"], {"axes": ["m0", "m1"], "shape": [1, 1]},
+                                       [["m0", "m1"]], 3])
+            elif r < 0.8:  # the shard files' token or processes
+                doc["shard_files"] = rng.choice([
+                    None, {"token": "../../x", "processes": [1]},
+                    {"token": "0123456789abcdef", "processes": rng.choice([[1], [1, 2], [2, 1], [], [0], [5]])},
+                    {"token": "fedcba9876543210", "processes": [1, 2]}])
+            elif r < 0.9:  # the record removed, or the version changed
+                if rng.random() < 0.5:
+                    leaf["sharding"] = rng.choice([None, {}, []])
+                else:
+                    doc["version"] = rng.choice([1, 3])
+            else:  # a whole record moved to another leaf (other shapes and dtypes)
+                other = rng.choice(doc["leaves"])
+                other["sharding"], leaf["sharding"] = leaf.get("sharding"), other.get("sharding")
+        except (TypeError, AttributeError, IndexError, KeyError):
+            continue  # an earlier edit changed this part's type
+    return doc
+
+
+def _ck_mutant(files: dict, rng: random.Random) -> dict:
+    files = dict(files)
+    manifest = "c.ckpt"
+    sides = [n for n in files if n != manifest]
+    r = rng.random()
+    if r < 0.45:
+        files[manifest] = _ck_with_doc(files[manifest], _mutate_shard_fields(_ck_doc(files[manifest]), rng))
+    elif r < 0.8:  # the bytes of the checkpoint file or of a shard file
+        name = rng.choice([manifest] + sides)
+        doc_entry = "__checkpoint__.json.npy" if name == manifest else "__shards__.json.npy"
+        files[name] = _mutate_file(files[name], rng, doc_entry)
+    elif sides:  # a shard file dropped, truncated, or another process's in its place
+        name = rng.choice(sides)
+        k = rng.random()
+        if k < 0.4:
+            del files[name]
+        elif k < 0.7:
+            files[name] = files[name][: rng.randrange(len(files[name]))]
+        else:
+            files[name] = files[rng.choice(sides)] if len(sides) > 1 else files[manifest]
+    else:
+        files[manifest] = files[manifest][: rng.randrange(len(files[manifest]))]
+    return files
+
+
+_CK_MESH = jax.make_mesh((1, 1), ("m0", "m1"), axis_types=(AxisType.Auto,) * 2)
+
+
+def _ck_read(path):
+    """info, load to the host, load placed on a mesh: results (shapes checked against
+    info), or None where the reader raised CheckpointError."""
+    try:
+        inf = tg.checkpoint.info(path)
+    except CheckpointError as e:
+        assert str(path) in str(e), str(e)
+        return None
+    want = {name: (shape, dtype) for name, shape, dtype in inf.leaves}
+    for kwargs in ({}, {"shardings": _CK_MESH}):
+        try:
+            out = tg.checkpoint.load(path, **kwargs)
+        except CheckpointError as e:
+            assert str(path) in str(e), str(e)
+            continue
+        for name, leaf in out.items():
+            assert (tuple(np.shape(leaf)), np.dtype(leaf.dtype).name) == want[name], (name, leaf)
+    return inf
+
+
+def _ck_check(path, size: int):
+    t0 = time.thread_time()
+    _ck_read(path)
+    elapsed = time.thread_time() - t0
+    assert elapsed < TIME_LIMIT_S, f"took {elapsed:.2f} s"
+    tracemalloc.start()
+    try:
+        _ck_read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * size + MEMORY_SLACK, f"peak {peak} bytes for files of {size}"
+
+
+def _fuzz_checkpoints(n: int, seed: int, tmp_path):
+    rng = random.Random(seed)
+    seeds = [_ck_seed(tmp_path, 1), _ck_seed(tmp_path, 3)]
+    assert len(seeds[1]) == 3  # the checkpoint and the shard files of processes 1 and 2
+    folder = tmp_path / "mutant"
+    for i in range(n):
+        files = _ck_mutant(rng.choice(seeds), rng)
+        if folder.exists():
+            for p in folder.iterdir():
+                p.unlink()
+        folder.mkdir(exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+        try:
+            _ck_check(folder / "c.ckpt", sum(len(d) for d in files.values()))
+        except AssertionError as e:
+            raise AssertionError(f"mutant {i} (seed {seed}): {e}") from e
+
+
+def test_fuzz_sharded_checkpoints(tmp_path):
+    _fuzz_checkpoints(150, seed=0, tmp_path=tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(1, 4))
+def test_fuzz_sharded_checkpoints_long(seed, tmp_path):
+    _fuzz_checkpoints(1000, seed=seed, tmp_path=tmp_path)
+
+
+def test_sharded_checkpoint_seeds_read(tmp_path):
+    for processes in (1, 3):
+        folder = tmp_path / f"s{processes}"
+        folder.mkdir()
+        forge(folder / "c.ckpt", _CK_ARRAYS, _CK_SPLITS, processes=processes)
+        assert processes == 1 or (folder / side_path("c.ckpt", "0123456789abcdef", 2)).exists()
+        out = tg.checkpoint.load(folder / "c.ckpt", shardings=_CK_MESH)
+        for name, arr in _CK_ARRAYS.items():
+            np.testing.assert_array_equal(np.asarray(out[name]), arr)

@@ -115,8 +115,8 @@ def _evaluate(node, ins, made):
         return None
     result = []
     for a, o in zip(outs, node.outputs):
-        arr = np.asarray(a)
-        if arr.shape != o.type.shape or arr.dtype != o.type.dtype:
+        arr = _host(a)
+        if arr is None or arr.shape != o.type.shape or arr.dtype != o.type.dtype:
             return None
         if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
             return None  # a NaN/Inf keeps its node: check_nans then names its op and line
@@ -145,4 +145,14 @@ def _evaluate_creation(node):
         outs = EVAL.process_node(node, [])
     except Error:
         return None
-    return [np.asarray(a) for a in outs]
+    arrays = [_host(a) for a in outs]
+    return None if any(a is None for a in arrays) else arrays
+
+
+def _host(a):
+    """``a`` as a numpy array, or None when it is laid out over devices of other
+    processes too (its type's sharding spans a multi-process mesh): no process can
+    fetch it whole, so it is not folded."""
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+        return None
+    return np.asarray(a)
