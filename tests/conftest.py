@@ -127,13 +127,13 @@ def _bounded_memory():
         _floor_mb = _rss_mb()
 
 
-# NOTE: memory, again. PyTorch adds about 0.25 GB to a process that has run it, Keras about
-# 0.05 GB, and neither can be given back. Tests in files that import either (found in the
-# file's source) form one group that one xdist worker runs (with `--dist loadgroup`, the
-# default run's addopts), so the other worker never imports them. Such files import the
-# library inside their tests (or through LazyModule), not at collection, which every worker
-# does. The grouping is a scheduler, not `xdist_group` marks: xdist 3.8 names a marked test
-# by rewriting its node id, which pytest 9.2 no longer reads.
+# NOTE: memory, again. PyTorch and Keras add about 0.27 GB to a process that imports them,
+# and that cannot be given back. Tests in files that import either form one xdist group, so
+# with `--dist loadgroup` (the default run's addopts) one worker runs all of them and the
+# other never imports them. Such files import the library inside their tests (or through
+# LazyModule), not at collection, which every worker does. The grouping is a scheduler, not
+# `xdist_group` marks: xdist 3.8 names a marked test by rewriting its node id, which pytest
+# 9.2 no longer reads.
 _HEAVY = re.compile(
     r"^\s*(?:import|from) (?:torch|keras)\b|(?:importorskip|LazyModule)\(\"(?:torch|keras)\"\)", re.M
 )
@@ -141,9 +141,9 @@ HEAVY_GROUP = "torch-keras"
 
 
 @functools.cache
-def _imports_heavy(path: pathlib.Path) -> bool:
+def _imports_heavy(path) -> bool:
     try:
-        return bool(_HEAVY.search(path.read_text()))
+        return bool(_HEAVY.search(pathlib.Path(path).read_text()))
     except OSError:
         return False
 
@@ -196,25 +196,6 @@ SLOW_ONLY = {
     "tests/test_optimizers.py::test_fit_tf_function_mode_equals_jit_and_leaves_the_model_alone",
     "tests/test_imperative.py::test_pytorch_style_model_in_jit_grad_and_functional_optimizers",
 }
-
-
-# NOTE: memory, again. PyTorch and Keras add about 0.27 GB to a process that imports them,
-# and that cannot be given back. Tests in files that import either form one xdist group, so
-# with `--dist loadgroup` (the default run's addopts) one worker runs all of them and the
-# other never imports them. Such files import the library inside their tests (or through
-# LazyModule), not at collection, which every worker does.
-_HEAVY = re.compile(
-    r"^\s*(?:import|from) (?:torch|keras)\b|(?:importorskip|LazyModule)\(\"(?:torch|keras)\"\)", re.M
-)
-HEAVY_GROUP = "torch-keras"
-
-
-@functools.cache
-def _imports_heavy(path: str) -> bool:
-    try:
-        return bool(_HEAVY.search(pathlib.Path(path).read_text()))
-    except OSError:
-        return False
 
 
 def pytest_collection_modifyitems(config, items):
