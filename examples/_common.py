@@ -5,7 +5,8 @@ Each example builds a model, a loss and an optimizer, then hands them to `train`
 runs `tg.train.fit` (with its tqdm progress bar) in the mode given by ``--mode``, after
 ``--dump-ir`` and ``--compare`` if they were asked for. ``--mode keras`` trains the same
 model Keras style instead: ``model.compile(optimizer, loss)`` and ``model.fit`` (the
-example names its loss as Keras would, e.g. ``SparseCategoricalCrossentropy``).
+example names its loss as Keras would, e.g. ``SparseCategoricalCrossentropy``). ``--mesh
+data=4,model=2`` trains on a device mesh instead (`train_on_mesh`: ``tg.nn.parallel``).
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ def parser(description: str, *, steps=None, epochs=None, batch_size=32, lr=1e-3,
                    help="steps per mode for --compare (the first one, which traces and "
                         "compiles, is left out of the median)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--mesh", metavar="SPEC", default=None,
+                   help="train on a device mesh with XLA's SPMD partitioner "
+                        "(tg.nn.parallel): data=8 is data parallel, data=4,model=2 also "
+                        "splits attention heads and MLPs over 'model'; --mode jit only. On "
+                        "CPU with too few devices the script runs itself again with "
+                        "XLA_FLAGS=--xla_force_host_platform_device_count=N")
     return p
 
 
@@ -77,26 +84,35 @@ def select_device(kind: str | None):
         ) from None
 
 
-def on_device(kind: str | None):
+def _script() -> str:
+    return os.path.basename(sys.argv[0]) or "python"
+
+
+def on_device(kind: str | None, mesh: str | None = None):
     """A context in which new arrays and computations go to the ``kind`` device. A kind
-    this machine lacks ends the script with one line ``SCRIPT: error: ...`` (no traceback)."""
+    this machine lacks ends the script with one line ``SCRIPT: error: ...`` (no traceback).
+    With ``mesh`` (``--mesh``), first check that there are enough devices for it (see
+    `ensure_mesh_devices`)."""
     try:
         dev = select_device(kind)
     except tg.Error as e:
-        raise SystemExit(f"{os.path.basename(sys.argv[0]) or 'python'}: error: {e}") from None
+        raise SystemExit(f"{_script()}: error: {e}") from None
+    if mesh:
+        ensure_mesh_devices(mesh, kind)
     if dev is None:
         return contextlib.nullcontext()
     print(f"device: {dev}")
     return jax.default_device(dev)
 
 
-def dump_step_ir(step, state, batch, directory: str) -> list[str]:
+def dump_step_ir(step, state, batch, directory: str, jitted=None) -> list[str]:
     """Compile ``step(state, batch)`` with ``tg.jit(dump=directory)`` (the traced IR, the
     IR after each pass, JSON, DOT, StableHLO, optimized HLO), and also write the traced IR
     as ``train_step.txt``, ``train_step.json`` and ``train_step.dot`` at the top of
-    ``directory``. Returns the files written."""
+    ``directory``. ``jitted``: the step already compiled with ``dump=directory`` (the
+    mesh's). Returns the files written."""
     os.makedirs(directory, exist_ok=True)
-    jitted = tg.jit(step, dump=directory)
+    jitted = jitted or tg.jit(step, dump=directory)
     jax.block_until_ready(jitted(state, batch))
     graph = jitted.trace(state, batch)
     for ext, text in (("txt", str(graph)), ("json", graph.to_json()), ("dot", graph.to_dot())):
@@ -205,8 +221,10 @@ def eval_mode(mode: str) -> str:
 def train(args, model, data, *, loss, optimizer, has_aux=False, compare_data=None,
           keras_loss=None):
     """``--dump-ir`` and ``--compare`` if asked, then `tg.train.fit` in ``args.mode``
-    (``keras``: `fit_keras` with ``keras_loss``). Prints the time per step. Returns
-    ``(TrainState, History)``."""
+    (``keras``: `fit_keras` with ``keras_loss``; ``--mesh``: `train_on_mesh`). Prints the
+    time per step. Returns ``(TrainState, History)``."""
+    if getattr(args, "mesh", None):
+        return train_on_mesh(args, model, data, loss=loss, optimizer=optimizer, has_aux=has_aux)
     if args.dump_ir or args.compare:
         sample = list(itertools.islice(iter(compare_data or data), args.compare_steps))
     if args.dump_ir:
@@ -231,6 +249,79 @@ def train(args, model, data, *, loss, optimizer, has_aux=False, compare_data=Non
           f"{hist.time_per_step * 1e3:.2f} ms per step (median, first step "
           f"{hist.step_times[0] * 1e3:.0f} ms), {hist.examples_per_second:,.0f} examples/s; "
           f"loss {hist.losses[0]:.4f} -> {hist.losses[-1]:.4f}")
+    return state, hist
+
+
+# -- --mesh: data and tensor parallelism (tg.nn.parallel) ---------------------------------
+
+
+def ensure_mesh_devices(spec: str, kind: str | None = None) -> None:
+    """Check that JAX has the devices ``--mesh spec`` needs. On CPU with too few, run this
+    script again with ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` (JAX reads
+    it when it starts, so it cannot be set from inside); otherwise end with one line
+    ``SCRIPT: error: ...``."""
+    try:
+        need = int(np.prod(list(tg.nn.parallel.mesh_shape(spec).values())))
+    except tg.Error as e:
+        raise SystemExit(f"{_script()}: error: --mesh: {e}") from None
+    default = jax.default_backend()
+    if kind and kind != default:
+        # the ops of the sharded graph build their meshes over JAX's default devices
+        raise SystemExit(f"{_script()}: error: --mesh runs on JAX's default devices ({default}), "
+                         f"not --device {kind}; set JAX_PLATFORMS={kind} to make them the default")
+    devices = jax.devices()
+    if len(devices) >= need:
+        return
+    flag = f"--xla_force_host_platform_device_count={need}"
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None) or ""
+    run_as_script = os.path.dirname(os.path.abspath(main_file)) == os.path.dirname(os.path.abspath(__file__))
+    on_cpu = default == "cpu"
+    if on_cpu and run_as_script and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        print(f"--mesh {spec}: {len(devices)} CPU device(s); running again with XLA_FLAGS={flag}",
+              flush=True)
+        env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()}
+        env.setdefault("JAX_PLATFORMS", "cpu")
+        os.execve(sys.executable, [sys.executable, main_file, *sys.argv[1:]], env)
+    hint = f" (on CPU, set XLA_FLAGS={flag} before JAX is imported)" if on_cpu else ""
+    raise SystemExit(f"{_script()}: error: --mesh {spec} needs {need} devices, JAX has "
+                     f"{len(devices)}{hint}")
+
+
+def train_on_mesh(args, model, data, *, loss, optimizer, has_aux=False):
+    """``--mesh``: the model's `tg.nn.parallel.Plan` on the mesh places the parameters and
+    optimizer state, each batch is split over the ``data`` axis, and the step is one
+    `tg.jit` with the plan's shardings, trained by `tg.train.fit`. Same model, same
+    batches, same losses as one device, to float rounding."""
+    if args.mode != "jit":
+        raise SystemExit(f"{_script()}: error: --mesh trains in --mode jit (XLA's SPMD "
+                         f"partitioner), not --mode {args.mode}")
+    if args.compare:
+        raise SystemExit(f"{_script()}: error: --compare compares modes on one device; "
+                         "leave out --mesh")
+    try:
+        mesh = tg.nn.parallel.parse_mesh(args.mesh)
+        plan = tg.nn.parallel.plan(model, mesh)
+        data_size = mesh.shape[plan.data_axis] if plan.data_axis else 1
+        if args.batch_size % data_size:
+            raise tg.ShapeError(f"--batch-size {args.batch_size} does not split over the mesh "
+                                f"axis {plan.data_axis!r} of size {data_size}; use a multiple "
+                                f"of {data_size}")
+    except tg.Error as e:
+        raise SystemExit(f"{_script()}: error: --mesh {args.mesh}: {e}") from None
+    print(f"mesh: {plan}")
+    state0 = plan.place(tg.train.TrainState(model, optimizer.init(model), 0))
+    step_fn = tg.train.make_step(loss, optimizer, has_aux=has_aux)
+    step = plan.jit(step_fn, state0, **({"dump": args.dump_ir} if args.dump_ir else {}))
+    batches = plan.batches(data)
+    if args.dump_ir:
+        first = next(iter(batches))
+        dump_step_ir(step_fn, state0, first, args.dump_ir, jitted=step)
+    state, hist = tg.train.fit(step, batches, state=state0, epochs=1, steps=args.steps,
+                               mode="jit", progress=not args.no_progress)
+    print(f"trained {len(hist.losses)} steps in {hist.seconds:.1f} s [jit, mesh "
+          f"{dict(mesh.shape)}]: {hist.time_per_step * 1e3:.2f} ms per step (median, first "
+          f"step {hist.step_times[0] * 1e3:.0f} ms), {hist.examples_per_second:,.0f} "
+          f"examples/s; loss {hist.losses[0]:.4f} -> {hist.losses[-1]:.4f}")
     return state, hist
 
 

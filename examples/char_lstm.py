@@ -33,7 +33,7 @@ def main(argv=None):
     p.add_argument("--embed-dim", type=int, default=32)
     p.add_argument("--hidden", type=int, default=128)
     args = add_text_flags(p).parse_args(argv)
-    with on_device(args.device):
+    with on_device(args.device, mesh=args.mesh):
         corpus = tg.data.load_pydoc_corpus(max_chars=args.max_chars)
         print(corpus)
         model = CharLSTM(corpus.vocab_size, args.embed_dim, args.hidden,

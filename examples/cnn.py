@@ -1,6 +1,7 @@
 """A small convolutional network on handwritten digits (scikit-learn's 8x8 digits).
 
     python examples/cnn.py --compare      # the README's main demo
+    python examples/cnn.py --mesh data=8  # data parallel over 8 devices (simulated on CPU)
 
 Conv2d(1, 32, 3) -> ReLU -> MaxPool2d(2) -> Conv2d(32, 64, 3) -> ReLU -> MaxPool2d(2) ->
 Flatten -> Linear(256, 128) -> ReLU -> Linear(128, 10), on standardized 1x8x8 images,
@@ -41,7 +42,7 @@ def keras_loss(y_true, y_pred):
 
 def main(argv=None):
     args = parser(__doc__.splitlines()[0], epochs=15, batch_size=32, lr=2e-3).parse_args(argv)
-    with on_device(args.device):
+    with on_device(args.device, mesh=args.mesh):
         ds = tg.data.load_digits(seed=args.seed, image=True, standardize=True)
         print(ds)
         model = make_model(ds.num_classes, key=tg.random.key(args.seed))

@@ -34,7 +34,7 @@ def loss_fn(model, batch):
 
 def main(argv=None):
     args = parser(__doc__.splitlines()[0], epochs=10, batch_size=32, lr=0.05).parse_args(argv)
-    with on_device(args.device):
+    with on_device(args.device, mesh=args.mesh):
         x, y, w_true, b_true = make_data(2048, args.seed)
         model = tg.nn.Linear(FEATURES, 1, key=tg.random.key(args.seed))
         data = train_batches({"x": x, "y": y}, args)

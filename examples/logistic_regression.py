@@ -26,7 +26,7 @@ def accuracy(model, batch):
 
 def main(argv=None):
     args = parser(__doc__.splitlines()[0], epochs=30, batch_size=32, lr=0.01).parse_args(argv)
-    with on_device(args.device):
+    with on_device(args.device, mesh=args.mesh):
         ds = tg.data.load_breast_cancer(seed=args.seed)
         print(ds)
         model = tg.nn.Linear(ds.x_train.shape[1], 1, key=tg.random.key(args.seed))

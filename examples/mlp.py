@@ -38,7 +38,7 @@ def main(argv=None):
     p.add_argument("--print-ir", action="store_true",
                    help="print the train step's IR: forward, backward and Adam update")
     args = p.parse_args(argv)
-    with on_device(args.device):
+    with on_device(args.device, mesh=args.mesh):
         if args.data_dir:
             ds = tg.data.load_mnist(args.data_dir)
         else:

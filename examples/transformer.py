@@ -1,6 +1,7 @@
 """A small causal Transformer language model on Python's own documentation text.
 
     python examples/transformer.py [--mode jit|interpret|eager|compile|imperative] [--compare] [--steps N]
+    python examples/transformer.py --mesh data=4,model=2   # data + tensor parallel, 8 devices
 
 Token and position embeddings -> N pre-norm blocks (LayerNorm -> causal
 MultiHeadAttention -> residual, LayerNorm -> MLP -> residual) -> LayerNorm -> Linear,
@@ -53,7 +54,7 @@ def main(argv=None):
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--layers", type=int, default=2)
     args = add_text_flags(p).parse_args(argv)
-    with on_device(args.device):
+    with on_device(args.device, mesh=args.mesh):
         corpus = tg.data.load_pydoc_corpus(max_chars=args.max_chars)
         print(corpus)
         model = CharTransformer(corpus.vocab_size, args.dim, args.heads, args.layers,

@@ -45,8 +45,9 @@ import jax.numpy as jnp
 from .backends.interpreter import Interpreter, NaNError, Profile, profile_leaves
 from .backends.jax_backend import evaluate
 from .dump import Dumper, dump_dir_from
-from .errors import TracingError, public
+from .errors import TracingError, public, user_location
 from .core import GraphTrace, at_bottom
+from .frontend.placement import constrain_outputs, input_specs
 from .frontend.tracing import arg_names, arrays_of_free, flatten_args, function_name, leaf_type, trace_with
 from .ir.types import TensorType
 from .transforms.pass_manager import DEFAULT_PIPELINE, PassManager
@@ -291,6 +292,12 @@ class JitFunction:
         self._dumper = Dumper(options.dump_dir, self._name) if options.dump_dir else None
         self._dumped = 0  # signatures dumped so far: the next dump folder number
         self._pending_hlo = 0  # entries whose StableHLO/HLO is not dumped yet
+        # jax.jit's placements, also shown in each traced graph (frontend/placement.py)
+        passed = dict(options.jax_jit_kwargs)
+        self._in_shardings = passed.get("in_shardings")
+        self._out_shardings = passed.get("out_shardings")
+        # where they were given: the location of the result constraints' nodes
+        self._where = None if self._out_shardings is None else user_location(1)
         # The body carries the user function's name and signature (jax.jit resolves
         # static_argnames with it, and names the XLA module after it).
         body = functools.wraps(fn)(lambda *a, **k: self._jax_body(*a, **k))
@@ -335,7 +342,8 @@ class JitFunction:
             if isinstance(e, TracingError):
                 raise
             text = str(e)
-            if "Error interpreting argument" in text or "Non-hashable static" in text:
+            if ("Error interpreting argument" in text or "Non-hashable static" in text
+                    or (self._in_shardings is not None and "Sharding" in text)):
                 self._lookup(args, kwargs)  # raises tracegraph's own error for the arguments
             raise
 
@@ -478,16 +486,32 @@ class JitFunction:
     def _make_graph(self, args, kwargs, nums, dyn_args, dyn_kwargs, pos_names):
         fn = self.fn
         static_kwargs = {k: v for k, v in kwargs.items() if k in self._options.static_argnames}
+        out_shardings = self._out_shardings
 
         def body(*dargs, **dkwargs):
             it = iter(dargs)
             full = [args[i] if i in nums else next(it) for i in range(len(args))]
-            return fn(*full, **dkwargs, **static_kwargs)
+            out = fn(*full, **dkwargs, **static_kwargs)
+            return out if out_shardings is None else constrain_outputs(out, out_shardings, self._where)
 
         trace = GraphTrace(self._name)
         trace.refuse_trainable = True
-        graph, _ = trace_with(trace, _Named(body, pos_names), dyn_args, dyn_kwargs)
+        named = _Named(body, pos_names)
+        graph, _ = trace_with(trace, named, dyn_args, dyn_kwargs,
+                              in_specs=self._input_specs(named, dyn_args, dyn_kwargs))
         return graph
+
+    def _input_specs(self, named, dyn_args, dyn_kwargs):
+        """The partition spec ``in_shardings`` gives each array leaf (None: none), for
+        the graph inputs' types; keyword arguments get none (jax.jit takes no
+        ``in_shardings`` with them)."""
+        if self._in_shardings is None:
+            return None
+        leaves, names, _ = flatten_args(named, dyn_args, dyn_kwargs)
+        n_pos = len(flatten_args(named, dyn_args, {})[0])
+        types = [leaf_type(x, n) for x, n in zip(leaves[:n_pos], names[:n_pos])]
+        specs = input_specs(self._in_shardings, tuple(dyn_args), names[:n_pos], types)
+        return specs + [None] * (len(leaves) - n_pos)
 
     def _note_trace(self, sig: Signature) -> str:
         """Count a trace; warn, log or refuse a retrace. Returns why it traces. Called
@@ -618,7 +642,11 @@ def jit(fn=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), **
       debug_nans: check each result for NaN/Inf; when one has them, re-run the graph in
         the interpreter to raise `tg.NaNError` at the first node that made one (with its
         user file:line), as ``jax_debug_nans`` does. Costs a device sync per call.
-      Other keywords (e.g. ``in_shardings``) pass through to ``jax.jit``.
+      Other keywords pass through to ``jax.jit``. ``in_shardings`` / ``out_shardings``
+        also show in each traced graph: an input given a ``NamedSharding`` (or a
+        ``PartitionSpec`` over the mesh set around the call) has its spec in its type,
+        ``%x: f32[8,3]{"data", none}``, and a result given one ends in a
+        ``sharding_constraint`` (docs/scaling.md).
 
     Returns a `JitFunction`: call it; ``.trace(*args)`` gives the optimized Graph
     (``.trace(*args, optimized=False)`` the graph as traced), ``.pass_records(*args)``

@@ -63,7 +63,7 @@ from .frontend.variables import GradientTape, Variable
 from .ir.types import is_inexact
 from .optim import FromTransform
 from .optim._keras import FromTransform as KerasFromTransform
-from .jit import jit
+from .jit import JitFunction, jit
 from .optim import apply_updates
 from .autodiff import value_and_grad
 
@@ -111,7 +111,10 @@ class History:
 
 
 def compile_step(fn: Callable, mode: str, **jit_kwargs) -> Callable:
-    """``fn`` in one of the three execution modes."""
+    """``fn`` in one of the execution modes. A `tg.jit` function (a step compiled with
+    its own options, e.g. ``tg.nn.parallel.Plan.jit``'s shardings) is used as it is."""
+    if isinstance(fn, JitFunction) and not jit_kwargs and mode in ("jit", "interpret"):
+        return fn if mode == "jit" else fn.interpret
     if mode == "jit":
         return jit(fn, **jit_kwargs)
     if mode == "interpret":

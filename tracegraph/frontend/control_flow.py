@@ -118,9 +118,16 @@ def _leaf_types(b, leaves, what):
     return types
 
 
+def _loose(t):
+    """A type as control flow compares it: a sharding is a placement (JAX's Auto axes),
+    not part of the type a branch or a loop carry must keep."""
+    return t.with_(sharding=None)
+
+
 def _carry_ok(a, o) -> bool:
     """Whether a body output of type ``o`` may carry a value of type ``a``: as tg.jit
     decides (a weak carry takes a strong output of the same shape)."""
+    a, o = _loose(a), _loose(o)
     return a == o or (a.weak and a.shape == o.shape and (a.dtype == o.dtype or not o.weak))
 
 
@@ -177,7 +184,7 @@ def cond(pred, true_fn, false_fn, *operands):
     strong = [x.with_(weak=False) if x != y else x for x, y in zip(t.out_types, f.out_types)]
     t.cast_outputs(strong)
     f.cast_outputs(strong)
-    if t.out_types != f.out_types:
+    if [_loose(x) for x in t.out_types] != [_loose(y) for y in f.out_types]:
         raise ShapeError(
             f"cond branches return different types: true_fn {_types_str(t.out_types)}, "
             f"false_fn {_types_str(f.out_types)} (at {user_location_long(2)})"
@@ -208,14 +215,14 @@ def _cond_known(b, value, true_fn, false_fn, operands):
         )
     joined = []
     for i, (x, y) in enumerate(zip(types, o.out_types)):
-        if x != y and not (x.shape == y.shape and (x.weak or y.weak)):
+        if _loose(x) != _loose(y) and not (x.shape == y.shape and (x.weak or y.weak)):
             mine, theirs = (types, o.out_types) if value else (o.out_types, types)
             raise ShapeError(
                 f"cond branches return different types: true_fn {_types_str(mine)}, "
                 f"false_fn {_types_str(theirs)} (at {user_location_long(3)})"
             )
         # a weak output joins the other branch's strong dtype, as in tg.jit
-        joined.append(bind("astype", leaves[i], dtype=y.dtype) if x != y and x.weak and not y.weak else leaves[i])
+        joined.append(bind("astype", leaves[i], dtype=y.dtype) if _loose(x) != _loose(y) and x.weak and not y.weak else leaves[i])
     return jax.tree_util.tree_unflatten(treedef, joined) if joined else result
 
 
@@ -229,9 +236,10 @@ def _trace_loop(b, make_bodies, init_leaves, what):
     for _ in range(2):
         types = [t.type for t in carry]
         bodies = make_bodies(types)
-        body_out = bodies[-1].out_types[: len(types)]
-        if body_out == types:
+        body_out = [_loose(t) for t in bodies[-1].out_types[: len(types)]]
+        if body_out == [_loose(t) for t in types]:
             return carry, bodies
+        types = [_loose(t) for t in types]
         fixable = [
             i for i, (a, o) in enumerate(zip(types, body_out))
             if a != o and a.shape == o.shape and a.weak and a.with_(weak=False) == o.with_(weak=False)

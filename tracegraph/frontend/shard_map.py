@@ -63,22 +63,22 @@ def _mesh_axes(mesh) -> tuple[tuple, tuple]:
     return names, tuple(int(shape[n]) for n in shape)
 
 
-def _spec(spec, ndim: int, what: str) -> tuple:
+def _spec(spec, ndim: int, what: str, who: str = "shard_map") -> tuple:
     """A PartitionSpec as the IR's tuple of ``ndim`` entries (missing trailing entries
     are None, as in JAX)."""
     if spec is None:
-        raise Error(f"shard_map {what}: None (a static argument) is not supported")
+        raise Error(f"{who} {what}: None (a static argument) is not supported")
     entries = tuple(spec)
     if len(entries) > ndim:
-        raise ShapeError(f"shard_map {what} {spec} has {len(entries)} entries for a value of rank {ndim}")
+        raise ShapeError(f"{who} {what} {spec} has {len(entries)} entries for a value of rank {ndim}")
     if any(e is PartitionSpec.UNCONSTRAINED for e in entries):
-        raise Error(f"shard_map {what} {spec}: P.UNCONSTRAINED is not supported")
+        raise Error(f"{who} {what} {spec}: P.UNCONSTRAINED is not supported")
     return tuple(None if e is None else e if isinstance(e, str) else tuple(e) for e in entries) + (
         None,
     ) * (ndim - len(entries))
 
 
-def _broadcast_specs(specs, tree, what) -> list:
+def _broadcast_specs(specs, tree, what, who: str = "shard_map") -> list:
     """One spec (or sharding) per leaf of ``tree``: ``specs`` is a prefix of it (JAX's rule)."""
     out = []
 
@@ -91,7 +91,7 @@ def _broadcast_specs(specs, tree, what) -> list:
     try:
         jax.tree_util.tree_map(take, specs, tree, is_leaf=leaf)
     except ValueError as e:
-        raise Error(f"shard_map {what} is not a prefix of the values' structure: {e}") from None
+        raise Error(f"{who} {what} is not a prefix of the values' structure: {e}") from None
     return out
 
 

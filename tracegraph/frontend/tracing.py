@@ -134,12 +134,12 @@ def trace_function(fn, args, kwargs=None, *, name=None) -> Graph:
     return graph
 
 
-def trace_with(trace, fn, args, kwargs=None):
+def trace_with(trace, fn, args, kwargs=None, in_specs=None):
     """Run ``fn`` under ``trace`` (see `_trace_with`); a mistake in the call itself (an
     argument that is not an array, a result that is not one) names ``tg.eager`` or
     ``tg.trace`` and the caller's line."""
     try:
-        return _trace_with(trace, fn, args, kwargs)
+        return _trace_with(trace, fn, args, kwargs, in_specs)
     except Exception as e:
         mode = "eager" if type(trace).__name__ == "EagerTrace" else "trace"
         new = locate(e, mode, sys._getframe(1), TracingError)
@@ -148,13 +148,17 @@ def trace_with(trace, fn, args, kwargs=None):
         raise new from None
 
 
-def _trace_with(trace, fn, args, kwargs=None):
+def _trace_with(trace, fn, args, kwargs=None, in_specs=None):
     """Run ``fn`` under ``trace`` (a fresh `GraphTrace` or define-by-run trace) on
     Tensors standing for ``args``; returns (Graph, output Tensors). One graph input per
     array leaf, named after its argument path (``%params.fc1.w``); define-by-run traces
-    get the leaves' values."""
+    get the leaves' values. ``in_specs``: a partition spec (or None) per leaf, given to
+    that input's type (`tg.jit`'s ``in_shardings``)."""
     leaves, names, treedef = flatten_args(fn, args, kwargs or {})
-    tensors = [trace.new_input(leaf_type(x, nm), name=nm, data=x) for x, nm in zip(leaves, names)]
+    types = [leaf_type(x, nm) for x, nm in zip(leaves, names)]
+    if in_specs is not None:
+        types = [t if s is None else t.with_(sharding=s) for t, s in zip(types, in_specs)]
+    tensors = [trace.new_input(t, name=nm, data=x) for t, x, nm in zip(types, leaves, names)]
     targs, tkwargs = jax.tree_util.tree_unflatten(treedef, tensors)
     with using(trace):
         result = fn(*targs, **tkwargs)

@@ -32,6 +32,7 @@ from ._transformer import TransformerEncoderLayer
 from ._with_state import call_with_state
 from ._summary import summary
 from ._module import Module, field, tree_at
+from . import parallel  # data and tensor parallelism on a device mesh (tg.nn.parallel)
 from ._tf import (
     gelu, l2_loss, leaky_relu, log_softmax, relu, sigmoid, sigmoid_cross_entropy_with_logits, silu,
     softmax, softmax_cross_entropy_with_logits, softplus, sparse_softmax_cross_entropy_with_logits,
@@ -83,6 +84,7 @@ __all__ = [
     "field",
     "functional",
     "init",
+    "parallel",
     "summary",
     "tree_at",
     # tf.nn's functions, TF's argument names (``_tf.py``)

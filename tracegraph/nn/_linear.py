@@ -12,6 +12,7 @@ from ..frontend.fn_math import add
 from ..frontend.fn_shape import reshape, shape_of, transpose
 from . import functional as F
 from . import init
+from ._activation_sharding import linear_output
 from ._module import Module
 
 
@@ -57,7 +58,8 @@ class Linear(Module):
                 f"(..., {self.in_features}), got {list(shape)}"
             )
         y = matmul(x, transpose(self.weight))
-        return y if self.bias is None else add(y, self.bias)
+        y = y if self.bias is None else add(y, self.bias)
+        return linear_output(y, self.weight)  # tensor parallelism: see _activation_sharding
 
 
 class Embedding(Module):

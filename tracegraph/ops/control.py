@@ -31,6 +31,18 @@ def _types(vs):
     return [v.type for v in vs]
 
 
+def _loose(types):
+    """Types as control flow compares them: a sharding is a placement (JAX's Auto axes),
+    not part of the type a branch or a loop carry must keep."""
+    return [t.with_(sharding=None) for t in types]
+
+
+def _joined(a_types, b_types):
+    """The types of values that are either ``a`` or ``b``: ``a``'s, keeping a sharding
+    only where both have it."""
+    return [a if a.sharding == b.sharding else a.with_(sharding=None) for a, b in zip(a_types, b_types)]
+
+
 def _fmt(types):
     return "(" + ", ".join(str(t) for t in types) + ")"
 
@@ -76,15 +88,15 @@ def _type_rules(check, out_types) -> dict:
 def _cond_check(pred, *ops, true_branch, false_branch):
     _check_scalar_pred(pred, "cond")
     for name, g in (("true_branch", true_branch), ("false_branch", false_branch)):
-        if _types(g.inputs) != list(ops):
+        if _loose(_types(g.inputs)) != _loose(ops):
             raise ShapeError(f"cond {name} takes {_fmt(_types(g.inputs))}, operands are {_fmt(ops)}")
     t, f = _types(true_branch.outputs), _types(false_branch.outputs)
-    if t != f:
+    if _loose(t) != _loose(f):
         raise ShapeError(f"cond branches return different types: true {_fmt(t)}, false {_fmt(f)}")
 
 
 def _cond_out_types(pred, *ops, true_branch, false_branch):
-    return _types(true_branch.outputs)
+    return _joined(_types(true_branch.outputs), _types(false_branch.outputs))
 
 
 def _evaluate(graph, args):
@@ -165,12 +177,12 @@ cond = defop(
 def _while_check(*ins, cond_graph, body_graph):
     n = len(body_graph.outputs)
     carry = list(ins[:n])
-    if _types(body_graph.inputs) != list(ins) or _types(cond_graph.inputs) != list(ins):
+    if _loose(_types(body_graph.inputs)) != _loose(ins) or _loose(_types(cond_graph.inputs)) != _loose(ins):
         raise ShapeError(
             f"while_loop bodies take {_fmt(_types(body_graph.inputs))} and "
             f"{_fmt(_types(cond_graph.inputs))}, operands are {_fmt(ins)}"
         )
-    if _types(body_graph.outputs) != carry:
+    if _loose(_types(body_graph.outputs)) != _loose(carry):
         raise ShapeError(
             f"while_loop body must keep the carry type: takes {_fmt(carry)}, "
             f"returns {_fmt(_types(body_graph.outputs))}"
@@ -182,7 +194,7 @@ def _while_check(*ins, cond_graph, body_graph):
 
 
 def _while_out_types(*ins, cond_graph, body_graph):
-    return ins[: len(body_graph.outputs)]  # the carry
+    return _joined(ins[: len(body_graph.outputs)], _types(body_graph.outputs))  # the carry
 
 
 def _while_impl(*ins, cond_graph, body_graph):
@@ -258,12 +270,12 @@ def _scan_check(*ins, body, length, reverse, num_carry, num_xs):
         if not x.shape or x.shape[0] != length:
             raise ShapeError(f"scan over length {length}: xs operand {x} has the wrong leading axis")
     slices = [x.with_(shape=x.shape[1:]) for x in xs]
-    if _types(body.inputs) != carry + slices + consts:
+    if _loose(_types(body.inputs)) != _loose(carry + slices + consts):
         raise ShapeError(
             f"scan body takes {_fmt(_types(body.inputs))}, expected {_fmt(carry + slices + consts)}"
         )
     outs = _types(body.outputs)
-    if outs[:nc] != carry:
+    if _loose(outs[:nc]) != _loose(carry):
         raise ShapeError(
             f"scan body must keep the carry type: takes {_fmt(carry)}, returns {_fmt(outs[:nc])}"
         )
@@ -275,7 +287,7 @@ def _scan_out_types(*ins, body, length, reverse, num_carry, num_xs):
         y.with_(shape=(length, *y.shape), sharding=None if y.sharding is None else (None, *y.sharding))
         for y in _types(body.outputs[num_carry:])
     ]
-    return list(ins[:num_carry]) + ys
+    return _joined(ins[:num_carry], _types(body.outputs[:num_carry])) + ys
 
 
 def _scan_impl(*ins, body, length, reverse, num_carry, num_xs):
