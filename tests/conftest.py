@@ -113,10 +113,35 @@ def _run_rss_mb() -> int:
     return _rss_mb(controller) + sum(_rss_mb(pid) for pid in workers)
 
 
+# TRACEGRAPH_TEST_MEMLOG=FILE appends, after each test, the worker, the test, its resident
+# memory before and after and its own peak (VmHWM, reset before it through clear_refs),
+# and the whole run's resident memory: to find the tests behind the run's peak.
+MEMLOG = os.environ.get("TRACEGRAPH_TEST_MEMLOG")
+
+
+def _hwm_mb() -> int:
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) >> 10 for line in f if line.startswith("VmHWM"))
+    except (OSError, StopIteration):
+        return 0
+
+
 @pytest.fixture(autouse=True)
-def _bounded_memory():
+def _bounded_memory(request):
     global _floor_mb
+    if MEMLOG:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current resident size
+        except OSError:
+            pass
+        before = _rss_mb()
     yield
+    if MEMLOG:
+        with open(MEMLOG, "a") as f:
+            f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {request.node.nodeid} "
+                    f"{before} {_rss_mb()} {_hwm_mb()} {_run_rss_mb()}\n")
     if MEMORY_MB and _rss_mb() > _floor_mb + MIN_GROWTH_MB and _run_rss_mb() > MEMORY_MB:
         import jax
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tracegraph as tg
-from op_matrix import MODES, modes_taking_turns, run_mode
+from op_matrix import EXHAUSTIVE, MODES, modes_taking_turns, run_mode
 from test_indexing import CASES as INDEX_CASES
 from test_indexing import MASK_CASES, X
 
@@ -46,13 +46,18 @@ def _check(got, want, what):
 
 
 def _every_eighth(cases):
-    """`modes_taking_turns` with every eighth case by default, the rest with -m slow (each
-    case compiles a dozen scatters: the default run's budget)."""
-    params = modes_taking_turns(cases, [c[0] for c in cases])
+    """Every eighth case in one mode by default, the modes taking turns; every case in
+    one more mode with -m slow (each case compiles a dozen scatters: the default run's
+    budget, and CI's for the slow set); every case in every mode under
+    TRACEGRAPH_EXHAUSTIVE=1."""
     out = []
-    for k, p in enumerate(params):
-        default = not p.marks and (k // len(MODES)) % 8 == 0
-        out.append(p if default or p.marks else pytest.param(*p.values, marks=pytest.mark.slow, id=p.id))
+    for i, case in enumerate(cases):
+        for j, mode in enumerate(MODES):
+            default = i % 8 == 0 and j == i % len(MODES)
+            slow = j == (i + 1) % len(MODES) if i % 8 == 0 else j == i % len(MODES)
+            if default or slow or EXHAUSTIVE:
+                marks = () if default else (pytest.mark.slow,)
+                out.append(pytest.param(*case, mode, marks=marks, id=f"{case[0]}-{mode}"))
     return out
 
 
