@@ -51,12 +51,12 @@ _TURN = [0]
 
 def rotating_modes():
     """``MODES`` as the params of one test: one mode by default, the next test's default
-    the next mode (so the default run covers every mode across a file's tests), the
-    other two with -m slow (every mode under TRACEGRAPH_EXHAUSTIVE=1)."""
+    the next mode (so the default run covers every mode across a file's tests), one more
+    with -m slow (every mode under TRACEGRAPH_EXHAUSTIVE=1)."""
     k = _TURN[0] % len(MODES)
     _TURN[0] += 1
     return [m if i == k or EXHAUSTIVE else pytest.param(m, marks=pytest.mark.slow)
-            for i, m in enumerate(MODES)]
+            for i, m in enumerate(MODES) if i in (k, (k + 1) % len(MODES)) or EXHAUSTIVE]
 
 
 def one_mode_per_op(cases):
@@ -73,14 +73,17 @@ def one_mode_per_op(cases):
 
 
 def modes_taking_turns(cases, ids):
-    """pytest params ``(*case, mode)`` for every case in every mode. By default each case
-    runs in one mode, the modes taking turns (so every case and every mode run); the
-    other two modes of each case run with -m slow. Ids are ``{id}-{mode}``, as two
-    stacked parametrize decorators give them."""
+    """pytest params ``(*case, mode)``. By default each case runs in one mode, the modes
+    taking turns (so every case and every mode run); with -m slow in the next mode too
+    (so each case runs in two, and CI's slow set keeps its time); in the third only under
+    TRACEGRAPH_EXHAUSTIVE=1. Ids are ``{id}-{mode}``, as two stacked parametrize
+    decorators give them."""
     params = []
     for i, (case, name) in enumerate(zip(cases, ids)):
         case = case if isinstance(case, tuple) else (case,)
         for j, mode in enumerate(MODES):
+            if j not in (i % len(MODES), (i + 1) % len(MODES)) and not EXHAUSTIVE:
+                continue
             marks = () if j == i % len(MODES) else (pytest.mark.slow,)
             params.append(pytest.param(*case, mode, marks=marks, id=f"{name}-{mode}"))
     return params
