@@ -66,6 +66,55 @@ def assert_same_results(got, want):
         np.testing.assert_array_equal(g, w)
 
 
+def assert_same_graph(got, want, where="graph"):
+    """``got`` is ``want`` node for node: input, constant and output types, constants bit
+    for bit, and each node's op, attributes (subgraphs compared the same way, floats by
+    their bits), result types, wiring, location and scope. Two such graphs compute the
+    same values with the same op implementations, so a round trip that passes needs no
+    run to show it (the op's first sample also runs both, in the default run)."""
+    assert len(got.inputs) == len(want.inputs), where
+    assert [v.type for v in got.inputs] == [v.type for v in want.inputs], where
+    assert len(got.constants) == len(want.constants), where
+    index = {}
+    for a, b in zip(got.inputs, want.inputs):
+        index[id(a)] = id(b)
+    for i, (a, b) in enumerate(zip(got.constants, want.constants)):
+        assert a.type == b.type, f"{where}: constant {i}"
+        np.testing.assert_array_equal(_bits(a.data), _bits(b.data), err_msg=f"{where}: constant {i}")
+        index[id(a)] = id(b)
+    assert len(got.nodes) == len(want.nodes), where
+    for k, (n, m) in enumerate(zip(got.nodes, want.nodes)):
+        at = f"{where}: node {k} ({m.op})"
+        assert (n.op, n.location, n.scope) == (m.op, m.location, m.scope), at
+        assert [index.get(id(v)) for v in n.inputs] == [id(v) for v in m.inputs], at
+        assert [v.type for v in n.outputs] == [v.type for v in m.outputs], at
+        assert sorted(n.attrs) == sorted(m.attrs), at
+        for key in m.attrs:
+            _assert_same_attr(n.attrs[key], m.attrs[key], f"{at} attribute {key}")
+        for a, b in zip(n.outputs, m.outputs):
+            index[id(a)] = id(b)
+    assert [index.get(id(v)) for v in got.outputs] == [id(v) for v in want.outputs], where
+
+
+def _bits(x):
+    a = np.asarray(key_data(x))  # bfloat16 and float8 too: compared by their bytes
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
+def _assert_same_attr(a, b, where):
+    if isinstance(b, tg.Graph):
+        assert isinstance(a, tg.Graph), where
+        assert_same_graph(a, b, where)
+    elif isinstance(b, (tuple, list)):
+        assert type(a) is type(b) and len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_attr(x, y, f"{where}[{i}]")
+    elif isinstance(b, float):
+        assert isinstance(a, float) and (a.hex() == b.hex() or (a != a and b != b)), f"{where}: {a!r} vs {b!r}"
+    else:
+        assert type(a) is type(b) and a == b, f"{where}: {a!r} vs {b!r}"
+
+
 # -- test-only ops --------------------------------------------------------------------------
 def _fields(out_types):
     """The four type rules of an op whose output types ``out_types(*types, **attrs)`` gives

@@ -21,21 +21,23 @@ from tracegraph.core import bind
 from tracegraph.ir import serialize
 
 from ir_helpers import (  # noqa: F401  (test_ops: a fixture)
-    assert_same_results, nested_graph, sample_cases, sample_graph, test_ops,
+    assert_same_graph, assert_same_results, nested_graph, sample_cases, sample_graph, test_ops,
 )
 
 
 @pytest.mark.parametrize("name,index", list(sample_cases()))
 def test_json_and_file_round_trip_every_op_sample(name, index, tmp_path):
     with sample_graph(name, index) as (g, args):
-        want = g.interpret(*args)
         from_json = tg.Graph.from_json(g.to_json())
         path = tmp_path / "g.tg"
         tg.save(g, path)
         from_file = tg.load(path)
+        want = g.interpret(*args) if index == 0 else None  # the op's first sample also runs
         for g2 in (from_json, from_file):
             assert str(g2) == str(g)
-            assert_same_results(g2.interpret(*args), want)
+            assert_same_graph(g2, g)
+            if want is not None:
+                assert_same_results(g2.interpret(*args), want)
 
 
 @pytest.mark.usefixtures("test_ops")
