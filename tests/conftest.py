@@ -77,8 +77,9 @@ def pytest_configure(config):
 # executable in JAX's caches: a test process grows by about 2 MB per test (9 GB over the
 # default run). The run has one budget, MEMORY_MB, for all its processes together (the
 # xdist controller and its workers, read from /proc): after a test, a worker that finds the
-# total past it drops JAX's caches and gives the freed heap back to the system
-# (malloc_trim), provided it grew by MIN_GROWTH_MB since its last drop (what cannot be
+# total past it drops tracegraph's and JAX's caches (`tg.clear_caches()`) and gives the
+# freed heap back to the system (malloc_trim), provided it grew by MIN_GROWTH_MB since its
+# last drop (what cannot be
 # freed, such as PyTorch once imported, stays). A drop costs a few recompilations, so the
 # budget is spent before anything is dropped. The sampled peak runs about 0.25 GB above
 # the budget: what a test holds while it runs (data sets, activations) comes on top.
@@ -143,9 +144,9 @@ def _bounded_memory(request):
             f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {request.node.nodeid} "
                     f"{before} {_rss_mb()} {_hwm_mb()} {_run_rss_mb()}\n")
     if MEMORY_MB and _rss_mb() > _floor_mb + MIN_GROWTH_MB and _run_rss_mb() > MEMORY_MB:
-        import jax
+        import tracegraph
 
-        jax.clear_caches()
+        tracegraph.clear_caches()  # tracegraph's compiled ops, plans and graphs, and JAX's
         gc.collect()
         if _malloc_trim is not None:
             _malloc_trim(0)

@@ -308,3 +308,18 @@ def test_threads_share_one_entry_between_stage_and_call():
         seen = {id(g) for graphs in pool.map(worker, range(n_threads)) for g in graphs}
     assert sorted(runs) == [(2,), (3,), (4,), (5,)] and jf.trace_count == 4
     assert seen == {id(g) for g in jf.graphs}  # every thread got the one graph per signature
+
+
+def test_clear_caches_empties_tracegraphs_caches_and_calls_still_work():
+    from tracegraph import _caches
+
+    x = np.arange(4, dtype=np.float32)
+    f = tg.jit(lambda v: tg.sin(v) * 2.0)
+    want = np.asarray(f(x))
+    eager_want = np.asarray(tg.eager(lambda v: tg.exp(v) + 1.0)(x))
+    np.testing.assert_allclose(np.asarray(tg.grad(lambda v: tg.sum(tg.sin(v)))(x)), np.cos(x), rtol=1e-6)
+    assert any(_caches._REGISTERED)  # the define-by-run plans, compiled ops, shape rules ...
+    tg.clear_caches()
+    assert not any(_caches._REGISTERED)
+    np.testing.assert_array_equal(np.asarray(f(x)), want)
+    np.testing.assert_array_equal(np.asarray(tg.eager(lambda v: tg.exp(v) + 1.0)(x)), eager_want)

@@ -55,6 +55,7 @@ from .backends.interpreter import Hook, Interpreter, NaNError, Profile, Watch, p
 from .ir import Graph, Node, TensorType, Value
 from .ir.files import load, save
 from .jit import JitFunction, RetraceWarning, jit
+from ._caches import clear_caches
 from .compile import CompiledFunction, GuardMiss, compile, function  # noqa: A004 - torch.compile's name
 from .autodiff import grad, value_and_grad, vjp
 from .interop import from_jax, to_jax

@@ -25,6 +25,7 @@ import threading
 
 import jax
 
+from .._caches import cache
 from ..errors import Error, ShapeError
 from ..ir import registry
 from ..ir.registry import NOT_DIFFERENTIABLE
@@ -282,7 +283,7 @@ class Linearized:
 
 # forward structure -> (backward graph, forward value index of each captured input,
 # the blocks a trace made of it)
-_BACKWARDS: dict = {}
+_BACKWARDS: dict = cache({})
 _BACKWARDS_MAX = 256
 _BACKWARD_LOCK = threading.Lock()
 

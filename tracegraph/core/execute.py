@@ -16,6 +16,7 @@ import numpy as np
 from jax._src.array import ArrayImpl  # the concrete array type: its shape/dtype read directly
 from jax._src.lax.lax import _convert_element_type  # no public way makes a weak array
 
+from .._caches import cache
 from ..errors import Error
 from ..ir.types import is_key
 
@@ -64,7 +65,7 @@ def run_impl(op, node, arrays, check: bool = True) -> list:
 # (op, attributes) -> the implementation compiled by jax.jit, for define-by-run: one
 # C++ dispatch per op instead of jax.numpy's Python-level one (the interpreter keeps the
 # plain implementation, op by op, as the reference)
-_COMPILED: dict = {}
+_COMPILED: dict = cache({})
 _COMPILED_MAX = 1 << 14
 
 

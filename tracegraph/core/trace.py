@@ -28,6 +28,7 @@ import sys
 import jax
 import numpy as np
 
+from .._caches import cache
 from ..errors import _PACKAGE_DIR, Error, ShapeError, TracingError, user_location, user_location_long
 from ..ir import registry
 from ..ir.graph import Node, Value
@@ -224,7 +225,7 @@ def _bottom_trace(args) -> Trace:
 
 # (op, input types, attributes) -> (normalized attributes, output types): the shape rules
 # run once per distinct application, not once per op executed (define-by-run, tracing)
-_INFERRED: dict = {}
+_INFERRED: dict = cache({})
 _INFERRED_MAX = 1 << 16
 
 

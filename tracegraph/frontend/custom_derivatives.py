@@ -46,6 +46,7 @@ import threading
 import jax
 import numpy as np
 
+from .._caches import cache
 from ..core import Tensor, at_bottom, bind, current_trace
 from ..core.execute import attrs_key
 from ..errors import Error, ShapeError, TracingError, user_location_long
@@ -292,7 +293,7 @@ def _types_str(types) -> str:
 # but a call that makes the same graphs as an earlier one gets that call's Graph objects:
 # define-by-run then reuses the compiled implementation of the node (compiled per
 # attribute values, so per Graph object) instead of compiling it on every call.
-_INTERNED: dict = {}
+_INTERNED: dict = cache({})
 _INTERNED_MAX = 256
 _INTERN_LOCK = threading.Lock()
 

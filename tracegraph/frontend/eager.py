@@ -26,6 +26,7 @@ from jax._src.array import ArrayImpl as _ArrayImpl  # a concrete JAX array: used
 
 import jax
 
+from .._caches import cache
 from ..core import EVAL, GraphTrace, Tensor, at_bottom, eval_graph, run_compiled, run_impl, trace_graph
 from ..core.execute import attrs_key, compiled_impl
 from ..core.trace import check_and_infer
@@ -36,7 +37,7 @@ from .tracing import function_name, trace_with
 
 # (op, input types, attributes, x64 mode) -> [normalized attributes, output types,
 # compiled implementation, outputs checked once]
-_PLANS: dict = {}
+_PLANS: dict = cache({})
 _PLANS_MAX = 1 << 16
 
 

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._caches import cache
 from ..core import GraphTrace, Linearized, Tensor, Trace, check_and_infer, eval_graph, live_nodes, run_compiled, type_of, weak_value
 from ..core.execute import attrs_key
 from ..core.trace import EVAL, at_bottom, bottom_scope, canonical_array, current_trace, is_python_scalar
@@ -699,7 +700,7 @@ class _Backward:
         return eval_graph(self.graph, args, trace=EVAL)
 
 
-_CACHE: dict = {}
+_CACHE: dict = cache({})
 _CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 256
 

@@ -6,6 +6,7 @@ arities and attributes, and types re-derived through each op's shape rule.
 
 from __future__ import annotations
 
+from .._caches import cache
 from ..errors import IRError
 from . import registry
 from .types import TensorType, checked_num_elements
@@ -98,7 +99,7 @@ def _where(graph, index, node) -> str:
 # verifying after every pass re-derives few types. Attributes are keyed as the eager
 # trace keys them (1, 1.0 and True apart; floats by their bits). Nodes holding graphs
 # (control flow) are not cached: the key would keep their bodies alive.
-_INFERRED: dict = {}
+_INFERRED: dict = cache({})
 _INFERRED_MAX = 1 << 16
 
 

@@ -40,6 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._caches import cache
 from .. import losses as losses_lib
 from .. import metrics as metrics_lib
 from ..autodiff import value_and_grad
@@ -369,7 +370,7 @@ class Steps:
         return self._predict
 
 
-_STEPS: dict = {}  # configuration key -> Steps, oldest first
+_STEPS: dict = cache({})  # configuration key -> Steps, oldest first
 _STEPS_KEPT = 16
 
 

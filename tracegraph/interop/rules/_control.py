@@ -31,6 +31,7 @@ from jax._src.interpreters.partial_eval import dce_jaxpr
 from jax._src.lax.control_flow.conditionals import platform_index_p  # no public export
 from jax._src.shard_map import shard_map_p
 
+from ..._caches import cache
 from ...core import bind
 from ...frontend.control_flow import cond, scan, while_loop
 from ...frontend.custom_derivatives import custom_vjp
@@ -59,7 +60,7 @@ def _call(ctx, eqn, *xs):
 
 # id(equation) -> (the equation, its backward jaxpr): JAX caches the jaxprs of jitted
 # functions (jax.nn.relu), so one equation object serves every call site
-_BACKWARDS: dict = {}
+_BACKWARDS: dict = cache({})
 _BACKWARDS_MAX = 256
 
 
