@@ -20,9 +20,10 @@ than ``x`` does, and is not where the runs parted). References:
   changed is not blamed (its local error is a few ULPs).
 - ``reference="reloaded"``: the graph run op by op (as ``tg.eager`` ran it), against the
   graph written to a `tg.save` file and read back (``via="json"`` or ``via="text"``:
-  its JSON or printed form parsed back, with the arrays the text elides), each reloaded node run on the reference's
-  values: does what a user saved still compute what ran? A node whose op, attributes or
-  types changed in the round trip is reported even before its values are compared.
+  its JSON or printed form parsed back, with the arrays the text elides), each reloaded
+  node run on the reference's values: does what a user saved still compute what ran?
+  A node whose op, attributes or types changed in the round trip is reported even
+  before its values are compared.
 
 A control-flow node whose local error exceeds the tolerance is probed inside: the branch
 that ran, each loop iteration in turn (carried on the reference's values) or the wrapped
@@ -218,7 +219,10 @@ def _bisect(graph, test, flat, reference, tol, top):
             continue  # draws at another width are other numbers, not a loss of precision
         ins = [own[id(v)] if id(v) in own else _as_test(ref[same[id(v)]], v.type) for v in tnode.inputs]
         try:  # op by op: a control-flow node runs its bodies node by node too
-            outs = Interpreter(test).run_node(tnode, ins) if graph_attr_keys(tnode.op) else EVAL.process_node(tnode, ins)
+            if graph_attr_keys(tnode.op):
+                outs = Interpreter(test).run_node(tnode, ins)
+            else:
+                outs = EVAL.process_node(tnode, ins)
         except Error as e:
             raise Error(f"bisect: {_name(namer, node)} = {node.op} at {node.location or '?'} "
                         f"fails on the reference values: {e}") from None
@@ -301,7 +305,9 @@ def _probe_inside(node, ins, reference, tol, top):
         n = len(body.outputs)
         carry, consts = list(ins[:n]), list(ins[n:])
         for i in range(_MAX_ITERATIONS):
-            if not bool(np.asarray(_op_by_op_outputs(test, [_as_test(a, v.type) for a, v in zip(carry + consts, test.inputs)])[0])):
+            operands = [_as_test(a, v.type) for a, v in zip(carry + consts, test.inputs)]
+            holds = _op_by_op_outputs(test, operands)
+            if not bool(np.asarray(holds[0])):
                 return None
             inner, outs = _inner(body, carry + consts, reference, tol, top, "body", i)
             if inner is not None:
@@ -314,9 +320,8 @@ def _probe_inside(node, ins, reference, tol, top):
         carry, xs, consts = list(ins[:nc]), ins[nc:nc + nx], list(ins[nc + nx:])
         for step in range(min(length, _MAX_ITERATIONS)):
             i = length - 1 - step if attrs["reverse"] else step
-            inner, outs = _inner(body, carry + [np.asarray(x)[i] if not is_key(getattr(x, "dtype", None)) else x[i]
-                                               for x in xs] + consts,
-                                 reference, tol, top, "body", i)
+            row = [x[i] if is_key(getattr(x, "dtype", None)) else np.asarray(x)[i] for x in xs]
+            inner, outs = _inner(body, carry + row + consts, reference, tol, top, "body", i)
             if inner is not None:
                 return inner
             carry = outs[:nc]
