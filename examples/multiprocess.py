@@ -174,6 +174,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_all(procs, timeout: float) -> tuple[list, str | None]:
+    """The outputs of started processes (text stdout) and what went wrong, if anything: a
+    process past ``timeout`` (all are killed then) or one that exited with a non-zero
+    status; the message then shows the end of every process's output."""
+    deadline = time.monotonic() + timeout
+    outputs, failed = [], None
+    for i, proc in enumerate(procs):
+        try:
+            out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            out, _ = proc.communicate()
+            failed = failed or f"process {i} did not finish within {timeout:.0f} s"
+        outputs.append(out)
+        if proc.returncode and failed is None:
+            failed = f"process {i} exited with status {proc.returncode}"
+    if failed:
+        shown = "\n".join(f"--- process {i} ---\n{out[-4000:]}" for i, out in enumerate(outputs))
+        failed = f"{failed}\n{shown}"
+    return outputs, failed
+
+
 def launch(processes: int, devices_per_process: int, argv=(), *, checkpoint_dir: str,
            timeout: float = 300.0) -> list[dict]:
     """Run ``processes`` processes of this script on localhost (a free port for the
@@ -190,22 +213,9 @@ def launch(processes: int, devices_per_process: int, argv=(), *, checkpoint_dir:
          "--coordinator", coordinator, "--checkpoint-dir", checkpoint_dir, *argv],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         for i in range(processes)]
-    deadline = time.monotonic() + timeout
-    outputs, failed = [], None
-    for i, proc in enumerate(procs):
-        try:
-            out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for p in procs:
-                p.kill()
-            out, _ = proc.communicate()
-            failed = failed or f"process {i} did not finish within {timeout:.0f} s"
-        outputs.append(out)
-        if proc.returncode and failed is None:
-            failed = f"process {i} exited with status {proc.returncode}"
+    outputs, failed = wait_all(procs, timeout)
     if failed:
-        shown = "\n".join(f"--- process {i} ---\n{out[-4000:]}" for i, out in enumerate(outputs))
-        raise RuntimeError(f"{processes} x {devices_per_process} devices: {failed}\n{shown}")
+        raise RuntimeError(f"{processes} x {devices_per_process} devices: {failed}")
     results = []
     for i, out in enumerate(outputs):
         lines = [ln for ln in out.splitlines() if ln.startswith(RESULT)]

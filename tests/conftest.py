@@ -7,6 +7,7 @@ import importlib.util
 import os
 import pathlib
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -67,6 +68,17 @@ class LazyModule:
         if attr.startswith("_"):  # pytest probes names such as `_mock_name` at collection
             raise AttributeError(attr)
         return getattr(importlib.import_module(self._name), attr)
+
+
+def example_module(name: str):
+    """``examples/NAME.py`` imported as a module (its folder on the path while it imports,
+    for its ``_common``), to reuse an example's model classes."""
+    examples = str(pathlib.Path(__file__).resolve().parent.parent / "examples")
+    sys.path.insert(0, examples)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(examples)
 
 
 def pytest_configure(config):

@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -177,21 +176,9 @@ def _run_processes(code: str, n: int, devices: int, folder, timeout: float = 180
     procs = [subprocess.Popen([sys.executable, "-c", code, address, str(i), str(folder)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(n)]
-    deadline, outs, failure = time.monotonic() + timeout, [], None
-    for i, p in enumerate(procs):
-        try:
-            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for q in procs:
-                q.kill()
-            out, _ = p.communicate()
-            failure = failure or f"process {i} ran past {timeout:.0f} s"
-        outs.append(out)
-        if p.returncode and failure is None:
-            failure = f"process {i} exited with status {p.returncode}"
+    outs, failure = _example().wait_all(procs, timeout)
     if failure:
-        shown = "\n".join(f"--- process {i} ---\n{o[-3000:]}" for i, o in enumerate(outs))
-        pytest.fail(f"{failure}\n{shown}")
+        pytest.fail(failure)
     return outs
 
 

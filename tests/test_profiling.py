@@ -70,16 +70,9 @@ def test_the_compiled_transformer_step_is_profiled_by_node_and_module_scope():
     """The examples' Transformer language model, one whole train step (forward, IR
     backward, Adam) compiled: the profile names its IR nodes, and sums by module scope
     the blocks, their attention and MLP, forward and backward."""
-    import importlib
-    import pathlib
-    import sys
+    from conftest import example_module
 
-    examples = pathlib.Path(__file__).resolve().parent.parent / "examples"
-    sys.path.insert(0, str(examples))
-    try:
-        transformer = importlib.import_module("transformer")
-    finally:
-        sys.path.remove(str(examples))
+    transformer = example_module("transformer")
     model = transformer.CharTransformer(32, 32, 4, 2, 16, key=tg.random.key(0))
     opt = tg.optim.adam(1e-3)
     state = opt.init(model)
