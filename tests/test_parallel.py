@@ -23,7 +23,7 @@ from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import tracegraph as tg
-from conftest import example_module, has_module
+from conftest import has_module
 
 ROOT = Path(__file__).resolve().parents[1]
 MESH = jax.make_mesh((1, 1), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
@@ -149,7 +149,21 @@ def test_mesh_specs_parse():
         tg.nn.parallel.parse_mesh(f"data={n}")
 
 
-Block = example_module("transformer").Block  # the examples' pre-norm Transformer block
+class Block(tg.nn.Module):
+    """The examples' pre-norm Transformer block, written here: the eight-device test
+    checks that the constraints carry this file's lines."""
+
+    def __init__(self, dim, heads, *, key):
+        k1, k2, k3 = tg.random.split(key, 3)
+        self.norm1 = tg.nn.LayerNorm(dim)
+        self.attn = tg.nn.MultiHeadAttention(dim, heads, causal=True, key=k1)
+        self.norm2 = tg.nn.LayerNorm(dim)
+        self.mlp = tg.nn.Sequential([tg.nn.Linear(dim, 4 * dim, key=k2), tg.nn.GELU(),
+                                     tg.nn.Linear(4 * dim, dim, key=k3)])
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
 
 
 class LM(tg.nn.Module):
