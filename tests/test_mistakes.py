@@ -944,6 +944,29 @@ def checkpoint_load_like_mismatch(tmp_path):
     tg.checkpoint.load(tmp_path / "ck", like={"w": A(4)})  # mistake
 
 
+# -- debugging, parallel training, sharded checkpoints ---------------------------------------
+
+
+@mistake(tg.Error, "debug.bisect", None)
+def bisect_unknown_reference():
+    tg.debug.bisect(lambda x: x * 2.0, A(3), reference="gpu")  # mistake
+
+
+@mistake(tg.Error, "debug.bisect", None)
+def bisect_unknown_round_trip():
+    tg.debug.bisect(lambda x: x * 2.0, A(3), reference="reloaded", via="pickle")  # mistake
+
+
+@mistake(tg.Error, "TensorBoard", None)
+def tensorboard_profile_batch_backwards(tmp_path):
+    tg.callbacks.TensorBoard(tmp_path, profile_batch=(5, 2))  # mistake
+
+
+@mistake(tg.Error, "mesh", None)
+def parallel_mesh_spec_without_sizes():
+    tg.nn.parallel.parse_mesh("data,model")  # mistake
+
+
 # -- the test --------------------------------------------------------------------------------
 
 

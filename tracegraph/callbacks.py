@@ -44,7 +44,7 @@ import warnings
 import numpy as np
 
 from . import checkpoint
-from .errors import Error
+from .errors import Error, user_location_long
 from .metrics import direction
 
 __all__ = [
@@ -634,18 +634,20 @@ class TensorBoard(Callback):
         super().__init__()
         self._writer_class = _summary_writer_class()
         self.log_dir = os.fspath(log_dir)
+        where = user_location_long(2)  # the line that made the callback, for its mistakes
         if update_freq == "batch":
             update_freq = 1
         if update_freq != "epoch" and (isinstance(update_freq, bool)
                                        or not isinstance(update_freq, int) or update_freq < 1):
             raise CallbackError(f"TensorBoard: update_freq must be 'epoch', 'batch' or a positive "
-                                f"int, got {update_freq!r}")
+                                f"int, got {update_freq!r} (at {where})")
         if isinstance(histogram_freq, bool) or not isinstance(histogram_freq, int) or histogram_freq < 0:
-            raise CallbackError(f"TensorBoard: histogram_freq must be an int >= 0, got {histogram_freq!r}")
+            raise CallbackError(f"TensorBoard: histogram_freq must be an int >= 0, got "
+                                f"{histogram_freq!r} (at {where})")
         self.update_freq = update_freq
         self.histogram_freq = histogram_freq
         self.write_steps_per_second = bool(write_steps_per_second)
-        self.profile_range = _profile_range(profile_batch)
+        self.profile_range = _profile_range(profile_batch, where)
         self._writers: dict = {}
         self._step = 0
         self._profiling = False
@@ -722,7 +724,7 @@ class TensorBoard(Callback):
         jax.profiler.stop_trace()
 
 
-def _profile_range(profile_batch) -> tuple | None:
+def _profile_range(profile_batch, where: str) -> tuple | None:
     """Keras' ``profile_batch``: 0 (none), N (batch N), (start, stop) or "start,stop"."""
     spec = profile_batch
     if isinstance(spec, str):
@@ -738,7 +740,7 @@ def _profile_range(profile_batch) -> tuple | None:
             or not all(isinstance(b, numbers.Integral) and not isinstance(b, bool) for b in spec)
             or spec[0] < 0 or spec[1] < spec[0] or (spec[0] == 0 and spec[1] != 0)):
         raise CallbackError(f"TensorBoard: profile_batch must be 0, a batch number, or "
-                            f"(start, stop) with 1 <= start <= stop, got {profile_batch!r}")
+                            f"(start, stop) with 1 <= start <= stop, got {profile_batch!r} (at {where})")
     return None if spec[0] == 0 else (int(spec[0]), int(spec[1]))
 
 
