@@ -38,15 +38,29 @@ def _clip_gradient(np_, custom_vjp):
     return f
 
 
+def _constrain(with_sharding_constraint):
+    """``with_sharding_constraint`` onto a one-device mesh (so it runs anywhere): a
+    placement node in the IR that every mode, the gradients and the round trips meet."""
+
+    def constrain(x, split):
+        mesh = jax.make_mesh((1,), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+        spec = jax.sharding.PartitionSpec("data") if split else jax.sharding.PartitionSpec()
+        return with_sharding_constraint(x, jax.sharding.NamedSharding(mesh, spec))
+
+    return constrain
+
+
 TG = types.SimpleNamespace(
     np=tg, cond=tg.cond, scan=tg.scan, softmax=tg.softmax, where=tg.where,
     clip_gradient=_clip_gradient(tg, tg.custom_vjp), random=tg.random, name="tg",
     cummax=fn_reduce.cummax, cumlogsumexp=fn_reduce.cumlogsumexp,
+    constrain=_constrain(tg.with_sharding_constraint),
 )
 JNP = types.SimpleNamespace(
     np=jnp, cond=lax.cond, scan=lax.scan, softmax=jax.nn.softmax, where=jnp.where,
     clip_gradient=_clip_gradient(jnp, jax.custom_vjp), random=jax.random, name="jnp",
     cummax=lax.cummax, cumlogsumexp=lax.cumlogsumexp,
+    constrain=_constrain(jax.lax.with_sharding_constraint),
 )
 
 
@@ -152,6 +166,9 @@ STEPS: dict = {
                    + m.cummax(x + 0.001 * m.np.arange(x.shape[-1]), axis=x.ndim - 1, reverse=r)
                    + m.cumlogsumexp(x, axis=axis, reverse=not r),
                    lambda rng, x: {"axis": int(rng.integers(x.ndim)), "r": bool(rng.integers(2))}),
+    # a sharding constraint (replicated, or split over a one-device mesh axis)
+    "sharding": (lambda x: _is_num(x), lambda m, x, split: m.constrain(x, split and x.ndim >= 1),
+                 lambda rng, x: {"split": bool(rng.integers(2))}),
     "scan_cumsum": (lambda x: _is_float(x) and x.ndim >= 1,
                     lambda m, x: m.scan(lambda c, r: (c + r, c * r), m.np.zeros_like(x[0]), x)[1],
                     None),
