@@ -61,8 +61,12 @@ def user_frame(depth: int = 1):
 def user_location(depth: int = 1) -> str | None:
     """``basename:line`` of the first frame outside tracegraph, as nodes record it."""
     frame = sys._getframe(depth + 1)
-    while frame is not None:
-        name = _user_basename(frame.f_code.co_filename)
+    files = _USER_FILES
+    while frame is not None:  # every op asks: the cache read inline, no call per frame
+        filename = frame.f_code.co_filename
+        name = files.get(filename, 0)
+        if name == 0:
+            name = _user_basename(filename)
         if name is not None:
             return f"{name}:{frame.f_lineno}"
         frame = frame.f_back
@@ -129,7 +133,7 @@ def locate(e: BaseException, op: str, caller, kind: type | None = None) -> BaseE
     # the user's frame: outward through library frames; an enclosing public function
     # (another wrapper on the way) is the user-facing one instead
     while caller is not None and _is_library_frame(caller):
-        if caller.f_code is _WRAPPER_CODE:
+        if caller.f_code in _WRAPPER_CODES:
             return None
         caller = caller.f_back
     if caller is None:
@@ -208,7 +212,20 @@ def public(op: str | None = None, kind: type | None = None):
     return deco
 
 
-_WRAPPER_CODE = public()(lambda: None).__code__
+# the code of every public wrapper: `public`'s, and that of functions that do its work
+# themselves (`mark_public`)
+_WRAPPER_CODES = {public()(lambda: None).__code__}
+_SELF_PUBLIC_CODES: set = set()
+
+
+def mark_public(fn, name: str):
+    """Mark ``fn`` as a public function that does `public`'s work itself, for the hot
+    paths where a second frame would cost (``tg.sin``: its body calls the op and, on an
+    exception, raises what `locate` gives for ``name``)."""
+    fn._tg_public = name
+    _WRAPPER_CODES.add(fn.__code__)
+    _SELF_PUBLIC_CODES.add(fn.__code__)
+    return fn
 
 
 def public_functions(namespace: dict, exclude=(), renames: dict | None = None, kind=None) -> None:
@@ -218,6 +235,9 @@ def public_functions(namespace: dict, exclude=(), renames: dict | None = None, k
     module = namespace.get("__name__")
     for n, f in list(namespace.items()):
         if n.startswith("_") or n in exclude or not isinstance(f, types.FunctionType):
+            continue
+        if f.__module__ == module and f.__code__ in _SELF_PUBLIC_CODES:  # its own wrapper
+            f._tg_public = renames.get(n, n)
             continue
         if f.__module__ != module or hasattr(f, "_tg_public"):
             continue

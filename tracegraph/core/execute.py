@@ -30,6 +30,11 @@ def weak_value(a, dtype):
         return a
     if np.ndim(a) == 0 and not isinstance(a, jax.core.Tracer):
         return np.asarray(a).item()
+    return weak_array(a, dtype)
+
+
+def weak_array(a, dtype):
+    """``a`` as a weakly typed JAX array of ``dtype`` (0-d too)."""
     return _convert_element_type(jnp.asarray(a), jnp.dtype(dtype), weak_type=True)
 
 

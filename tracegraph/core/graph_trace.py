@@ -23,7 +23,7 @@ from ..errors import TracingError, user_location, user_location_long
 from ..ir import registry
 from ..ir.graph import Graph, Node, Value
 from ..ir.tree import TreeSpec, default_out_tree
-from ..ir.types import TensorType, is_key, key_impl
+from ..ir.types import TensorType, interned, is_key, key_impl
 from ..ir.verifier import verify
 from .evaluate import eval_graph
 from .execute import weak_value
@@ -72,7 +72,7 @@ class GraphBuilder:
             hit = self._weak_constants.get(key)
             if hit is not None:
                 return hit
-        v = Value(TensorType(arr.shape, arr.dtype, weak), data=arr)
+        v = Value(interned(TensorType(arr.shape, arr.dtype, weak)), data=arr)
         self.constants.append(v)
         if key is not None:
             self._weak_constants[key] = v
@@ -131,20 +131,20 @@ class GraphTrace(Trace):
         return self.box(v, _constant_data(v))
 
     def lift(self, x) -> Tensor:
-        if isinstance(x, Tensor):
-            if x._trace is self:
-                return x
-            if x._trace.free:  # an imperative tensor: the array it holds now
-                return self.lift_free(x)
-            return self.capture(x)
         cls = x.__class__
         if cls is float or cls is int:  # the common scalars: one constant per value
             key = x.hex() if cls is float else x  # floats by their bits: 0.0 and -0.0 apart
             hit = self.builder._scalars.get(key)
             if hit is None:
                 v = self.builder.add_constant(np.asarray(x, dtype=python_scalar_dtype(x)), weak=True)
-                hit = self.builder._scalars[key] = (v, _constant_data(v))
+                hit = self.builder._scalars[key] = (v, self.scalar_data(v))
             return self.box(*hit)
+        if isinstance(x, Tensor):
+            if x._trace is self:
+                return x
+            if x._trace.free:  # an imperative tensor: the array it holds now
+                return self.lift_free(x)
+            return self.capture(x)
         if is_python_scalar(x):
             dt = python_scalar_dtype(x)
             # JAX treats Python int/float/complex as weakly typed, but never bool
@@ -161,6 +161,10 @@ class GraphTrace(Trace):
         raise TracingError(
             f"cannot use a {type(x).__name__} as an array operand (at {user_location_long(3)})"
         )
+
+    def scalar_data(self, v: Value):
+        """The data a Tensor of the weak scalar constant ``v`` holds."""
+        return _constant_data(v)
 
     def lift_key(self, keys) -> Tensor:
         """A typed key array used here: ``random_wrap`` of a constant of its u32 data (the

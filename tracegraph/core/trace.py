@@ -31,6 +31,7 @@ import numpy as np
 from .._caches import cache
 from ..errors import _PACKAGE_DIR, Error, ShapeError, TracingError, user_location, user_location_long
 from ..ir import registry
+from ..ir.registry import _OPS  # bind reads it directly: every op asks
 from ..ir.graph import Node, Value
 from ..ir.types import TensorType, is_key
 from .execute import attrs_key, run_impl, weak_value
@@ -207,10 +208,19 @@ def bind(op_name: str, *args, **attrs):
     """
     stack = _TRACES.get()
     trace = stack[-1] if stack else _bottom_trace(args)
-    op = registry.lookup(op_name)
-    # a Tensor of this trace is its own operand (most operands, most often)
-    outs = trace.process(op, [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a)
-                              for a in args], attrs)
+    op = _OPS.get(op_name) or registry.lookup(op_name)
+    # a Tensor of this trace is its own operand (most operands, most often); one and two
+    # operands (most ops) without building a list by comprehension
+    if len(args) == 2:
+        a, b = args
+        operands = [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a),
+                    b if b.__class__ is Tensor and b._trace is trace else trace.lift(b)]
+    elif len(args) == 1:
+        a = args[0]
+        operands = [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a)]
+    else:
+        operands = [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a) for a in args]
+    outs = trace.process(op, operands, attrs)
     return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
 
 

@@ -28,16 +28,18 @@ import jax
 
 from .._caches import cache
 from ..core import EVAL, GraphTrace, Tensor, at_bottom, eval_graph, run_compiled, run_impl, trace_graph
-from ..core.execute import attrs_key, compiled_impl
+from ..core.execute import attrs_key, compiled_impl, weak_array
 from ..core.trace import check_and_infer
 from ..errors import Error, TracingError, user_location
 from ..ir.graph import Node, Value
+from ..ir.types import interned
 from .tracing import function_name, trace_with
 
 
 # (op, input types, attributes, x64 mode) -> [normalized attributes, output types,
 # compiled implementation, outputs checked once]
 _PLANS: dict = cache({})
+_new = object.__new__
 _PLANS_MAX = 1 << 16
 
 
@@ -53,6 +55,10 @@ class _Block:
 
 
 _BLOCKS_MAX = 64
+
+# (dtype, bytes) -> the weak JAX scalar define-by-run passes for a Python int or float
+_SCALARS: dict = cache({})
+_SCALARS_MAX = 1 << 12
 
 
 class EagerTrace(GraphTrace):
@@ -78,7 +84,18 @@ class EagerTrace(GraphTrace):
         # weak values (Python scalars) stay weak; a JAX array of the type is used as is
         if data is not None and not type.weak and not (data.__class__ is _ArrayImpl and data.dtype == type.dtype):
             data = jnp.asarray(data, dtype=type.dtype)
-        return self.box(self.builder.add_input(type, name), data)
+        return self.box(self.builder.add_input(interned(type), name), data)
+
+    def scalar_data(self, v):
+        # a Python scalar operand as a weak JAX array, made once per value and dtype: a
+        # compiled op called with a float converts it on every call (1.5 us a call)
+        key = (v.type.dtype, v.data.tobytes())
+        data = _SCALARS.get(key)
+        if data is None:
+            data = weak_array(v.data, v.type.dtype)
+            if len(_SCALARS) < _SCALARS_MAX:
+                _SCALARS[key] = data
+        return data
 
     def lift_tracer(self, x):
         raise TracingError(
@@ -89,29 +106,62 @@ class EagerTrace(GraphTrace):
     def process(self, op, operands, attrs) -> list:
         # `GraphTrace.process` with the shape rule, normalized attributes and compiled
         # implementation resolved once per (op, input types, attributes, x64 mode); the
-        # hot path of define-by-run, so written out flat (no helper calls but the op)
-        in_types = tuple([t._value.type for t in operands])
+        # hot path of define-by-run, so written out flat (no helper calls but the op and
+        # the user's line), one- and two-operand ops without list building
+        n = len(operands)
+        if n == 1:
+            (a,) = operands
+            ins = (a._value,)
+            in_types = (ins[0].type,)
+            arrays = (a._data,)
+        elif n == 2:
+            a, c = operands
+            ins = (a._value, c._value)
+            in_types = (ins[0].type, ins[1].type)
+            arrays = (a._data, c._data)
+        else:
+            ins = tuple([t._value for t in operands])
+            in_types = tuple([v.type for v in ins])
+            arrays = [t._data for t in operands]
         try:
+            # plans key and hold interned types, so the lookup compares by identity
             key = (op.name, in_types, attrs_key(attrs) if attrs else (), jax.config.jax_enable_x64)
             plan = _PLANS.get(key)
         except TypeError:  # an unhashable attribute: resolved every time
             key = plan = None
         if plan is None:
             attrs, out_types, = check_and_infer(op, in_types, attrs)
-            plan = [attrs, out_types, compiled_impl(op, attrs), False]
+            plan = [attrs, tuple(map(interned, out_types)), compiled_impl(op, attrs), False]
             if key is not None and len(_PLANS) < _PLANS_MAX:
-                _PLANS[key] = plan
+                _PLANS[(key[0], tuple(map(interned, in_types)), key[2], key[3])] = plan
         attrs, out_types, fn, checked = plan
         b = self.builder
-        location, scope = b.provenance or (user_location(1), b.scope)
+        if b.provenance is None:
+            location = user_location(1)
+            scope = ".".join(b.scopes) if b.scopes else ""
+        else:
+            location, scope = b.provenance
+        values = self.values
+        if len(out_types) == 1 and not op.multi_output and checked and values is None:
+            out = Value(out_types[0])
+            node = _new(Node)  # `Node.make`, inline
+            node.op, node.inputs, node.attrs, node.outputs, node.location, node.scope = (
+                op.name, ins, attrs, (out,), location, scope)
+            out.producer = node
+            b.nodes.append(node)
+            try:
+                data = fn(*arrays)
+            except Exception as e:  # a JAX error: named as run_compiled names it
+                raise Error(f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}") from e
+            return [Tensor(out, self, data)]
         outputs = [Value(t) for t in out_types]
-        node = Node.make(op.name, tuple([t._value for t in operands]), attrs, outputs, location, scope)
+        node = Node.make(op.name, ins, attrs, outputs, location, scope)
         b.nodes.append(node)
-        arrays = [t._data for t in operands]
-        if self.values is not None:  # a GradientTape is open here: keep what it may read
-            for t, a in zip(operands, arrays):
-                self.values.setdefault(id(t._value), a)
+        if values is not None:  # a GradientTape is open here: keep what it may read
+            for v, a in zip(ins, arrays):
+                values.setdefault(id(v), a)
         if fn is None or not checked:  # the first run of a plan checks the output types
+            arrays = list(arrays)
             datas = run_impl(op, node, arrays) if fn is None else run_compiled(op, node, arrays, fn)
             plan[3] = fn is not None
         else:

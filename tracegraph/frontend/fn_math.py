@@ -6,30 +6,52 @@ Arrays are positional, static parameters are keywords; Python scalars are weakly
 
 from __future__ import annotations
 
+import sys
+
 import jax
 import numpy as np
 
 from ..core import Tensor, bind, weak_of
+from ..errors import locate, mark_public
 from ..ir.types import TensorType
 from ..ops.defop import promote, to_inexact
 
 
+# The elementwise functions run on every op of define-by-run: each is its own public
+# wrapper (`mark_public`), one frame instead of two; `public_functions` names each by
+# the name this module gives it (``negative``, not ``neg``).
+
+
 def _unary(op):
     def f(x):
-        return bind(op, x)
+        try:
+            return bind(op, x)
+        except Exception as e:
+            new = locate(e, f._tg_public, sys._getframe(1))
+            if new is None or new is e:
+                raise
+            raise new from None
 
     f.__name__ = op
     f.__doc__ = f"Elementwise ``{op}`` (op ``{op}``)."
-    return f
+    return mark_public(f, op)
 
 
 def _binary(op, name=None):
-    def f(x, y):
-        return bind(op, x, y)
+    name = name or op
 
-    f.__name__ = name or op
-    f.__doc__ = f"Elementwise ``{name or op}`` with numpy broadcasting (op ``{op}``)."
-    return f
+    def f(x, y):
+        try:
+            return bind(op, x, y)
+        except Exception as e:
+            new = locate(e, f._tg_public, sys._getframe(1))
+            if new is None or new is e:
+                raise
+            raise new from None
+
+    f.__name__ = name
+    f.__doc__ = f"Elementwise ``{name}`` with numpy broadcasting (op ``{op}``)."
+    return mark_public(f, name)
 
 
 negative = _unary("neg")

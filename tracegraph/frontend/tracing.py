@@ -12,10 +12,12 @@ import inspect
 import numbers
 import re
 import sys
+import types
 
 import jax
 import numpy as np
 
+from .._caches import cache
 from ..errors import TracingError, locate, public
 from ..ir.graph import Graph
 from ..ir.tree import CUSTOM, DICT, LIST, NONE, TUPLE, TreeSpec
@@ -30,10 +32,28 @@ def spec(shape, dtype="f32") -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(tuple(shape), dt)
 
 
+# PyTreeDef -> its TreeSpec (specs are never changed once made): define-by-run and
+# tg.compile convert the same argument and result trees on every call
+_SPECS: dict = cache({})
+_SPECS_MAX = 1 << 12
+
+
 def tree_spec_of(treedef) -> TreeSpec:
     """Portable `TreeSpec` of a jax PyTreeDef (keeps the live treedef for rebuilding)."""
+    try:
+        spec = _SPECS.get(treedef)
+    except TypeError:  # a node's auxiliary data that does not hash
+        spec = None
+    else:
+        if spec is not None:
+            return spec
     spec = _convert(treedef)
     spec.py_treedef = treedef
+    try:
+        if len(_SPECS) < _SPECS_MAX:
+            _SPECS[treedef] = spec
+    except TypeError:
+        pass
     return spec
 
 
@@ -73,12 +93,18 @@ def leaf_type(x, path: str = "") -> TensorType:
 
 def arg_names(fn, nargs: int) -> list[str]:
     """Names for positional arguments: the function's parameter names where known."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        params = []
-    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    star = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "arg")
+    if type(fn) is types.FunctionType and not fn.__dict__:  # not functools.wraps'd: its code
+        code = fn.__code__
+        n = code.co_argcount
+        positional = code.co_varnames[:n]
+        star = code.co_varnames[n + code.co_kwonlyargcount] if code.co_flags & inspect.CO_VARARGS else "arg"
+    else:
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            params = []
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        star = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), "arg")
     return [positional[i] if i < len(positional) else f"{star}{i}" for i in range(nargs)]
 
 

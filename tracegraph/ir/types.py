@@ -25,6 +25,7 @@ import re
 
 import numpy as np
 
+from .._caches import cache
 from ..errors import IRError
 
 try:  # bfloat16 and friends; ml_dtypes ships with jaxlib
@@ -316,3 +317,19 @@ class TensorType:
         if self.sharding is not None:
             extra += f", sharding={self.sharding!r}"
         return f"TensorType({self.shape}, {dtype_name(self.dtype)}{extra})"
+
+
+# one object per distinct type, for the hot paths that key caches on types (define-by-run
+# plans): a lookup with interned types compares by identity, not through `__eq__`
+_INTERNED: dict = cache({})
+_INTERNED_MAX = 1 << 16
+
+
+def interned(t: TensorType) -> TensorType:
+    """The one shared object equal to ``t`` (``t`` itself the first time it is seen)."""
+    hit = _INTERNED.get(t)
+    if hit is None:
+        hit = t
+        if len(_INTERNED) < _INTERNED_MAX:
+            _INTERNED[t] = t
+    return hit
