@@ -104,16 +104,63 @@ def compiled_impl(op, attrs):
     return fn
 
 
+# (op, attributes, input types, x64 mode) -> the op compiled ahead of time for exactly
+# those input types (a `jax.stages.Compiled`, called through JAX's C++ dispatch as fast as
+# a `jax.jit` function). It holds the executable alone, about 0.2 MB; a `jax.jit` function
+# keeps, for each signature it was called with, the traced jaxpr and the lowered MLIR
+# module too, about 1.2 MB more, for as long as the function lives. Define-by-run and the
+# imperative tape run one op per call on every shape a program meets, so they use these.
+_EXECUTABLES: dict = cache({})
+_EXECUTABLES_MAX = 1 << 14
+
+
+def executable(op, attrs, in_types):
+    """``op`` with ``attrs`` compiled for arguments of ``in_types`` (TensorTypes); the
+    `compiled_impl` function where that cannot be done (placed inputs, whose shardings
+    `jax.jit` follows; an unhashable attribute; a failure to lower, which the call then
+    reports). A call with arguments on another device than the default raises
+    ValueError: `call_executable` falls back to `compiled_impl`."""
+    fn = compiled_impl(op, attrs)
+    if fn is None:
+        return None
+    key = (op.name, attrs_key(attrs), tuple(in_types), jax.config.jax_enable_x64)
+    exe = _EXECUTABLES.get(key)
+    if exe is not None:
+        return exe
+    if any(t.sharding is not None for t in in_types):
+        return fn
+    try:
+        specs = [jax.ShapeDtypeStruct(t.shape, t.dtype, weak_type=t.weak) for t in in_types]
+        # a fresh jit function: JAX's staging caches are keyed on it and go with it
+        exe = jax.jit(functools.partial(op.impl, **attrs)).lower(*specs).compile()
+    except Exception:  # noqa: BLE001 - the call through `fn` raises it, named
+        return fn
+    if len(_EXECUTABLES) < _EXECUTABLES_MAX:
+        _EXECUTABLES[key] = exe
+    return exe
+
+
+def call_executable(fn, op, attrs, arrays):
+    """``fn(*arrays)``; an executable given arrays it was not compiled for (another
+    device) runs through `compiled_impl` instead."""
+    try:
+        return fn(*arrays)
+    except ValueError:
+        if not isinstance(fn, jax.stages.Compiled):
+            raise
+        return compiled_impl(op, attrs)(*arrays)
+
+
 def run_compiled(op, node, arrays, fn=None, check: bool = True) -> list:
-    """`run_impl` through `compiled_impl` (concrete arrays only); ``fn``: that function
+    """`run_impl` through `executable` (concrete arrays only); ``fn``: that function
     when the caller has it already; ``check=False`` skips the output type check (the
     caller checked this op, attributes and input types once)."""
     if fn is None:
-        fn = compiled_impl(op, node.attrs)
+        fn = executable(op, node.attrs, [v.type for v in node.inputs])
         if fn is None:
             return run_impl(op, node, arrays)
     try:
-        out = fn(*arrays)
+        out = call_executable(fn, op, node.attrs, arrays)
     except Error:
         raise
     except Exception as e:

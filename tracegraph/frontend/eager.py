@@ -28,7 +28,7 @@ import jax
 
 from .._caches import cache
 from ..core import EVAL, GraphTrace, Tensor, at_bottom, eval_graph, run_compiled, run_impl, trace_graph
-from ..core.execute import attrs_key, compiled_impl, weak_array
+from ..core.execute import attrs_key, executable, weak_array
 from ..core.trace import check_and_infer
 from ..errors import Error, TracingError, user_location
 from ..ir.graph import Node, Value
@@ -131,7 +131,7 @@ class EagerTrace(GraphTrace):
             key = plan = None
         if plan is None:
             attrs, out_types, = check_and_infer(op, in_types, attrs)
-            plan = [attrs, tuple(map(interned, out_types)), compiled_impl(op, attrs), False]
+            plan = [attrs, tuple(map(interned, out_types)), executable(op, attrs, in_types), False]
             if key is not None and len(_PLANS) < _PLANS_MAX:
                 _PLANS[(key[0], tuple(map(interned, in_types)), key[2], key[3])] = plan
         attrs, out_types, fn, checked = plan
@@ -151,8 +151,8 @@ class EagerTrace(GraphTrace):
             b.nodes.append(node)
             try:
                 data = fn(*arrays)
-            except Exception as e:  # a JAX error: named as run_compiled names it
-                raise Error(f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}") from e
+            except Exception:  # arrays on another device, or a JAX error: run_compiled names it
+                (data,) = run_compiled(op, node, list(arrays), fn, check=False)
             return [Tensor(out, self, data)]
         outputs = [Value(t) for t in out_types]
         node = Node.make(op.name, ins, attrs, outputs, location, scope)
@@ -165,13 +165,7 @@ class EagerTrace(GraphTrace):
             datas = run_impl(op, node, arrays) if fn is None else run_compiled(op, node, arrays, fn)
             plan[3] = fn is not None
         else:
-            try:
-                out = fn(*arrays)
-            except Exception as e:  # a JAX error: named as run_compiled names it
-                raise Error(f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}") from e
-            if len(outputs) == 1 and not op.multi_output:
-                return [self.box(outputs[0], out)]
-            datas = out
+            datas = run_compiled(op, node, list(arrays), fn, check=False)
         return [self.box(v, d) for v, d in zip(outputs, datas)]
 
     def call_block(self, build, ins: list, cache: dict, key) -> list:
