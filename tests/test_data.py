@@ -5,6 +5,7 @@ import itertools
 import math
 import os
 import re
+import subprocess
 import sys
 from collections import Counter
 
@@ -77,6 +78,23 @@ def test_breast_cancer_standardized_per_feature_on_train(sklearn):
     assert abs(ds.y_test.mean() - ds.y_train.mean()) < 0.01
     assert ds.train["x"] is ds.x_train and ds.test["y"] is ds.y_test
     assert "breast_cancer" in repr(ds)
+
+
+def test_bundled_sets_read_without_importing_sklearn_equal_its_loaders(sklearn):
+    # the CSV files scikit-learn ships, read in place: the arrays its loaders give
+    from tracegraph.data._sklearn import _breast_cancer_arrays, _digits_arrays
+
+    for ours, theirs in ((_digits_arrays, sklearn.datasets.load_digits),
+                         (_breast_cancer_arrays, sklearn.datasets.load_breast_cancer)):
+        x, y = ours("test")
+        raw = theirs()
+        np.testing.assert_array_equal(x, raw.data)
+        np.testing.assert_array_equal(y, raw.target)
+        assert x.dtype == raw.data.dtype and y.dtype == raw.target.dtype
+    code = ("import sys, tracegraph as tg; tg.data.load_digits(); tg.data.load_breast_cancer(); "
+            "print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_sklearn_missing_gives_install_hint(monkeypatch):
