@@ -73,6 +73,10 @@ SAMPLERS = {
         k, jnp.arange(12.0).reshape(3, 4), axis=1, independent=True),
     "choice": lambda k: jax.random.choice(k, 9, (4,)),
     "choice-no-replace": lambda k: jax.random.choice(k, 9, (4,), replace=False),
+    # weighted: a cumulative sum and a searchsorted (total-order comparisons)
+    "choice-p": lambda k: jax.random.choice(k, 5, S, p=jnp.array([0.1, 0.2, 0.3, 0.2, 0.2])),
+    "multinomial": lambda k: jax.random.multinomial(k, 10.0, jnp.array([0.2, 0.3, 0.5]),
+                                                    shape=(4, 3)),
     "split-fold-in": lambda k: jax.random.key_data(
         jax.random.fold_in(jax.random.split(k, (2, 3))[1, 2], 11)),
     "clone": lambda k: jax.random.normal(jax.random.clone(k), S),
@@ -149,8 +153,11 @@ def test_jax_random_inside_vmap_and_scan():
 
 
 def test_unsupported_samplers_name_their_primitive():
-    with pytest.raises(tg.Error, match="le_to"):
-        tg.jit(tg.from_jax(lambda k: jax.random.choice(k, 5, (3,), p=jnp.full(5, 0.2))))(KEYS["typed"])
+    with pytest.raises(tg.Error, match=r"qr \("):
+        tg.jit(tg.from_jax(lambda k: jax.random.orthogonal(k, 3)))(KEYS["typed"])
+    with pytest.raises(tg.Error, match=r"cholesky \("):
+        tg.jit(tg.from_jax(lambda k: jax.random.multivariate_normal(k, jnp.zeros(2), jnp.eye(2))))(
+            KEYS["typed"])
 
 
 @pytest.mark.parametrize("mode", [m if m == "jit" else pytest.param(m, marks=pytest.mark.slow)

@@ -302,7 +302,37 @@ def _vmapped_slices(x):
     )
 
 
+# every float class of XLA's total order: NaNs of both signs, infinities, signed zeros,
+# normals and subnormals, each against each
+_ORDERED = np.array([np.nan, -np.nan, -np.inf, np.inf, 0.0, -0.0, 1.5, -1.5, 1e-40, -1e-40],
+                    np.float32)
+_XS, _YS = np.repeat(_ORDERED, 10), np.tile(_ORDERED, 10)
+
+
+def _total_order(x, y):
+    """lax's total-order comparisons (sort's and searchsorted's comparators) and the jnp
+    functions they serve; of floats of every width and of integers."""
+    def compare(a, b):
+        return lax.lt_to_p.bind(a, b), lax.le_to_p.bind(a, b), lax.eq_to_p.bind(a, b)
+
+    xp, fp = jnp.array([-1.0, 0.0, 0.5, 2.0]), jnp.array([3.0, -1.0, 2.0, 0.5])
+    v = jnp.nan_to_num(x[:20], posinf=3.0, neginf=-3.0)
+    return (*compare(x, y), *compare(x.astype(jnp.bfloat16), y.astype(jnp.bfloat16)),
+            *compare(x.astype(jnp.float16), y.astype(jnp.float16)),
+            *compare(jnp.nan_to_num(x).astype(jnp.int8), jnp.nan_to_num(y).astype(jnp.int8)),
+            jnp.searchsorted(xp, x), jnp.searchsorted(xp, x, side="right"), jnp.digitize(x, xp),
+            jnp.interp(v, xp, fp), jnp.histogram(v, bins=3, range=(-2.0, 2.0))[0],
+            jax.grad(lambda a, b: jnp.interp(a, xp, b).sum(), argnums=(0, 1))(v, fp))
+
+
+def _parity(b):
+    return (jnp.logical_xor.reduce(b, axis=1), jnp.logical_xor.reduce(b, axis=0),
+            lax.reduce_xor_p.bind(b, axes=(0, 1)))
+
+
 CASES += [
+    ("total-order", _total_order, (_XS, _YS), lax.lt_to_p),
+    ("parity", _parity, (RNG.uniform(size=(3, 5)) > 0.5,), lax.reduce_xor_p),
     ("scatter", _every_scatter, (X,), lax.scatter_p),
     ("scatter-add", lambda x: x.at[_OOB].add(x[:2, 1:].sum()), (X,), lax.scatter_add_p),
     ("scatter-sub", lambda x: x.at[_OOB, 2].subtract(1.5), (X,), lax.scatter_sub_p),
@@ -329,23 +359,25 @@ def test_rule_matches_jax(name, fn, args, prim, mode):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
-def _weighted_choice(k, shape):
-    return jax.random.choice(k, 5, shape, p=jnp.array([0.1, 0.2, 0.3, 0.2, 0.2]))
+def _correlated_normal(k, shape):
+    n = shape[-1] if shape else 1
+    cov = jnp.eye(n) + 0.5
+    return jax.random.multivariate_normal(k, jnp.zeros(n), cov, shape[:-1]).reshape(shape)
 
 
 def test_dead_code_never_blocks_conversion():
     """An unused draw (a Haiku model at dropout 0 draws and discards) or a dead equation
     in a scan body is pruned by JAX's own DCE before the check; a live one is still
-    reported. (choice with p=: its le_to has no tracegraph op.)"""
+    reported. (multivariate_normal: its cholesky has no tracegraph op.)"""
     key = jax.random.PRNGKey(0)
 
     def dead_split(k, x):
-        _weighted_choice(k, x.shape)
+        _correlated_normal(k, x.shape)
         return x * 2.0
 
     def dead_in_scan(k, xs):
         def body(c, x):
-            _weighted_choice(jax.random.fold_in(k, 3), ())
+            _correlated_normal(jax.random.fold_in(k, 3), ())
             return c + jnp.sum(x), x * 2.0
 
         return lax.scan(body, 0.0, xs)
@@ -356,8 +388,8 @@ def test_dead_code_never_blocks_conversion():
         for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
         assert "random" not in str(tg.trace(tg.from_jax(fn), key, X))
-    live = tg.from_jax(lambda k, x: x * _weighted_choice(k, x.shape))
-    with pytest.raises(tg.TracingError, match=r"le_to \("):
+    live = tg.from_jax(lambda k, x: x * _correlated_normal(k, x.shape))
+    with pytest.raises(tg.TracingError, match=r"cholesky \("):
         tg.trace(live, key, X)
 
 

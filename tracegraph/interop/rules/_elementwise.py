@@ -10,7 +10,7 @@ import numpy as np
 from jax import lax
 
 from ...core import bind
-from ._rule import RuleTable, bool_only, cast, is_bool, scalar_like
+from ._rule import RuleTable, bool_only, cast, is_bool, is_float, scalar_like
 
 RULES = RuleTable()
 rule = RULES.register
@@ -148,6 +148,34 @@ for _prim, _op in {
     rule(_prim)(_same(_op))
 
 
+def _total_order_key(x):
+    """``x`` as numbers whose plain order is XLA's total order of floats (-NaN < -inf <
+    ... < -0.0 < +0.0 < ... < inf < NaN, NaNs by their bits): the float's bits as a signed
+    integer, the magnitude bits flipped where the sign is set. Integers and bools are
+    their own keys."""
+    if not is_float(x.dtype):
+        return x
+    bits = bind("bitcast_convert_type", x, dtype=np.dtype(f"int{8 * np.dtype(x.dtype).itemsize}"))
+    flipped = bind("bitwise_xor", bits, scalar_like(bits, np.iinfo(bits.dtype).max))
+    return bind("where", bind("lt", bits, scalar_like(bits, 0)), flipped, bits)
+
+
+def _total_order(op):
+    return lambda ctx, eqn, x, y: bind(op, _total_order_key(x), _total_order_key(y))
+
+
+def _real_only(eqn):
+    if any(np.issubdtype(v.aval.dtype, np.complexfloating) for v in eqn.invars):
+        return f"{eqn.primitive.name} of complex values: " + _COMPLEX
+    return None
+
+
+# the comparisons of sort's and searchsorted's comparators (jnp.searchsorted, digitize,
+# interp, histogram, jax.random.choice with p=)
+for _prim, _op in {lax.eq_to_p: "eq", lax.le_to_p: "le", lax.lt_to_p: "lt"}.items():
+    rule(_prim, check=_real_only)(_total_order(_op))
+
+
 @rule(lax.select_n_p)
 def _select_n(ctx, eqn, pred, *cases):
     if len(cases) == 1:
@@ -187,8 +215,4 @@ NOT_YET_SUPPORTED = {
     lax.conj_p: _COMPLEX,
     lax.real_p: _COMPLEX,
     lax.imag_p: _COMPLEX,
-    # NaN-and-signed-zero total order; JAX emits these only in sort's comparator
-    lax.eq_to_p: "a total-order comparison, only used by sort, which is not supported",
-    lax.le_to_p: "a total-order comparison, only used by sort, which is not supported",
-    lax.lt_to_p: "a total-order comparison, only used by sort, which is not supported",
 }

@@ -6,6 +6,14 @@ from __future__ import annotations
 import jax.extend.core.primitives as prims
 from jax import lax
 
+try:  # no public export; a JAX without it has no such primitive to declare
+    from jax._src.cudnn.scaled_matmul_stablehlo import (
+        _scaled_matmul_p as scaled_matmul_p,
+        _scaled_matmul_p_wrapper as scaled_matmul_wrapper_p,
+    )
+except ImportError:
+    scaled_matmul_p = scaled_matmul_wrapper_p = None
+
 from ...core import bind
 from ._rule import RuleTable, cast, is_float, out_aval
 
@@ -89,6 +97,8 @@ def _conv(ctx, eqn, x, w):
 
 _DECOMPOSITION = "a matrix decomposition with no tracegraph op yet"
 _SOLVE = "a matrix solve with no tracegraph op yet"
+_SCALED_MATMUL = "a block-scaled matmul (jax.nn.scaled_matmul, lowered only to GPU " \
+    "libraries) with no tracegraph op yet"
 
 NOT_YET_SUPPORTED = {
     prims.cholesky_p: _DECOMPOSITION,
@@ -105,3 +115,7 @@ NOT_YET_SUPPORTED = {
     prims.tridiagonal_solve_p: _SOLVE,
     lax.fft_p: "no FFT op yet",
 }
+# jax.nn.scaled_matmul: JAX lowers it for GPUs only (cuDNN's block-scaled dot)
+for _prim in (scaled_matmul_p, scaled_matmul_wrapper_p):
+    if _prim is not None:
+        NOT_YET_SUPPORTED[_prim] = _SCALED_MATMUL

@@ -53,6 +53,12 @@ def _reduce_and(ctx, eqn, x):
     return bind("eq", count, 0)
 
 
+@rule(lax.reduce_xor_p, check=bool_only("reduce_xor"))
+def _reduce_xor(ctx, eqn, x):
+    count = bind("sum", x, axes=tuple(eqn.params["axes"]))
+    return bind("eq", bind("remainder", count, 2), 1)
+
+
 def _arg(op):
     def convert(ctx, eqn, x):
         (axis,) = eqn.params["axes"]
@@ -266,7 +272,6 @@ _POOL_GRAD = (
 )
 
 NOT_YET_SUPPORTED = {
-    lax.reduce_xor_p: "no parity reduction op yet (and integers need bitwise ops)",
     lax.reduce_p: "a reduction with a user computation (lax.reduce); only the named "
     "reductions (reduce_sum, reduce_max, ...) are mapped",
     lax.reduce_window_p: "a windowed reduction with a user computation (lax.reduce_window); "
