@@ -224,6 +224,26 @@ def bind(op_name: str, *args, **attrs):
     return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
 
 
+def bind1(op_name: str, a):
+    """`bind` of an op with one operand and no attributes (``tg.sin``): the same, without
+    packing arguments (define-by-run runs one per op)."""
+    stack = _TRACES.get()
+    trace = stack[-1] if stack else _bottom_trace((a,))
+    op = _OPS.get(op_name) or registry.lookup(op_name)
+    outs = trace.process(op, [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a)], {})
+    return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
+
+
+def bind2(op_name: str, a, b):
+    """`bind` of an op with two operands and no attributes (``x * y``)."""
+    stack = _TRACES.get()
+    trace = stack[-1] if stack else _bottom_trace((a, b))
+    op = _OPS.get(op_name) or registry.lookup(op_name)
+    outs = trace.process(op, [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a),
+                              b if b.__class__ is Tensor and b._trace is trace else trace.lift(b)], {})
+    return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
+
+
 def _bottom_trace(args) -> Trace:
     """With no trace active: the trace of an imperative (free) Tensor among the
     operands, else the evaluation trace."""

@@ -86,6 +86,17 @@ class EagerTrace(GraphTrace):
             data = jnp.asarray(data, dtype=type.dtype)
         return self.box(self.builder.add_input(interned(type), name), data)
 
+    def lift(self, x) -> Tensor:
+        # a Python scalar met before in this run (``x * 2.0`` in a loop): its Tensor, inline
+        cls = x.__class__
+        if (cls is float or cls is int) and self.values is None:
+            hit = self.builder._scalars.get(x.hex() if cls is float else x)
+            if hit is not None:
+                t = _new(Tensor)
+                t._value, t._trace, t._data = hit[0], self, hit[1]
+                return t
+        return GraphTrace.lift(self, x)
+
     def scalar_data(self, v):
         # a Python scalar operand as a weak JAX array, made once per value and dtype: a
         # compiled op called with a float converts it on every call (1.5 us a call)
@@ -143,17 +154,20 @@ class EagerTrace(GraphTrace):
             location, scope = b.provenance
         values = self.values
         if len(out_types) == 1 and not op.multi_output and checked and values is None:
-            out = Value(out_types[0])
-            node = _new(Node)  # `Node.make`, inline
+            # `Value(...)`, `Node.make(...)` and `Tensor(...)`, inline
+            out = _new(Value)
+            node = _new(Node)
+            out.type, out.name, out.producer, out.data = out_types[0], None, node, None
             node.op, node.inputs, node.attrs, node.outputs, node.location, node.scope = (
                 op.name, ins, attrs, (out,), location, scope)
-            out.producer = node
             b.nodes.append(node)
             try:
                 data = fn(*arrays)
             except Exception:  # arrays on another device, or a JAX error: run_compiled names it
                 (data,) = run_compiled(op, node, list(arrays), fn, check=False)
-            return [Tensor(out, self, data)]
+            t = _new(Tensor)
+            t._value, t._trace, t._data = out, self, data
+            return [t]
         outputs = [Value(t) for t in out_types]
         node = Node.make(op.name, ins, attrs, outputs, location, scope)
         b.nodes.append(node)

@@ -12,6 +12,7 @@ import jax
 import numpy as np
 
 from ..core import Tensor, bind, weak_of
+from ..core.trace import bind1, bind2
 from ..errors import locate, mark_public
 from ..ir.types import TensorType
 from ..ops.defop import promote, to_inexact
@@ -25,7 +26,7 @@ from ..ops.defop import promote, to_inexact
 def _unary(op):
     def f(x):
         try:
-            return bind(op, x)
+            return bind1(op, x)
         except Exception as e:
             new = locate(e, f._tg_public, sys._getframe(1))
             if new is None or new is e:
@@ -42,7 +43,7 @@ def _binary(op, name=None):
 
     def f(x, y):
         try:
-            return bind(op, x, y)
+            return bind2(op, x, y)
         except Exception as e:
             new = locate(e, f._tg_public, sys._getframe(1))
             if new is None or new is e:
