@@ -181,7 +181,7 @@ class CompiledFunction:
                 # the guards' values decide: reading them waits for the step (as a
                 # Python `if` on a value does in PyTorch); no guard, no wait
                 first_guard = path.num_outputs + len(path.state_out)
-                held = np.asarray(jax.device_get(outs[first_guard:]), bool) if path.decisions else _HELD
+                held = np.array([np.asarray(g) for g in outs[first_guard:]], bool) if path.decisions else _HELD
                 if held.all():
                     path.write_back(outs)
                     path.hits += 1
