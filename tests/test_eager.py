@@ -150,3 +150,26 @@ def test_library_block_under_grad_matches_jit():
         got = run(w, x)
         np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
         np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-6)
+
+
+def test_a_dropped_graph_is_freed_by_reference_counting_and_a_held_one_is_kept():
+    import gc
+    import weakref
+
+    run = tg.eager(lambda x: tg.sin(x) * 2.0 + 1.0)
+    run(jnp.ones(3))
+    first = weakref.ref(run.last_graph.nodes[0].outputs[0])  # a value the first node made
+    gc.disable()  # what frees the first graph must be reference counting, not the collector
+    try:
+        run(jnp.ones(3))
+        assert first() is None
+        held = run.last_graph
+        node = held.nodes[1]
+        run(jnp.ones(3))
+        run(jnp.ones(3))
+        # a graph (or a node) the user holds keeps its wiring
+        assert all(v.producer is n for n in held.nodes for v in n.outputs)
+        assert node.outputs[0].producer is node
+        np.testing.assert_allclose(np.asarray(held(jnp.ones(3))), np.sin(1.0) * 2 + 1, rtol=1e-6)
+    finally:
+        gc.enable()
