@@ -279,5 +279,6 @@ def _as_array(data):
 
 
 def eager(fn):
-    """Run ``fn`` define-by-run; ``.last_graph`` is the graph the last call recorded."""
+    """Run ``fn`` define-by-run; ``.last_graph`` is the graph the last call recorded (the
+    graph of an earlier call is freed at once unless you keep it, or one of its nodes)."""
     return EagerFunction(fn)
