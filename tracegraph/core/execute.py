@@ -127,8 +127,8 @@ def executable(op, attrs, in_types):
     exe = _EXECUTABLES.get(key)
     if exe is not None:
         return exe
-    if any(t.sharding is not None for t in in_types):
-        return fn
+    if jax.config.jax_default_device is not None or any(t.sharding is not None for t in in_types):
+        return fn  # arrays placed by the user: jax.jit follows them
     try:
         specs = [jax.ShapeDtypeStruct(t.shape, t.dtype, weak_type=t.weak) for t in in_types]
         # a fresh jit function: JAX's staging caches are keyed on it and go with it
