@@ -120,13 +120,16 @@ def executable(op, attrs, in_types):
     `jax.jit` follows; an unhashable attribute; a failure to lower, which the call then
     reports). A call with arguments on another device than the default raises
     ValueError: `call_executable` falls back to `compiled_impl`."""
+    try:
+        key = (op.name, attrs_key(attrs), tuple(in_types), jax.config.jax_enable_x64)
+        exe = _EXECUTABLES.get(key)
+    except TypeError:  # unhashable attributes: the plain implementation
+        return None
+    if exe is not None:
+        return exe
     fn = compiled_impl(op, attrs)
     if fn is None:
         return None
-    key = (op.name, attrs_key(attrs), tuple(in_types), jax.config.jax_enable_x64)
-    exe = _EXECUTABLES.get(key)
-    if exe is not None:
-        return exe
     if jax.config.jax_default_device is not None or any(t.sharding is not None for t in in_types):
         return fn  # arrays placed by the user: jax.jit follows them
     try:

@@ -209,18 +209,10 @@ def bind(op_name: str, *args, **attrs):
     stack = _TRACES.get()
     trace = stack[-1] if stack else _bottom_trace(args)
     op = _OPS.get(op_name) or registry.lookup(op_name)
-    # a Tensor of this trace is its own operand (most operands, most often); one and two
-    # operands (most ops) without building a list by comprehension
-    if len(args) == 2:
-        a, b = args
-        operands = [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a),
-                    b if b.__class__ is Tensor and b._trace is trace else trace.lift(b)]
-    elif len(args) == 1:
-        a = args[0]
-        operands = [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a)]
-    else:
-        operands = [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a) for a in args]
-    outs = trace.process(op, operands, attrs)
+    # a Tensor of this trace is its own operand (most operands, most often); the
+    # elementwise functions bind through `bind1`/`bind2`
+    outs = trace.process(op, [a if a.__class__ is Tensor and a._trace is trace else trace.lift(a)
+                              for a in args], attrs)
     return tuple(outs) if op.multi_output or len(outs) != 1 else outs[0]
 
 

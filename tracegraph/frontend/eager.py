@@ -40,8 +40,8 @@ from .tracing import function_name, trace_with
 # (op, input types, attributes, x64 mode) -> [normalized attributes, output types,
 # compiled implementation, outputs checked once]
 _PLANS: dict = cache({})
-_new = object.__new__
 _PLANS_MAX = 1 << 16
+_new = object.__new__  # the hot path makes its Value, Node and Tensor without __init__
 
 
 class _Block:
@@ -86,17 +86,6 @@ class EagerTrace(GraphTrace):
         if data is not None and not type.weak and not (data.__class__ is _ArrayImpl and data.dtype == type.dtype):
             data = jnp.asarray(data, dtype=type.dtype)
         return self.box(self.builder.add_input(interned(type), name), data)
-
-    def lift(self, x) -> Tensor:
-        # a Python scalar met before in this run (``x * 2.0`` in a loop): its Tensor, inline
-        cls = x.__class__
-        if (cls is float or cls is int) and self.values is None:
-            hit = self.builder._scalars.get(x.hex() if cls is float else x)
-            if hit is not None:
-                t = _new(Tensor)
-                t._value, t._trace, t._data = hit[0], self, hit[1]
-                return t
-        return GraphTrace.lift(self, x)
 
     def scalar_data(self, v):
         # a Python scalar operand as a weak JAX array, made once per value and dtype: a
