@@ -97,6 +97,18 @@ def sin_of_string(run):
     run(lambda x: tg.sin("abc"), A(3))  # mistake
 
 
+# elementwise functions whose public name is not the op's (`subtract` binds `sub`): the
+# message names the function the user called
+@mistake(tg.ShapeError, "subtract", ALL)
+def subtract_shapes_do_not_broadcast(run):
+    run(lambda x, y: tg.subtract(x, y), A(2), A(3))  # mistake
+
+
+@mistake(tg.Error, "arcsin", ALL)
+def arcsin_of_string(run):
+    run(lambda x: tg.arcsin("abc"), A(3))  # mistake
+
+
 @mistake(tg.Error, "power", ALL)
 def power_of_string_exponent(run):
     run(lambda x: tg.power(x, "2"), A(3))  # mistake
