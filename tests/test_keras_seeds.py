@@ -100,6 +100,7 @@ def keras_as_tf(monkeypatch=None):
     keras = pytest.importorskip("keras")
     if keras.backend.backend() != "jax":  # pragma: no cover
         pytest.skip("needs Keras on its JAX backend")
+    keras.utils.set_random_seed(0)  # Keras' figure is one fixed run, as ours is
     if monkeypatch is not None:  # Keras reads its home once, at import: point it at ours
         from keras.src.datasets import mnist
 
@@ -213,10 +214,17 @@ def test_003_fails_the_same_way_on_keras():
 
 @pytest.mark.slow
 def test_004_reaches_keras_accuracy():
-    tg.manual_seed(0)
-    _, our_acc = train_004()
-    _, keras_acc = train_004(keras_as_tf())
-    assert our_acc >= keras_acc - 0.04, (our_acc, keras_acc)
+    """Three epochs on 1,437 digits spread over about 0.03 from seed to seed (either
+    framework), so the figures compared are means over the same three seeds, Keras seeded
+    too: one unseeded Keras run against one of ours failed CI by chance."""
+    tf = keras_as_tf()
+    ours, theirs = [], []
+    for seed in range(3):
+        tg.manual_seed(seed)
+        ours.append(train_004()[1])
+        tf.keras.utils.set_random_seed(seed)
+        theirs.append(train_004(tf)[1])
+    assert np.mean(ours) >= np.mean(theirs) - 0.03, (ours, theirs)
 
 
 # -- Keras' own "Simple MNIST convnet" example ---------------------------------------------------
