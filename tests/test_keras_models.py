@@ -259,3 +259,27 @@ def test_a_layer_of_ones_own_sets_an_input_spec():
         pairs(np.ones((1, 3), "float32"))
     with pytest.raises(ValueError, match="axis 2 is out of range for ndim=2"):
         layers.InputSpec(ndim=2, axes={2: 1})
+
+
+def test_a_sweep_over_models_compiles_each_without_retrace_warnings():
+    """Models of one configuration share one `Steps`; Keras models differ by their layers'
+    names, so each gets its own compiled steps (no RetraceWarning on the shared step), and
+    only the last few models' steps stay alive."""
+    import warnings
+
+    x, y = data(n=32)
+    steps = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", tg.RetraceWarning)
+        for seed in range(7):
+            keras.utils.set_random_seed(seed)
+            model = mlp(bn=False)
+            model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+            model.evaluate(x, y, verbose=0)
+            model.predict(x, verbose=0)
+            trainer = model.__dict__["_tg_keras"]
+            assert steps is None or trainer.steps is steps  # one configuration, one Steps
+            steps = trainer.steps
+    kept = len(steps._train), len(steps._eval), len(steps._predict)
+    assert max(kept) <= 4 and min(kept) >= 1, kept

@@ -34,6 +34,7 @@ from __future__ import annotations
 import inspect
 import math
 import numbers
+import threading
 import warnings
 
 import jax
@@ -294,7 +295,13 @@ class Steps:
     ``(TrainState, batch) -> (TrainState, logs)``, the evaluation step and the forward
     pass for predict (each compiled on first use, in ``mode``). Shared by every model
     compiled with the same configuration (see `steps_for`), so compiling an identical
-    model again, or the same one twice, reuses what was traced and compiled."""
+    model again, or the same one twice, reuses what was traced and compiled.
+
+    Each step is compiled once per model structure (tree definition): models whose
+    structures differ (two Keras models differ at least by their layers' names) get
+    steps of their own instead of retracing one step in turn, and only the last
+    `_STRUCTURES_KEPT` structures keep theirs, so a sweep over many models does not keep
+    every model's executables alive."""
 
     def __init__(self, transformation, loss_values, metrics, keywords, mode, probabilities=None):
         self.transformation = transformation
@@ -304,8 +311,9 @@ class Steps:
         self.keywords = keywords
         self.mode = mode
         self.names = ["loss", *(_metric_name(m) for m in metrics)]  # the logs, in order
-        self._train = {}  # trainable mask -> train step
-        self._eval = self._predict = None
+        self._train = {}  # (trainable mask, structure) -> train step, oldest first
+        self._eval = {}  # structure -> evaluation step, oldest first
+        self._predict = {}  # structure -> forward pass, oldest first
 
     def _metric_values(self, y, y_pred, mask) -> dict:
         out = {}
@@ -319,55 +327,80 @@ class Steps:
         transfer: `PackedLogs`)."""
         return stack([fn_math.astype(logs[k], np.float32) for k in names])
 
-    def train(self, trainable: tuple):
-        if trainable not in self._train:
-            names = [*self.names, EXAMPLES] + ([NOT_PROBABILITIES] if self.probabilities else [])
+    def train(self, trainable: tuple, state):
+        """The train step for ``trainable`` and the structure of ``state`` (a
+        `TrainState`)."""
+        return _kept(self._train, (trainable, jax.tree_util.tree_structure(state)),
+                     lambda: self._make_train(trainable))
 
-            def keras_loss(model, batch):
-                y, mask = batch["y"], batch["mask"]
-                y_pred = _call(model, batch["x"], self.keywords, True, batch.get("key"))
-                loss = _masked_mean(self.loss_values(y, y_pred), mask)
-                aux = {**self._metric_values(y, y_pred, mask), EXAMPLES: fn_reduce.sum(mask)}
-                if self.probabilities is not None:
-                    aux[NOT_PROBABILITIES] = not_probabilities(y_pred, self.probabilities)
-                return loss, aux
+    def _make_train(self, trainable: tuple):
+        names = [*self.names, EXAMPLES] + ([NOT_PROBABILITIES] if self.probabilities else [])
 
-            step = make_state_step(keras_loss, self.transformation, trainable, has_aux=True)
+        def keras_loss(model, batch):
+            y, mask = batch["y"], batch["mask"]
+            y_pred = _call(model, batch["x"], self.keywords, True, batch.get("key"))
+            loss = _masked_mean(self.loss_values(y, y_pred), mask)
+            aux = {**self._metric_values(y, y_pred, mask), EXAMPLES: fn_reduce.sum(mask)}
+            if self.probabilities is not None:
+                aux[NOT_PROBABILITIES] = not_probabilities(y_pred, self.probabilities)
+            return loss, aux
 
-            def keras_step(state, batch):
-                state, logs = step(state, batch)
-                return state, self._packed(logs, names)
+        step = make_state_step(keras_loss, self.transformation, trainable, has_aux=True)
 
-            run = compile_step(keras_step, self.mode)
+        def keras_step(state, batch):
+            state, logs = step(state, batch)
+            return state, self._packed(logs, names)
 
-            def train_step(state, batch):
-                state, vector = run(state, batch)
-                return state, PackedLogs(names, vector)
+        run = compile_step(keras_step, self.mode)
 
-            self._train[trainable] = train_step
-        return self._train[trainable]
+        def train_step(state, batch):
+            state, vector = run(state, batch)
+            return state, PackedLogs(names, vector)
 
-    def eval(self):
-        if self._eval is None:
-            names = [*self.names, EXAMPLES]
+        return train_step
 
-            def keras_eval(model, batch):
-                y, mask = batch["y"], batch["mask"]
-                y_pred = _call(model, batch["x"], self.keywords, False, None)
-                logs = {"loss": _masked_mean(self.loss_values(y, y_pred), mask),
-                        **self._metric_values(y, y_pred, mask), EXAMPLES: fn_reduce.sum(mask)}
-                return self._packed(logs, names)
+    def eval(self, model):
+        """The evaluation step ``(model, batch) -> logs`` for ``model``'s structure."""
+        return _kept(self._eval, jax.tree_util.tree_structure(model), self._make_eval)
 
-            run = compile_step(keras_eval, self.mode)
-            self._eval = lambda params, batch: PackedLogs(names, run(params, batch))
-        return self._eval
+    def _make_eval(self):
+        names = [*self.names, EXAMPLES]
 
-    def predict(self):
-        if self._predict is None:
-            keywords = self.keywords
-            self._predict = compile_step(lambda model, x: _call(model, x, keywords, False, None),
-                                         self.mode)
-        return self._predict
+        def keras_eval(model, batch):
+            y, mask = batch["y"], batch["mask"]
+            y_pred = _call(model, batch["x"], self.keywords, False, None)
+            logs = {"loss": _masked_mean(self.loss_values(y, y_pred), mask),
+                    **self._metric_values(y, y_pred, mask), EXAMPLES: fn_reduce.sum(mask)}
+            return self._packed(logs, names)
+
+        run = compile_step(keras_eval, self.mode)
+        return lambda params, batch: PackedLogs(names, run(params, batch))
+
+    def predict(self, model):
+        """The forward pass ``(model, x) -> y_pred`` for ``model``'s structure."""
+        keywords = self.keywords
+        return _kept(self._predict, jax.tree_util.tree_structure(model),
+                     lambda: compile_step(lambda m, x: _call(m, x, keywords, False, None),
+                                          self.mode))
+
+
+_STRUCTURES_KEPT = 4
+_KEPT_LOCK = threading.Lock()
+
+
+def _kept(table: dict, key, make):
+    """``table[key]``, made by ``make()`` on a miss; kept most recently used last, the
+    oldest dropped past `_STRUCTURES_KEPT` entries. ``make`` only wraps (nothing is
+    traced until the step is called), so it runs under the lock: threads fitting models
+    of one configuration share these tables."""
+    with _KEPT_LOCK:
+        found = table.pop(key, None)
+        if found is None:
+            found = make()
+        table[key] = found
+        while len(table) > _STRUCTURES_KEPT:
+            table.pop(next(iter(table)))
+        return found
 
 
 _STEPS: dict = cache({})  # configuration key -> Steps, oldest first
@@ -376,19 +409,21 @@ _STEPS_KEPT = 16
 
 def steps_for(key, make) -> Steps:
     """The `Steps` cached under ``key`` (None: not cacheable), made by ``make()`` on a
-    miss; the oldest of more than 16 entries is dropped."""
+    miss; the oldest of more than `_STEPS_KEPT` entries is dropped."""
     if key is None:
         return make()
     try:
-        found = _STEPS.pop(key, None)
+        hash(key)
     except TypeError:  # an unhashable setting
         return make()
-    if found is None:
-        found = make()
-    _STEPS[key] = found
-    while len(_STEPS) > _STEPS_KEPT:
-        _STEPS.pop(next(iter(_STEPS)))
-    return found
+    with _KEPT_LOCK:
+        found = _STEPS.pop(key, None)
+        if found is None:
+            found = make()
+        _STEPS[key] = found
+        while len(_STEPS) > _STEPS_KEPT:
+            _STEPS.pop(next(iter(_STEPS)))
+        return found
 
 
 class Trainer:
@@ -520,7 +555,8 @@ class Trainer:
             opt_state = _strong(self.steps.transformation.init(train))
         if self.optimizer._lr is not None:
             set_learning_rate(opt_state, self.optimizer._lr)
-        return self.steps.train(trainable), TrainState(params, opt_state, np.int32(self.iterations))
+        state = TrainState(params, opt_state, np.int32(self.iterations))
+        return self.steps.train(trainable, state), state
 
     def _fits(self, opt_state, params) -> bool:
         """Whether a kept optimizer state fits ``params`` (`_same_structure`), remembered
@@ -568,7 +604,8 @@ class Trainer:
     def test_on_batch(self, model, x, y, return_dict: bool):
         """The loss and metrics on exactly this batch, in inference mode."""
         batch = self._one_batch(model, x, y)
-        return self._logs(self.steps.eval()(in_mode(arrays_of(model), False), batch), return_dict)
+        params = in_mode(arrays_of(model), False)
+        return self._logs(self.steps.eval(params)(params, batch), return_dict)
 
     def _with_keys(self, batches_of):
         rng = self.rng
@@ -587,7 +624,7 @@ class Trainer:
             batches = data.epoch(size)
         else:
             batches = data.epoch()
-        return evaluate_loop(self.steps.eval(), params, batches, callbacks=cbs, steps=steps)
+        return evaluate_loop(self.steps.eval(params), params, batches, callbacks=cbs, steps=steps)
 
     def evaluate(self, model, x, y, *, batch_size, verbose, steps, callbacks, return_dict):
         verbose = _verbosity(verbose, "evaluate")
@@ -620,7 +657,8 @@ class Trainer:
         cbs = CallbackList(callbacks, add_progbar=verbose != 0, model=model, steps=total,
                            verbose=verbose)
         build_for(model, _sample_of(data))
-        run, params = self.steps.predict(), in_mode(arrays_of(model), False)
+        params = in_mode(arrays_of(model), False)
+        run = self.steps.predict(params)
         outputs = []
         cbs.on_predict_begin()
         for i, batch in enumerate(batches):
