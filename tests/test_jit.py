@@ -106,6 +106,42 @@ def test_static_change_is_explained():
         jf(np.ones(2, np.float32), 3)
 
 
+def test_structure_change_is_explained_where_it_happened():
+    """A changed argument structure is named by its path and by the part of its static
+    data that changed, not by printing both whole tree definitions."""
+
+    class Scaled(tg.nn.Module):
+        def __init__(self, n, names):
+            self.w, self.n, self.names = np.ones(3, np.float32), n, names
+
+        def __call__(self, x):
+            return x * self.w * self.n
+
+    jf = tg.jit(lambda params, m, x, *, y=None: m(x) + params["a"], on_retrace="error")
+    x, long = np.ones(3, np.float32), tuple(f"name{i}" for i in range(40))
+    jf({"a": x, "b": [x]}, Scaled(2, long), x)
+    cases = [
+        (({"a": x, "b": [x], "c": x}, Scaled(2, long), x), {},
+         "argument structure at params: dict ['a', 'b'] -> dict ['a', 'b', 'c']"),
+        (({"a": x, "b": (x,)}, Scaled(2, long), x), {},
+         "argument structure at params.b: list -> tuple"),
+        (({"a": x, "b": [x, x]}, Scaled(2, long), x), {},
+         "argument structure at params.b: list of 1 item -> list of 2 items"),
+        (({"a": x, "b": [x]}, Scaled(3, long), x), {},
+         "argument structure at m: Scaled ..., n=static(2), ... -> Scaled ..., n=static(3), ..."),
+        (({"a": x, "b": [x]}, Scaled(2, long), x), {"y": x},
+         "argument structure at the keyword arguments: dict [] -> dict ['y']"),
+        (({"a": x, "b": [x]}, Scaled(2, long), (x,)), {},
+         "argument structure at x: an array -> tuple"),
+    ]
+    for args, kwargs, want in cases:
+        with pytest.raises(tg.TracingError) as info:
+            jf(*args, **kwargs)
+        text = str(info.value)
+        assert want in text, text
+        assert "PyTreeDef" not in text and len(text) < 1000, text
+
+
 def test_pytrees_in_and_out():
     @tg.jit
     def f(params, x, *, scale):

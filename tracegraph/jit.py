@@ -137,7 +137,7 @@ class Signature:
         """What changed from ``other`` to this signature, one change per line."""
         lines = []
         if other.treedef != self.treedef:
-            lines.append(f"argument structure: {other.treedef} -> {self.treedef}")
+            lines.extend(structure_changes(other.treedef, self.treedef, other.names))
         else:
             for name, old, new in zip(self.names, other.types, self.types):
                 if old != new:
@@ -150,6 +150,81 @@ class Signature:
                     f"{new_st.get(k, '<absent>')!r}"
                 )
         return "\n".join("  " + s for s in lines) or "  (no difference in the abstract signature)"
+
+
+_CHANGES_SHOWN = 3  # structure changes listed in a retrace explanation
+
+
+def structure_changes(old, new, old_names=()) -> list[str]:
+    """Where two argument tree definitions differ, node by node: the first
+    `_CHANGES_SHOWN` nodes whose kind, static data or number of children changed, each
+    named by its path (from ``old_names``, the old side's dotted leaf names: each level
+    below the arguments adds one part) and shown as the part of the static data that
+    differs rather than the whole tree."""
+    out: list[str] = []
+
+    def walk(a, b, first: int, depth: int, parent: str):
+        if len(out) >= _CHANGES_SHOWN:
+            return
+        path = parent
+        if depth >= 2 and a.num_leaves and first < len(old_names):
+            path = ".".join(old_names[first].split(".")[:depth - 1])
+        da, db = a.node_data(), b.node_data()
+        if da != db or len(a.children()) != len(b.children()):
+            was, now = _node_texts(a, da, b, db)
+            out.append(f"argument structure at {path or 'the arguments'}: {was} -> {now}")
+            return
+        top = depth == 0 and len(a.children()) == 2  # the (args, kwargs) pair
+        for k, (ca, cb) in enumerate(zip(a.children(), b.children())):
+            walk(ca, cb, first, depth + 1, _SIDES[k] if top else path)
+            first += ca.num_leaves
+
+    walk(old, new, 0, 0, "")
+    return out or [f"argument structure: {_clip(str(old))} -> {_clip(str(new))}"]
+
+
+def _node_texts(a, da, b, db) -> tuple[str, str]:
+    """Two differing nodes of tree definitions as text: an array leaf, or a type and its
+    static data; static data too long to read whole is cut to the items around the first
+    place the two differ."""
+    if da is None or db is None or da[0] is not db[0]:
+        return _node_text(a, da), _node_text(b, db)
+    name = da[0].__name__
+    if da[1] == db[1]:  # same type and data: the number of children changed
+        return _items(name, len(a.children())), _items(name, len(b.children()))
+    x, y = repr(da[1]), repr(db[1])
+    if max(len(x), len(y)) <= _TEXT_SHOWN:
+        return f"{name} {x}", f"{name} {y}"
+    k = next((n for n, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+    start = x.rfind(", ", 0, k) + 2 if x.rfind(", ", 0, k) >= 0 else 0
+
+    def window(text):
+        end = text.find(", ", k)
+        cut = text[start:] if end < 0 else text[start:end] + ", ..."
+        return f"{name} {'..., ' if start else ''}{_clip(cut)}"
+
+    return window(x), window(y)
+
+
+def _node_text(tree, data) -> str:
+    if data is None:
+        return "an array" if tree.num_leaves == 1 else "nothing"
+    kind, aux = data
+    return kind.__name__ if aux is None else f"{kind.__name__} {_clip(repr(aux))}"
+
+
+def _items(name: str, n: int) -> str:
+    return f"{name} of {n} item{'' if n == 1 else 's'}"
+
+
+_SIDES = ("the positional arguments", "the keyword arguments")
+
+
+_TEXT_SHOWN = 120
+
+
+def _clip(text: str, n: int = _TEXT_SHOWN) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
 
 
 class _Entry:
