@@ -1,8 +1,10 @@
 """The eager interpreter: runs a graph node by node through THE evaluation loop
 (`core.eval_graph`, which frees each value after its last use), calling each op's
-implementation (the same one the JAX lowering uses) on concrete arrays. Control-flow
-ops run their ``interpret`` facet: Python control flow over interpretations of their
-subgraphs.
+implementation (the same one the JAX lowering uses) on concrete arrays, compiled by
+itself for the node's input types once per (op, attributes, input types) and shared with
+define-by-run (`core.execute.executable`), so a node costs one call through JAX's C++
+dispatch, as a ``jax.jit`` function does. Control-flow ops run their ``interpret``
+facet: Python control flow over interpretations of their subgraphs.
 
 Subclass `Interpreter` and override `run_node` to add behaviour, as with torch.fx::
 
@@ -37,7 +39,16 @@ import time
 import jax
 import jax.numpy as jnp
 
-from ..core import EVAL, check_outputs, eval_graph, is_python_scalar, program_of, run_impl
+from ..core import (
+    EVAL,
+    check_outputs,
+    eval_graph,
+    is_python_scalar,
+    program_of,
+    run_compiled,
+    run_impl,
+)
+from ..core.execute import executable
 from ..ir import registry
 from ..ir.graph import register_runner
 from .instruments import Hook, NaNError, Profile, Watch, _replacement, check_finite
@@ -54,10 +65,12 @@ class Interpreter:
         self.check_nans = check_nans
         self.profile = profile
         # each node's op resolved once per graph, with whether its outputs were checked
-        # against the node's types (once is enough: a graph's types do not change)
+        # against the node's types (once is enough: a graph's types do not change) and
+        # its compiled implementation (None until its first run; False: none, the plain one)
         ops = graph._cache.get("interpreter_ops")
         if ops is None:
-            ops = {id(s.node): [registry.lookup(s.node.op), False] for s in program_of(graph).steps}
+            ops = {id(s.node): [registry.lookup(s.node.op), False, None]
+                   for s in program_of(graph).steps}
             graph._cache["interpreter_ops"] = ops
         self._ops = ops
 
@@ -86,7 +99,13 @@ class Interpreter:
             outs = list(op.interpret(self.run_graph, *args, **node.attrs))
             check_outputs(node, outs)
             return outs
-        outs = run_impl(op, node, args, check=not plan[1])
+        fn = plan[2]
+        if fn is None:
+            fn = plan[2] = executable(op, node.attrs, [v.type for v in node.inputs]) or False
+        if fn is False:
+            outs = run_impl(op, node, args, check=not plan[1])
+        else:
+            outs = run_compiled(op, node, args, fn, check=not plan[1])
         plan[1] = True
         return outs
 

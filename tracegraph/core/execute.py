@@ -67,9 +67,8 @@ def run_impl(op, node, arrays, check: bool = True) -> list:
     return outs
 
 
-# (op, attributes) -> the implementation compiled by jax.jit, for define-by-run: one
-# C++ dispatch per op instead of jax.numpy's Python-level one (the interpreter keeps the
-# plain implementation, op by op, as the reference)
+# (op, attributes) -> the implementation compiled by jax.jit, for define-by-run and the
+# interpreter: one C++ dispatch per op instead of jax.numpy's Python-level one
 _COMPILED: dict = cache({})
 _COMPILED_MAX = 1 << 14
 
@@ -108,8 +107,9 @@ def compiled_impl(op, attrs):
 # those input types (a `jax.stages.Compiled`, called through JAX's C++ dispatch as fast as
 # a `jax.jit` function). It holds the executable alone, about 0.2 MB; a `jax.jit` function
 # keeps, for each signature it was called with, the traced jaxpr and the lowered MLIR
-# module too, about 1.2 MB more, for as long as the function lives. Define-by-run and the
-# imperative tape run one op per call on every shape a program meets, so they use these.
+# module too, about 1.2 MB more, for as long as the function lives. Define-by-run, the
+# imperative tape, the interpreter and constant folding run one op per call on every shape
+# a program meets, so they use these (and so fold what the interpreter computes).
 _EXECUTABLES: dict = cache({})
 _EXECUTABLES_MAX = 1 << 14
 
@@ -157,7 +157,10 @@ def call_executable(fn, op, attrs, arrays):
 def run_compiled(op, node, arrays, fn=None, check: bool = True) -> list:
     """`run_impl` through `executable` (concrete arrays only); ``fn``: that function
     when the caller has it already; ``check=False`` skips the output type check (the
-    caller checked this op, attributes and input types once)."""
+    caller checked this op, attributes and input types once). Arrays the executable
+    refuses (other types than the node's, as a hook's replacement or a Python int for a
+    weak float can be) and a failure inside it go to the plain implementation, which
+    computes them or names the op and the user's line."""
     if fn is None:
         fn = executable(op, node.attrs, [v.type for v in node.inputs])
         if fn is None:
@@ -166,8 +169,8 @@ def run_compiled(op, node, arrays, fn=None, check: bool = True) -> list:
         out = call_executable(fn, op, node.attrs, arrays)
     except Error:
         raise
-    except Exception as e:
-        raise Error(f"{node.op} at {node.location or '?'} failed: {type(e).__name__}: {e}") from e
+    except Exception:  # noqa: BLE001 - run_impl raises it again, named, if it is one
+        return run_impl(op, node, arrays, check)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     if check:
         check_outputs(node, outs)

@@ -1,9 +1,11 @@
 """Constant folding: evaluate at compile time the nodes whose inputs are all constants.
 
 A node is folded by running its op's one implementation (the same function the
-interpreter and the JAX lowering call) on the constants' arrays, and its outputs become
-new constants. There is no second, "compile-time" implementation of any op, so a folded
-value is exactly what the op computes eagerly (as `Graph.interpret` would).
+interpreter and the JAX lowering call), compiled by itself for the node's input types as
+the interpreter runs it (`core.execute.executable`), on the constants' arrays, and its
+outputs become new constants. There is no second, "compile-time" implementation of any
+op, so a folded value is exactly what the op computes eagerly (as `Graph.interpret`
+would).
 
 Bounded, so that folding never bloats the graph or stalls compilation:
 
@@ -42,7 +44,7 @@ from ..errors import Error
 from ..ir import registry
 from ..ir.graph import Graph, Node, Value
 from ..ir.types import is_float, is_key
-from ..core import EVAL
+from ..core import run_compiled
 from .rewrite import Rewrite, SubgraphMap, constant_array, graph_attr_keys, splat_of_array
 
 MAX_ELEMENTS = 1024
@@ -110,7 +112,7 @@ def _evaluate(node, ins, made):
             return None
         arrays.append(a.item() if v.type.weak else a)  # a Python scalar stays weak in JAX
     try:
-        outs = EVAL.process_node(node, arrays)
+        outs = run_compiled(registry.lookup(node.op), node, arrays)
     except Error:
         return None
     result = []
@@ -142,7 +144,7 @@ def _evaluate_creation(node):
     if any(o.type.size > MAX_INPUT_ELEMENTS for o in node.outputs):
         return None
     try:
-        outs = EVAL.process_node(node, [])
+        outs = run_compiled(op, node, [])
     except Error:
         return None
     arrays = [_host(a) for a in outs]
