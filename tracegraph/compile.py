@@ -152,7 +152,9 @@ class CompiledFunction:
     def __call__(self, *args, **kwargs):
         if not at_bottom():  # inside another trace: just run inline
             return self.fn(*args, **kwargs)
-        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_tensor)
+        # a Tensor is no pytree node, so it is a leaf as it is: no Python `is_leaf` call
+        # per node (a `flatten_args` of the same arguments gives the same leaves)
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
         if any(isinstance(x, Tensor) for x in leaves):  # imperative tensors: their arrays
             leaves = [x._data if isinstance(x, Tensor) and x._trace.free else x for x in leaves]
             args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
@@ -276,7 +278,8 @@ def signature_of(leaves) -> tuple:
     """The call signature of flat argument leaves: shape, dtype and weak flag of each (a
     JAX array's read directly; other leaves typed as `type_of` does). TypeError for a
     leaf that is not an array."""
-    return tuple((x.shape, x.dtype, x.weak_type) if type(x) is _ArrayImpl else _as_key(type_of(x)) for x in leaves)
+    return tuple([(x.shape, x.dtype, x.weak_type) if type(x) is _ArrayImpl else _as_key(type_of(x))
+                  for x in leaves])
 
 
 def _as_key(t) -> tuple:
