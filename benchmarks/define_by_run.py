@@ -4,7 +4,8 @@ tracegraph runs it, side by side with hand-written ``jax.jit`` + optax and PyTor
 - ``jax.jit + optax``: the reference compiled step, hand-written;
 - ``tg.jit``: define-then-run, the whole step one graph;
 - ``tg.compile``: the step recorded define-by-run, then run compiled while its guards hold
-  (a variant with a Python ``if`` on the loss shows a data-dependent branch);
+  (a variant with a Python ``if`` on the loss shows a data-dependent branch, beside the
+  same branch define-then-run: ``tg.cond`` under ``tg.jit``);
 - ``tg.eager``: the functional step define-by-run, op by op;
 - ``interpreter``: the ``tg.jit`` graph run node by node;
 - ``imperative``: PyTorch style, ``loss.backward()`` and ``tg.optim.Adam.step()``;
@@ -105,6 +106,16 @@ def main(argv=None):
             p = tg.optim.apply_updates(p, u)
         return p, s, loss
 
+    def step_cond(p, s, x, y):  # the same decision define-then-run: tg.cond in the graph
+        loss, g = tg.value_and_grad(tloss)(p, x, y)
+
+        def update(p, s, g):
+            u, s = opt.update(g, s, p)
+            return tg.optim.apply_updates(p, u), s
+
+        p, s = tg.cond(loss > 1e-6, update, lambda p, s, g: (p, s), p, s, g)
+        return p, s, loss
+
     def stateful(fn):
         tp = jax.tree_util.tree_map(jnp.asarray, make_params(rng))
         st = [tp, opt.init(tp)]
@@ -119,6 +130,7 @@ def main(argv=None):
     rows.append(("tg.jit", stateful(jf)))
     rows.append(("tg.compile", stateful(tg.compile(step))))
     rows.append(("tg.compile, Python if", stateful(tg.compile(step_branch))))
+    rows.append(("tg.jit, tg.cond", stateful(tg.jit(step_cond))))
     rows.append(("tg.eager", stateful(tg.eager(step))))
     rows.append(("interpreter", stateful(jf.interpret)))
 
@@ -227,6 +239,75 @@ def main(argv=None):
         if torch_ms:
             line += f" {ms / torch_ms:9.2f}"
         print(line)
+    early_exit(a.repeat, a.number)
+
+
+def early_exit(repeat: int, number: int):
+    """A loop that exits early on a value: Newton's square root of f32[128,256] until the
+    largest step is below 1e-4 (6 iterations here). `tg.compile` keeps the Python loop and
+    its `break` (a guard per iteration); define-then-run needs `tg.while_loop` (`tg.jit`)
+    or `lax.while_loop` (hand-written `jax.jit`)."""
+    x = jnp.asarray(np.random.default_rng(1).uniform(0.5, 4.0, (128, 256)).astype(np.float32))
+
+    def newton_python(x):
+        y = x
+        for _ in range(20):
+            new = 0.5 * (y + x / y)
+            if tg.max(tg.abs(new - y)) < 1e-4:  # a Python decision on a value
+                break
+            y = new
+        return y
+
+    def newton_tg(x):
+        def go_on(c):
+            i, y, step = c
+            return tg.logical_and(i < 20, step >= 1e-4)
+
+        def body(c):
+            i, y, _ = c
+            new = 0.5 * (y + x / y)
+            return i + 1, tg.where(tg.max(tg.abs(new - y)) < 1e-4, y, new), tg.max(tg.abs(new - y))
+
+        return tg.while_loop(go_on, body, (0, x, tg.full((), np.inf, np.float32)))[1]
+
+    def newton_jax(x):
+        def go_on(c):
+            i, y, step = c
+            return (i < 20) & (step >= 1e-4)
+
+        def body(c):
+            i, y, _ = c
+            new = 0.5 * (y + x / y)
+            step = jnp.max(jnp.abs(new - y))
+            return i + 1, jnp.where(step < 1e-4, y, new), step
+
+        return jax.lax.while_loop(go_on, body, (0, x, jnp.float32(np.inf)))[1]
+
+    def newton_unrolled(x, checks=True):  # the 5 iterations this input takes, written out
+        y, held = x, []
+        for _ in range(5):
+            new = 0.5 * (y + x / y)
+            if checks:  # what tg.compile's path computes: each iteration's exit test
+                held.append(jnp.max(jnp.abs(new - y)) < 1e-4)
+            y = new
+        return (y, jnp.stack(held)) if checks else y
+
+    rows = [("jax.jit + lax.while_loop", jax.jit(newton_jax)),
+            ("tg.jit + tg.while_loop", tg.jit(newton_tg)),
+            ("tg.compile, Python break", tg.compile(newton_python)),
+            ("tg.eager, Python break", tg.eager(newton_python)),
+            ("jax.jit, 5 steps + tests", jax.jit(newton_unrolled)),
+            ("jax.jit, 5 steps", jax.jit(lambda x: newton_unrolled(x, checks=False)))]
+    want = np.asarray(rows[0][1](x))
+    for name, fn in rows[1:-2]:
+        np.testing.assert_allclose(np.asarray(fn(x)), want, rtol=1e-6, err_msg=name)
+    times = timed_rows([lambda fn=fn: fn(x) for _, fn in rows], repeat, number)
+    base = times[1]
+    print(f"\nearly exit: Newton square root of f32[128,256] to a step < 1e-4; "
+          f"median of {repeat} x {number} calls")
+    print(f"{'function':<26} {'us/call':>9} {'vs tg.jit':>10}")
+    for (name, _), t in zip(rows, times):
+        print(f"{name:<26} {t * 1e6:9.1f} {t / base:10.2f}")
 
 
 if __name__ == "__main__":
