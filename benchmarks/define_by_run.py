@@ -1,7 +1,8 @@
 """One MLP training step (784-256-256-10, batch 128, cross-entropy, Adam) in every way
 tracegraph runs it, side by side with hand-written ``jax.jit`` + optax and PyTorch eager:
 
-- ``jax.jit + optax``: the reference compiled step, hand-written;
+- ``jax.jit + optax``: the reference compiled step, hand-written; and the same function
+  without ``jax.jit`` (JAX running it primitive by primitive);
 - ``tg.jit``: define-then-run, the whole step one graph;
 - ``tg.compile``: the step recorded define-by-run, then run compiled while its guards hold
   (a variant with a Python ``if`` on the loss shows a data-dependent branch, beside the
@@ -87,6 +88,17 @@ def main(argv=None):
         return loss
 
     rows.append(("jax.jit + optax", run_jax))
+
+    # the same JAX step without jax.jit: JAX's own op-by-op execution (each primitive
+    # dispatched by itself), the reference for running this step node by node on XLA
+    eager_state = [jp, tx.init(jp)]
+    eager_step = jstep.__wrapped__
+
+    def run_jax_eager():
+        eager_state[0], eager_state[1], loss = eager_step(eager_state[0], eager_state[1], x, y)
+        return loss
+
+    rows.append(("JAX op by op (no jit)", run_jax_eager))
 
     # tracegraph, functional step
     opt = tg.optim.adam(1e-3)
