@@ -87,6 +87,28 @@ def test_watch_by_op_scope_and_node():
     assert nested.records == []
 
 
+def test_the_interpreter_resolves_each_nodes_compiled_op_once(monkeypatch):
+    """Each node runs the op compiled by itself for the node's input types, resolved on
+    the graph's first run: later runs call no op's Python implementation, and a hook's
+    replacement (a numpy array) still runs."""
+    from tracegraph.ir import lookup
+
+    args = mlp_args()
+    g = tg.trace(mlp, *args)
+    want = np.asarray(g.interpret(*args))
+
+    def not_called(*a, **k):
+        raise AssertionError("an op's Python implementation ran again")
+
+    for node in g.nodes:
+        monkeypatch.setattr(lookup(node.op), "impl", not_called)
+    np.testing.assert_array_equal(np.asarray(g.interpret(*args)), want)
+    half = tg.Hook(lambda node, ins, outs: np.asarray(outs[0]) * np.float32(0.5), op="relu")
+    h = np.maximum(args[0] @ args[1], 0) * 0.5
+    np.testing.assert_allclose(np.asarray(g.interpret(*args, hooks=[half])), np.tanh(h @ args[2]),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_hook_replaces_a_value():
     args = mlp_args()
     jf = tg.jit(mlp)
