@@ -388,17 +388,17 @@ _STRUCTURES_KEPT = 4
 _KEPT_LOCK = threading.Lock()
 
 
-def _kept(table: dict, key, make):
+def _kept(table: dict, key, make, limit: int = _STRUCTURES_KEPT):
     """``table[key]``, made by ``make()`` on a miss; kept most recently used last, the
-    oldest dropped past `_STRUCTURES_KEPT` entries. ``make`` only wraps (nothing is
-    traced until the step is called), so it runs under the lock: threads fitting models
+    oldest dropped past ``limit`` entries. ``make`` only wraps or builds (nothing is
+    traced until a step is called), so it runs under the lock: threads fitting models
     of one configuration share these tables."""
     with _KEPT_LOCK:
         found = table.pop(key, None)
         if found is None:
             found = make()
         table[key] = found
-        while len(table) > _STRUCTURES_KEPT:
+        while len(table) > limit:
             table.pop(next(iter(table)))
         return found
 
@@ -416,14 +416,7 @@ def steps_for(key, make) -> Steps:
         hash(key)
     except TypeError:  # an unhashable setting
         return make()
-    with _KEPT_LOCK:
-        found = _STEPS.pop(key, None)
-        if found is None:
-            found = make()
-        _STEPS[key] = found
-        while len(_STEPS) > _STEPS_KEPT:
-            _STEPS.pop(next(iter(_STEPS)))
-        return found
+    return _kept(_STEPS, key, make, _STEPS_KEPT)
 
 
 class Trainer:
