@@ -53,10 +53,6 @@ from .ir.types import TensorType
 ON_MISS = ("record", "eager", "error")
 
 
-def _is_tensor(x) -> bool:
-    return isinstance(x, Tensor)
-
-
 class GuardMiss(Error):
     """A guard of every cached path failed and ``on_miss="error"``."""
 
