@@ -116,7 +116,9 @@ class JaxFunction:
         return f"tg.from_jax({self.name})"
 
     def __call__(self, *args, **kwargs):
-        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_tensor)
+        # a Tensor is no pytree node, so it is a leaf as it is: no Python `is_leaf` call
+        # per node (an optax state flattens through many)
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
         if _jax_tracing.get() or (not at_bottom() and _only_jax_tracers(leaves)):
             return self.fn(*args, **kwargs)
         b = current_trace()
@@ -146,7 +148,7 @@ class JaxFunction:
     def jaxpr(self, *args, **kwargs) -> jcore.ClosedJaxpr:
         """The closed jaxpr a call with these arguments (arrays, tensors or
         ShapeDtypeStructs) converts."""
-        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs), is_leaf=_is_tensor)
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
         dynamic = [
             i for i, x in enumerate(leaves) if _is_dynamic(x) or isinstance(x, jax.ShapeDtypeStruct)
         ]
