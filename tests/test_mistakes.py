@@ -1158,3 +1158,10 @@ def from_transform_given_other_variables():
     opt = tg.optimizers.FromTransform(tg.optim.sgd(0.1))
     opt.apply_gradients([(A(3), v)])
     opt.apply_gradients([(A(3), w)])  # mistake
+
+
+@mistake(tg.TracingError, "argument structure at params.b: list of 1 item -> list of 2 items", None)
+def jit_retrace_refused_on_a_changed_argument_structure():
+    f = tg.jit(lambda params: params["a"] * 2, on_retrace="error")
+    f({"a": A(3), "b": [A(3)]})
+    f({"a": A(3), "b": [A(3), A(3)]})  # mistake
