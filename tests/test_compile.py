@@ -123,3 +123,155 @@ def test_compiled_training_step_with_a_branch():
         np.testing.assert_allclose(p1["w"], p2["w"], rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(l1, l2, rtol=1e-6)
     assert c.compiled_calls == 4
+
+
+# -- loops recorded unrolled run rolled into a scan (transforms/roll.py) -----------------
+
+
+def _top(graph, op):
+    return [n for n in graph.nodes if n.op == op]
+
+
+def fixed_point(a, w):
+    """A `while` on a value (its test at the top): a carry of two values, an invariant,
+    and after the loop the carry the last iteration started from (`prev`) and a value of
+    the last iteration that is not carried (`err`)."""
+    x, steps = a, tg.zeros(())
+    err = tg.max(tg.abs(a))
+    prev = x
+    while err > 1e-3:
+        prev = x
+        x = 0.5 * x + w * tg.tanh(x)
+        steps = steps + 1.0
+        err = tg.max(tg.abs(x - prev))
+    return x, steps, err, prev
+
+
+def test_a_while_loop_on_a_value_runs_as_one_scan():
+    c, e = tg.compile(fixed_point), tg.eager(fixed_point)
+    w = np.float32(0.3)
+    base = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    inputs = [base * s for s in (1.0, 1.0, 30.0, 1.0, 30.0)]
+    trips = []
+    for a in inputs:
+        got, want = c(a, w), e(a, w)
+        for g, v in zip(got, want):  # XLA fuses x * 0.5 + w * tanh(x): within an ulp
+            np.testing.assert_allclose(g, v, rtol=1e-6, atol=1e-9)
+        trips.append(int(want[1]))
+    assert len(set(trips)) == 2 and c.compiled_calls == 3  # two trip counts: two paths
+    for path in c.paths():
+        g = path.graph
+        (scan,) = _top(g, "scan")
+        # the first test stays before the loop; every other decision is the scan's
+        assert len(_top(g, "guard")) == 1 and scan.attrs["length"] == len(path.decisions) - 1
+        assert [n.op for n in scan.attrs["body"].nodes].count("guard") == 1
+        assert str(tg.parse(str(g))) == str(g)
+        a = inputs[0] if len(path.decisions) - 1 == trips[0] else inputs[2]
+        for got, want in zip(g.interpret(a, w), g(a, w)):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    # a longer loop fails the guard the shorter one exited at, by its index
+    assert f"guard {min(trips)}" in c.explain()
+
+
+def test_a_loop_with_break_rolls_and_keeps_each_decision():
+    def newton(a):
+        x = a
+        for _ in range(50):
+            nxt = 0.5 * (x + a / x)
+            if tg.max(tg.abs(nxt - x)) < 1e-5:  # the exit: the last decision differs
+                break
+            x = nxt
+        return x
+
+    c = tg.compile(newton, on_miss="error")
+    a = np.array([4.0, 9.0, 30.0], np.float32)
+    np.testing.assert_array_equal(c(a), tg.eager(newton)(a))
+    (path,) = c.paths()
+    (scan,) = _top(path.graph, "scan")
+    assert _top(path.graph, "guard") == [] and scan.attrs["length"] == len(path.decisions)
+    assert [d[1] for d in path.decisions][-2:] == [False, True]
+    np.testing.assert_array_equal(c(a * 1.01), tg.eager(newton)(a * 1.01))  # same trip count
+    assert c.compiled_calls == 1
+    with pytest.raises(tg.GuardMiss, match=r"guard \d+ \(bool\(\) at test_compile.py:\d+\) was (True|False)"):
+        c(a * 1e4)  # more iterations: a guard of the rolled loop fails
+
+
+def test_iterations_that_differ_are_not_rolled():
+    def f(x):
+        for i in range(10):
+            x = x * (i + 1.5)  # a constant of its own in each iteration
+            if tg.max(x) > 50.0:
+                break
+        return x
+
+    def g(x):  # an outer loop around an inner loop: the inner one rolls
+        total = tg.zeros(())
+        for j in range(3):
+            y = x
+            while tg.max(y) > 1.0:
+                y = y * 0.5
+            total = total + tg.sum(y) * float(j)
+        return total
+
+    scans = {}
+    for fn, a in ((f, np.ones(3, np.float32)), (g, np.array([8.0, 3.0], np.float32))):
+        c = tg.compile(fn)
+        for _ in range(2):
+            np.testing.assert_array_equal(c(a), tg.eager(fn)(a))
+        assert c.compiled_calls == 1
+        scans[fn] = [n.attrs["length"] for n in _top(c.graphs()[0], "scan")]
+    assert scans[f] == [] and scans[g] == [3, 3, 3]  # 8 -> 4 -> 2 -> 1, after each first test
+
+
+def _random_loop(seed):
+    """A contraction iterated until its step is small, as a Python `for` with `break`
+    or a `while` on the step: random coefficients, nonlinearity and invariant term."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.uniform(0.1, 0.5, 2).astype(np.float32)
+    f = [tg.tanh, tg.sin, lambda v: v / (1.0 + tg.abs(v))][rng.integers(3)]
+    g = [lambda x: x * 0.2, lambda x: tg.cos(x) * 0.1, lambda x: tg.exp(-x * x)][rng.integers(3)]
+    tol = float(rng.choice([1e-2, 1e-3, 1e-4]))
+    count = bool(rng.integers(2))
+
+    def step(y, x):
+        return a * y + b * f(y) + g(x)
+
+    def with_break(x):
+        y, n = x, tg.zeros((), np.int32)
+        for _ in range(200):
+            new = step(y, x)
+            if count:
+                n = n + 1
+            if tg.max(tg.abs(new - y)) < tol:
+                break
+            y = new
+        return y, n
+
+    def with_while(x):
+        y, n = x, tg.zeros((), np.int32)
+        delta = tg.full((), np.inf, np.float32)
+        while delta >= tol:
+            new = step(y, x)
+            delta = tg.max(tg.abs(new - y))
+            y = new
+            if count:
+                n = n + 1
+        return y, n, delta
+
+    shape = tuple(int(d) for d in rng.integers(1, 5, int(rng.integers(1, 3))))
+    return (with_break if rng.integers(2) else with_while), shape, rng
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_loops_rolled_equal_define_by_run(seed):
+    fn, shape, rng = _random_loop(seed)
+    c = tg.compile(fn)
+    xs = [rng.normal(size=shape).astype(np.float32) for _ in range(2)]
+    for x in (xs[0], xs[0], xs[1], xs[0], xs[1]):
+        for got, want in zip(c(x), tg.eager(fn)(x)):
+            np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+    for path in c.paths():
+        loops = _top(path.graph, "scan")
+        assert len(loops) == 1 and loops[0].attrs["length"] >= len(path.decisions) - 1
+        for got, want in zip(path.graph.interpret(xs[0]), path.graph(xs[0])):
+            np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)

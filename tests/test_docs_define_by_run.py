@@ -54,6 +54,25 @@ print(scale.explain())
 print("calls run compiled:", scale.compiled_calls)
 '''
 
+LOOP_SRC = '''import numpy as np
+import tracegraph as tg
+
+
+@tg.compile
+def newton_sqrt(a):
+    x = a
+    while True:
+        nxt = 0.5 * (x + a / x)
+        if tg.max(tg.abs(nxt - x)) < 1e-3:  # a guard in every iteration
+            return nxt
+        x = nxt
+
+
+print(newton_sqrt(np.array([4.0, 9.0], np.float32)))
+print(newton_sqrt(np.array([4.1, 9.1], np.float32)))  # the same 5 decisions: compiled
+print(newton_sqrt.paths()[0])
+'''
+
 
 def _run(src, name):
     import contextlib
@@ -78,6 +97,7 @@ def render():
     return {
         "source": SRC.rstrip(), "tape": tape + "\n}", "backward": bwd + "\n}", "result": final,
         "compile_source": COMPILE_SRC.rstrip(), "compile_output": _run(COMPILE_SRC, "scale.py"),
+        "loop_source": LOOP_SRC.rstrip(), "loop_output": _run(LOOP_SRC, "newton.py"),
     }
 
 

@@ -14,6 +14,11 @@ tried; if none is cached, ``fn`` runs define-by-run again (``on_miss="record"``)
 new path is cached too, up to ``max_paths`` per signature. ``on_miss="eager"`` runs
 define-by-run without recording; ``"error"`` raises `GuardMiss`.
 
+A Python loop whose exit depends on a value is recorded unrolled, a guard per iteration;
+before the path is compiled, its identical iterations are rolled back into one ``scan``
+whose stacked output is their guards (`transforms.roll`), so the decisions checked are
+unchanged and XLA runs a loop, not a straight-line program.
+
 No rewrite of the user's code is needed: ``if``/``while`` on tensor values stay Python.
 (`torch.compile` breaks the graph at such a line; JAX raises; TensorFlow's AutoGraph
 rewrites the source.)
@@ -49,6 +54,7 @@ from .frontend.guards import GuardTrace
 from .frontend.tracing import flatten_args, leaf_type, tree_spec_of
 from .ir.tree import default_out_tree
 from .ir.types import TensorType
+from .transforms.roll import roll_guarded_loops
 
 ON_MISS = ("record", "eager", "error")
 
@@ -100,12 +106,12 @@ class Path:
                 self._run = jitted(self.graph)
             else:
                 evaluate = as_jax_function(self.graph)
-                first_guard = len(self.graph.outputs) - len(self.decisions)
+                first_guard = self.num_outputs + len(self.state_out)
 
                 def path(*flat):
                     outs = list(evaluate(*flat))
-                    if self.decisions:
-                        outs[first_guard:] = [jnp.stack(outs[first_guard:])]
+                    if self.decisions:  # a rolled loop's guards are one vector already
+                        outs[first_guard:] = [jnp.concatenate([jnp.reshape(g, (-1,)) for g in outs[first_guard:]])]
                     return outs
 
                 path.__name__ = self.graph.name
@@ -115,11 +121,6 @@ class Path:
     def write_back(self, outs) -> None:
         for t, arr in zip(self.state_out, outs[self.num_outputs: self.num_outputs + len(self.state_out)]):
             t._data = arr
-
-    @property
-    def guards(self) -> list:
-        """The guard nodes, in the order Python took the decisions."""
-        return [n for n in self.graph.nodes if n.op == "guard"]
 
     def __str__(self):
         lines = [f"path with {len(self.decisions)} guard(s), {self.hits} compiled call(s):"]
@@ -236,6 +237,8 @@ class CompiledFunction:
             # state inputs follow the arguments: the inputs are then flat
             in_tree = tree_spec_of(treedef) if not trace.state_in else None
             graph = trace.finish(results, default_out_tree(len(results)), in_tree)
+            # a Python loop recorded unrolled runs as a scan, its guards as before
+            graph = roll_guarded_loops(graph, first_guard=len(outs) + len(written))
             path = Path(graph, trace.decisions, len(outs), out_treedef,
                         [t for t, _ in trace.state_in], [t for t, _ in written])
             with self._lock:
