@@ -3,8 +3,11 @@
 implementation (the same one the JAX lowering uses) on concrete arrays, compiled by
 itself for the node's input types once per (op, attributes, input types) and shared with
 define-by-run (`core.execute.executable`), so a node costs one call through JAX's C++
-dispatch, as a ``jax.jit`` function does. Control-flow ops run their ``interpret``
-facet: Python control flow over interpretations of their subgraphs.
+dispatch, as a ``jax.jit`` function does. An operand at its last use that a node made and
+nothing else holds is donated: the node's output is written into its buffer (an
+executable compiled with ``donate_argnums``; not with hooks or in a subclass that
+overrides ``run_node``, which may read operands afterwards). Control-flow ops run their
+``interpret`` facet: Python control flow over interpretations of their subgraphs.
 
 Subclass `Interpreter` and override `run_node` to add behaviour, as with torch.fx::
 
@@ -34,10 +37,12 @@ Example::
 
 from __future__ import annotations
 
+import sys
 import time
 
 import jax
 import jax.numpy as jnp
+from jax._src.array import ArrayImpl  # the concrete array type
 
 from ..core import (
     EVAL,
@@ -69,10 +74,15 @@ class Interpreter:
         # its compiled implementation (None until its first run; False: none, the plain one)
         ops = graph._cache.get("interpreter_ops")
         if ops is None:
-            ops = {id(s.node): [registry.lookup(s.node.op), False, None]
-                   for s in program_of(graph).steps}
+            prog = program_of(graph)
+            made = {prog.slot[id(v)] for n in graph.nodes for v in n.outputs}
+            ops = {id(s.node): [registry.lookup(s.node.op), False, None, _donatable(s, made), None]
+                   for s in prog.steps}
             graph._cache["interpreter_ops"] = ops
         self._ops = ops
+        # an operand at its last use, held by nothing else, gives its buffer to the
+        # node's output; not where a hook or a subclass's run_node may read it afterwards
+        self._donate = not self.hooks and type(self).run_node is Interpreter.run_node
 
     def run(self, *flat_args) -> list:
         """Run on flat inputs (one per graph input); returns the flat outputs."""
@@ -105,9 +115,27 @@ class Interpreter:
         if fn is False:
             outs = run_impl(op, node, args, check=not plan[1])
         else:
+            if plan[3] and self._donate and plan[1]:
+                fn = self._donating(node, plan, args) or fn
             outs = run_compiled(op, node, args, fn, check=not plan[1])
         plan[1] = True
         return outs
+
+    @staticmethod
+    def _donating(node, plan, args):
+        """The node's executable that reuses the buffers of its dying operands, when
+        this call's arrays are held by ``args`` alone (a reference count of 2: the list
+        and the call's argument); None when none may be given."""
+        free = tuple(i for i in plan[3] if type(args[i]) is ArrayImpl and sys.getrefcount(args[i]) == 2)
+        if not free:
+            return None
+        made = plan[4]
+        if made is None:
+            made = plan[4] = {}
+        exe = made.get(free)
+        if exe is None:
+            exe = made[free] = executable(plan[0], node.attrs, [v.type for v in node.inputs], free) or False
+        return exe or None
 
     def run_graph(self, graph, args) -> list:
         """Run a subgraph (a branch, a loop body) with an interpreter of this kind."""
@@ -138,6 +166,25 @@ class Interpreter:
         nested = prof._accounted - mark  # time of the nodes a control-flow node ran
         prof._record(self.graph, node, elapsed, elapsed - nested)
         return outs
+
+
+def _donatable(step, made) -> tuple:
+    """Positions of ``step``'s operands whose buffers its outputs may take: values a
+    node of the graph made (not inputs or constants), read for the last time here, once,
+    and of the shape and dtype of an output not already matched."""
+    node = step.node
+    if not step.dead or len(node.outputs) == 0:
+        return ()
+    dead = set(step.dead)
+    outs = [(v.type.shape, v.type.dtype) for v in node.outputs if v.type.sharding is None]
+    out = []
+    for i, (s, v) in enumerate(zip(step.ins, node.inputs)):
+        if s in dead and s in made and step.ins.count(s) == 1 and v.type.sharding is None:
+            kind = (v.type.shape, v.type.dtype)
+            if kind in outs and v.type.size > 0:
+                outs.remove(kind)
+                out.append(i)
+    return tuple(out)
 
 
 def profile(graph, *args, warmup: int = 1, repeat: int = 1, **kwargs) -> Profile:

@@ -122,6 +122,7 @@ def eval_graph(graph, args, *, trace=None, run_node=None, keep=None, prune=False
         for i in step.dead:
             env[i] = None
         outs = run_node(step.node, ins)
+        o = None
         for s, o in zip(step.outs, outs):
             env[s] = o
         if kept is not None:
@@ -130,7 +131,9 @@ def eval_graph(graph, args, *, trace=None, run_node=None, keep=None, prune=False
                     kept[kept_slots[s]] = env[s]
         for s in step.unread:
             env[s] = None
-        del ins, outs
+        # no reference of this loop outlives the step: an operand's last reader may
+        # then find it held by nothing else (the interpreter donates such buffers)
+        del ins, outs, o
     result = [env[s] for s in prog.output_slots]
     return result if keep is None else (result, kept)
 

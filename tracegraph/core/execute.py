@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -114,14 +115,18 @@ _EXECUTABLES: dict = cache({})
 _EXECUTABLES_MAX = 1 << 14
 
 
-def executable(op, attrs, in_types):
+def executable(op, attrs, in_types, donate: tuple = ()):
     """``op`` with ``attrs`` compiled for arguments of ``in_types`` (TensorTypes); the
     `compiled_impl` function where that cannot be done (placed inputs, whose shardings
     `jax.jit` follows; an unhashable attribute; a failure to lower, which the call then
     reports). A call with arguments on another device than the default raises
-    ValueError: `call_executable` falls back to `compiled_impl`."""
+    ValueError: `call_executable` falls back to `compiled_impl`.
+
+    ``donate``: positions of arguments whose buffers the executable may reuse for its
+    outputs (``donate_argnums``); the caller must hold the only reference to each, which
+    is dead after the call. None where no such executable can be made."""
     try:
-        key = (op.name, attrs_key(attrs), tuple(in_types), jax.config.jax_enable_x64)
+        key = (op.name, attrs_key(attrs), tuple(in_types), jax.config.jax_enable_x64, donate)
         exe = _EXECUTABLES.get(key)
     except TypeError:  # unhashable attributes: the plain implementation
         return None
@@ -131,13 +136,15 @@ def executable(op, attrs, in_types):
     if fn is None:
         return None
     if jax.config.jax_default_device is not None or any(t.sharding is not None for t in in_types):
-        return fn  # arrays placed by the user: jax.jit follows them
+        return None if donate else fn  # arrays placed by the user: jax.jit follows them
     try:
         specs = [jax.ShapeDtypeStruct(t.shape, t.dtype, weak_type=t.weak) for t in in_types]
         # a fresh jit function: JAX's staging caches are keyed on it and go with it
-        exe = jax.jit(functools.partial(op.impl, **attrs)).lower(*specs).compile()
+        with warnings.catch_warnings():  # a donation XLA could not use is no error
+            warnings.filterwarnings("ignore", "Some donated buffers were not usable")
+            exe = jax.jit(functools.partial(op.impl, **attrs), donate_argnums=donate).lower(*specs).compile()
     except Exception:  # noqa: BLE001 - the call through `fn` raises it, named
-        return fn
+        return None if donate else fn
     if len(_EXECUTABLES) < _EXECUTABLES_MAX:
         _EXECUTABLES[key] = exe
     return exe
