@@ -330,9 +330,29 @@ def _parity(b):
             lax.reduce_xor_p.bind(b, axes=(0, 1)))
 
 
+def _bitwise_reductions(i):
+    """reduce_and / reduce_or / reduce_xor of integers, bit by bit, signed and unsigned
+    of every width (the sign bit included)."""
+    reds = (jnp.bitwise_and.reduce, jnp.bitwise_or.reduce, jnp.bitwise_xor.reduce)
+    return [red(i.astype(dt), axis=k % 2) for k, (dt, red) in enumerate(
+        (dt, red) for dt in (jnp.int8, jnp.uint8, jnp.int32, jnp.uint32) for red in reds)]
+
+
+def _lexsorts(k, x):
+    """Sorts over several keys (lax.sort's num_keys > 1): jnp.lexsort on every axis with
+    ties, NaNs and signed zeros, and the gradient of a payload sorted by two keys (the
+    set functions built on it are in the jax.numpy census)."""
+    a, b = jnp.floor(x * 2.0), jnp.where(x > 0.5, jnp.nan, jnp.where(x < -0.5, -0.0, 0.0))
+    return (jnp.lexsort((k, a, b)), jnp.lexsort((a, k), axis=0), jnp.lexsort((b, a), axis=1),
+            jax.grad(lambda v: lax.sort((a.ravel(), k.ravel(), v * v), num_keys=2)[2][:5].sum())(x.ravel()))
+
+
 CASES += [
     ("total-order", _total_order, (_XS, _YS), lax.lt_to_p),
     ("parity", _parity, (RNG.uniform(size=(3, 5)) > 0.5,), lax.reduce_xor_p),
+    ("bitwise-reductions", _bitwise_reductions,
+     (RNG.integers(-(2**31), 2**31, (4, 5)).astype(np.int64).astype(np.int32),), lax.reduce_and_p),
+    ("lexsort", _lexsorts, (RNG.integers(0, 3, (3, 4)).astype(np.int32), X), lax.sort_p),
     ("scatter", _every_scatter, (X,), lax.scatter_p),
     ("scatter-add", lambda x: x.at[_OOB].add(x[:2, 1:].sum()), (X,), lax.scatter_add_p),
     ("scatter-sub", lambda x: x.at[_OOB, 2].subtract(1.5), (X,), lax.scatter_sub_p),

@@ -12,7 +12,6 @@ from jax import lax
 from ...core import bind
 from ._rule import (
     RuleTable,
-    bool_only,
     cast,
     is_float,
     out_aval,
@@ -41,22 +40,41 @@ for _prim, _op in {
     rule(_prim)(_reduction(_op))
 
 
-@rule(lax.reduce_or_p, check=bool_only("reduce_or"))
-def _reduce_or(ctx, eqn, x):
-    count = bind("sum", x, axes=tuple(eqn.params["axes"]))
-    return bind("gt", count, 0)
+def _any(x, axes):
+    return bind("gt", bind("sum", x, axes=axes), 0)
 
 
-@rule(lax.reduce_and_p, check=bool_only("reduce_and"))
-def _reduce_and(ctx, eqn, x):
-    count = bind("sum", bind("logical_not", x), axes=tuple(eqn.params["axes"]))
-    return bind("eq", count, 0)
+def _all(x, axes):
+    return bind("eq", bind("sum", bind("logical_not", x), axes=axes), 0)
 
 
-@rule(lax.reduce_xor_p, check=bool_only("reduce_xor"))
-def _reduce_xor(ctx, eqn, x):
-    count = bind("sum", x, axes=tuple(eqn.params["axes"]))
-    return bind("eq", bind("remainder", count, 2), 1)
+def _parity(x, axes):
+    return bind("eq", bind("remainder", bind("sum", x, axes=axes), 2), 1)
+
+
+def _bitwise_reduction(logical):
+    """``reduce_or``/``reduce_and``/``reduce_xor``: of bools the logical reduction; of
+    integers the same on each bit (read with a logical shift and a mask, least
+    significant first) and the reduced bits put back in place (``shift_left``,
+    ``bitwise_or``), two's complement as in lax."""
+
+    def convert(ctx, eqn, x):
+        axes = tuple(eqn.params["axes"])
+        if x.dtype == np.bool_:
+            return logical(x, axes)
+        out = None
+        for b in range(np.dtype(x.dtype).itemsize * 8):
+            bit = bind("ne", bind("bitwise_and", bind("shift_right_logical", x, b), 1), 0)
+            placed = bind("shift_left", cast(logical(bit, axes), x.dtype), b)
+            out = placed if out is None else bind("bitwise_or", out, placed)
+        return out
+
+    return convert
+
+
+rule(lax.reduce_or_p)(_bitwise_reduction(_any))
+rule(lax.reduce_and_p)(_bitwise_reduction(_all))
+rule(lax.reduce_xor_p)(_bitwise_reduction(_parity))
 
 
 def _arg(op):
@@ -233,22 +251,26 @@ def _select_and_scatter_add(ctx, eqn, ct, x):
     return transpose(g, [int(i) for i in np.argsort(others + active)])
 
 
-def _sort_check(eqn):
-    if eqn.params["num_keys"] != 1:
-        return "a lexicographic sort over several keys (num_keys > 1) has no tracegraph op yet"
-    return None
-
-
-@rule(lax.sort_p, check=_sort_check)
-def _sort(ctx, eqn, keys, *others):
-    # every operand permuted by the order of the first (JAX's argsort sorts (x, iota));
-    # the keys through `sort`, whose gradient is a gather, the others by take_along_axis
+@rule(lax.sort_p)
+def _sort(ctx, eqn, *operands):
+    # every operand permuted by the order of the keys (JAX's argsort sorts (x, iota)).
+    # One key: it goes through `sort`, whose gradient is a gather, the others by
+    # take_along_axis. Several (jnp.lexsort): stable argsorts from the last key to the
+    # first, each of the order so far, give the lexicographic order (first key most
+    # significant, ties in their original order, as lax.sort's stable sort keeps them)
     axis = eqn.params["dimension"]
-    outs = [bind("sort", keys, axis=axis, descending=False)]
-    if others:
-        perm = bind("argsort", keys, axis=axis, descending=False)
-        outs += [bind("take_along_axis", x, perm, axis=axis) for x in others]
-    return outs
+    keys = operands[: eqn.params["num_keys"]]
+    if len(keys) == 1:
+        outs = [bind("sort", keys[0], axis=axis, descending=False)]
+        if len(operands) > 1:
+            perm = bind("argsort", keys[0], axis=axis, descending=False)
+            outs += [bind("take_along_axis", x, perm, axis=axis) for x in operands[1:]]
+        return outs
+    perm = bind("argsort", keys[-1], axis=axis, descending=False)
+    for key in reversed(keys[:-1]):
+        order = bind("argsort", bind("take_along_axis", key, perm, axis=axis), axis=axis, descending=False)
+        perm = bind("take_along_axis", perm, order, axis=axis)
+    return [bind("take_along_axis", x, perm, axis=axis) for x in operands]
 
 
 @rule(lax.top_k_p)
