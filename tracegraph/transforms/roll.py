@@ -48,7 +48,7 @@ import numpy as np
 from ..ir.graph import Graph, Node, Value
 from ..ir.tree import default_out_tree
 from .cse import attr_key
-from .rewrite import graph_attr_keys
+from .rewrite import constant_array, graph_attr_keys
 
 _GUARD = "guard"
 _CONSTANT_SIZE_COMPARED = 4096  # elements of a constant compared by value, not identity
@@ -233,7 +233,9 @@ def _outer(v):
     constant by its type and bytes (a numpy scalar operand is a constant of its own at
     each use), anything else by identity."""
     if v.is_constant and v.type.size <= _CONSTANT_SIZE_COMPARED:
-        return ("outer", v.type, np.asarray(v.data).tobytes())
+        data = constant_array(v, _CONSTANT_SIZE_COMPARED)
+        if data is not None:
+            return ("outer", v.type, data.tobytes())
     return ("outer", id(v))
 
 
