@@ -367,6 +367,41 @@ CASES += [
 ]
 
 
+def _cholesky_solves(a, b, x):
+    """Cholesky factors (lower, upper, batched) and triangular solves with every flag:
+    jax.scipy.linalg.solve_triangular's (vectors and matrices, batch dims broadcast),
+    lax's right-side solves, cho_solve, and jax.grad of a Gaussian log-likelihood."""
+    spd = a @ jnp.swapaxes(a, -1, -2) + 4.0 * jnp.eye(4)
+    low, up = jnp.linalg.cholesky(spd), jnp.linalg.cholesky(spd, upper=True)
+    solve = jax.scipy.linalg.solve_triangular
+    left = [solve(t, rhs, trans=trans, lower=lower, unit_diagonal=unit)
+            for t, lower in ((low, True), (up, False)) for trans in (0, "T")
+            for unit in (False, True) for rhs in (b, x)]
+    b_rows = jnp.broadcast_to(b.T, (2, 3, 4))
+    right = [lax.linalg.triangular_solve(t, b_rows, left_side=False, lower=lower, transpose_a=trans)
+             for t, lower in ((low, True), (up, False)) for trans in (False, True)]
+    cho = (jax.scipy.linalg.cho_solve((low, True), b), jax.scipy.linalg.cho_solve((up, False), x))
+    diag = jnp.arange(4)
+
+    def loglik(mu, cov):
+        chol = jnp.linalg.cholesky(cov)
+        z = solve(chol, x - mu, lower=True)
+        return -0.5 * jnp.sum(z * z) - jnp.sum(jnp.log(chol[..., diag, diag]))
+
+    return low, up, left, right, cho, jax.grad(loglik, argnums=(0, 1))(0.1 * x, spd)
+
+
+_LINALG_RNG = np.random.default_rng(1)
+CASES += [
+    ("cholesky-solves", _cholesky_solves,
+     tuple(_LINALG_RNG.uniform(-1.0, 1.0, s).astype(np.float32) for s in ((2, 4, 4), (4, 3), (4,))),
+     prims.cholesky_p),
+    ("multivariate_normal", lambda k, mu, cov: jax.random.multivariate_normal(k, mu, cov, (5,)),
+     (np.asarray(jax.random.PRNGKey(3)), np.float32([1.0, -2.0, 0.5]),
+      np.float32([[2.0, 0.3, -0.4], [0.3, 1.0, 0.2], [-0.4, 0.2, 1.5]])), prims.cholesky_p),
+]
+
+
 @pytest.mark.parametrize("name,fn,args,prim,mode", modes_taking_turns(CASES, [c[0] for c in CASES]))
 def test_rule_matches_jax(name, fn, args, prim, mode):
     assert prim in primitives_in(fn, *args) and prim in RULES
@@ -379,25 +414,24 @@ def test_rule_matches_jax(name, fn, args, prim, mode):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
 
 
-def _correlated_normal(k, shape):
+def _orthogonal_rows(k, shape):
     n = shape[-1] if shape else 1
-    cov = jnp.eye(n) + 0.5
-    return jax.random.multivariate_normal(k, jnp.zeros(n), cov, shape[:-1]).reshape(shape)
+    return jax.random.orthogonal(k, n, shape[:-1])[..., 0].reshape(shape)
 
 
 def test_dead_code_never_blocks_conversion():
     """An unused draw (a Haiku model at dropout 0 draws and discards) or a dead equation
     in a scan body is pruned by JAX's own DCE before the check; a live one is still
-    reported. (multivariate_normal: its cholesky has no tracegraph op.)"""
+    reported. (orthogonal: its qr has no tracegraph op.)"""
     key = jax.random.PRNGKey(0)
 
     def dead_split(k, x):
-        _correlated_normal(k, x.shape)
+        _orthogonal_rows(k, x.shape)
         return x * 2.0
 
     def dead_in_scan(k, xs):
         def body(c, x):
-            _correlated_normal(jax.random.fold_in(k, 3), ())
+            _orthogonal_rows(jax.random.fold_in(k, 3), ())
             return c + jnp.sum(x), x * 2.0
 
         return lax.scan(body, 0.0, xs)
@@ -408,8 +442,8 @@ def test_dead_code_never_blocks_conversion():
         for g, w in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-6)
         assert "random" not in str(tg.trace(tg.from_jax(fn), key, X))
-    live = tg.from_jax(lambda k, x: x * _correlated_normal(k, x.shape))
-    with pytest.raises(tg.TracingError, match=r"cholesky \("):
+    live = tg.from_jax(lambda k, x: x * _orthogonal_rows(k, x.shape))
+    with pytest.raises(tg.TracingError, match=r"qr \("):
         tg.trace(live, key, X)
 
 

@@ -92,6 +92,16 @@ def top_k_larger_than_the_axis(run):
     run(lambda x: tg.top_k(x, 5)[0], A(2, 3))  # mistake
 
 
+@mistake(tg.ShapeError, "cholesky", ALL)
+def cholesky_of_a_matrix_that_is_not_square(run):
+    run(lambda a: tg.linalg.cholesky(a), A(2, 3))  # mistake
+
+
+@mistake(tg.ShapeError, "triangular_solve", ALL)
+def triangular_solve_with_a_right_side_of_the_wrong_length(run):
+    run(lambda a, b: tg.linalg.solve_triangular(a, b, lower=True), A(3, 3), A(4))  # mistake
+
+
 @mistake(tg.Error, "sin", ALL)
 def sin_of_string(run):
     run(lambda x: tg.sin("abc"), A(3))  # mistake

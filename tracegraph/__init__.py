@@ -73,7 +73,7 @@ from .frontend.fn_tf import (
     reduce_all, reduce_any, reduce_logsumexp, reduce_max, reduce_mean, reduce_min, reduce_prod,
     reduce_sum, tile, truediv,
 )
-from . import debug, math, optimizers, tensorboard
+from . import debug, linalg, math, optimizers, tensorboard
 from . import keras  # Keras 3's API: tg.keras.layers, Sequential, Model (import tracegraph as tf)
 
 __version__ = "0.1.0"

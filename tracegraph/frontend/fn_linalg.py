@@ -1,20 +1,28 @@
 """The tg.* contraction functions (matmul, dot, tensordot, einsum, dot_general) and
-stop_gradient, with numpy/JAX names and semantics.
+stop_gradient, with numpy/JAX names and semantics; and ``tg.linalg``'s Cholesky
+factorization and triangular solves (jax.numpy.linalg / jax.scipy.linalg semantics).
 
 Example::
 
     y = tg.matmul(x, w)                       # also x @ w
     s = tg.einsum("bij,bjk->bik", a, b)
     z = tg.dot_general(a, b, (((2,), (1,)), ((0,), (0,))))   # lax's dimension numbers
+    low = tg.linalg.cholesky(cov)             # ops cholesky, triangular_solve
+    x = tg.linalg.cho_solve((low, True), y)
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from ..errors import ShapeError, user_location_long
 from ..core import bind
 from ..core import Tensor
+from ..ops.defop import broadcast_shapes
+from .fn_math import _as_inexact_of
+from .fn_shape import shape_of
 
 
 def _ndim(x) -> int:
@@ -102,6 +110,121 @@ def dot_general(lhs, rhs, dimension_numbers):
 def stop_gradient(x):
     """Identity forward; no gradient flows back through it (``lax.stop_gradient``)."""
     return bind("stop_gradient", x)
+
+
+# -- tg.linalg: Cholesky and triangular solves ------------------------------------------
+
+
+def _mT(x):
+    n = _ndim(x)
+    return bind("transpose", x, perm=tuple(range(n - 2)) + (n - 1, n - 2))
+
+
+def _is_square(shape) -> bool:
+    return len(shape) >= 2 and shape[-1] == shape[-2]
+
+
+def cholesky(a, *, upper=False, symmetrize_input=True):
+    """``jnp.linalg.cholesky``: the lower Cholesky factor L (``a = L L^T``) of each
+    symmetric positive-definite matrix in ``a: [..., n, n]`` (op ``cholesky``); the
+    transposed factor with ``upper``. As jax.numpy does, ``a`` is symmetrized first,
+    ``(a + a^T) / 2`` (``symmetrize_input=False`` reads its lower triangle only);
+    integers become floats; a matrix that is not positive definite gives NaNs.
+
+    Example::
+
+        low = tg.linalg.cholesky(x @ x.T + 3 * tg.eye(3))
+    """
+    a = _as_inexact_of(a)
+    if symmetrize_input and _is_square(shape_of(a)):  # else the op reports the shape
+        a = bind("div", bind("add", a, _mT(a)), 2.0)
+    low = bind("cholesky", a)
+    return _mT(low) if upper else low
+
+
+_TRANS = {0: False, "N": False, 1: True, "T": True, 2: True, "C": True}  # C: real, so T
+
+
+def _vector_rhs(a, b, name) -> bool:
+    """Whether jax.scipy.linalg solves ``b`` as (a batch of) vectors: a 1-D ``b``, or
+    (deprecated in JAX, with its FutureWarning) one of a's rank minus one whose last dim
+    is a's."""
+    sa, sb = shape_of(a), shape_of(b)
+    if len(sb) == 1:
+        return True
+    if len(sa) == len(sb) + 1 and sa[-1] == sb[-1]:
+        warnings.warn(
+            f"jax.scipy.linalg.{name}: batched 1D solves with b.ndim > 1 are deprecated, and "
+            f"in the future will be treated as a batched 2D solve. Use {name}(a, b[..., None])"
+            ".squeeze(-1) to avoid this warning.", FutureWarning, stacklevel=4)
+        return True
+    return False
+
+
+def _operands(a, b, vector):
+    """a and b for the ``triangular_solve`` op as jax.scipy.linalg's jnp.vectorize gives
+    them: promoted to one float dtype, a vector b as a column, batch dims broadcast."""
+    a, b = _as_inexact_of(a, b), _as_inexact_of(b, a)
+    if vector:
+        b = bind("expand_dims", b, axes=(len(shape_of(b)),))
+    sa, sb = shape_of(a), shape_of(b)
+    if _is_square(sa) and len(sb) >= 2:  # else the op reports the shapes
+        batch = broadcast_shapes(sa[:-2], sb[:-2])
+        if sa[:-2] != batch:
+            a = bind("broadcast_to", a, shape=batch + sa[-2:])
+        if sb[:-2] != batch:
+            b = bind("broadcast_to", b, shape=batch + sb[-2:])
+    return a, b
+
+
+def _left_solve(a, b, *, lower, transpose_a, unit_diagonal=False):
+    return bind("triangular_solve", a, b, left_side=True, lower=bool(lower),
+                transpose_a=transpose_a, unit_diagonal=bool(unit_diagonal))
+
+
+def _result(x, vector):
+    return bind("squeeze", x, axes=(len(shape_of(x)) - 1,)) if vector else x
+
+
+def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False, overwrite_b=False,
+                     debug=None, check_finite=True):
+    """``jax.scipy.linalg.solve_triangular``: x with ``op(a) x = b`` for triangular
+    ``a: [..., n, n]`` (op ``triangular_solve``), reading its lower (``lower``) or upper
+    triangle only, its diagonal taken as ones with ``unit_diagonal``; ``op(a)`` is ``a``
+    (``trans`` 0 or "N") or ``a^T`` (1, "T", or 2, "C": the matrices are real). ``b``:
+    ``[..., n, k]`` or a vector ``[n]``; batch dims broadcast; dtypes promote to a float.
+    ``overwrite_b``, ``debug`` and ``check_finite`` are accepted and ignored, as in JAX.
+
+    Example::
+
+        x = tg.linalg.solve_triangular(low, y, lower=True)    # low @ x == y
+    """
+    del overwrite_b, debug, check_finite  # unused, as in jax.scipy
+    if isinstance(trans, (np.ndarray, Tensor)) or trans not in _TRANS:
+        raise ShapeError(f"solve_triangular: invalid trans={trans!r} (0, 1, 2, 'N', 'T' or 'C') "
+                         f"(at {user_location_long(2)})")
+    vector = _vector_rhs(a, b, "solve_triangular")
+    a, b = _operands(a, b, vector)
+    x = _left_solve(a, b, lower=lower, transpose_a=_TRANS[trans], unit_diagonal=unit_diagonal)
+    return _result(x, vector)
+
+
+def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
+    """``jax.scipy.linalg.cho_solve``: x with ``a x = b``, given ``(c, lower)``: the
+    Cholesky factor ``c`` of ``a`` (lower with ``lower``, else upper: ``a = c^T c``), as
+    ``jax.scipy.linalg.cho_factor`` or `cholesky` give it. Two triangular solves (op
+    ``triangular_solve``); ``b`` as in `solve_triangular`.
+
+    Example::
+
+        x = tg.linalg.cho_solve((tg.linalg.cholesky(a), True), y)   # a @ x == y
+    """
+    del overwrite_b, check_finite  # unused, as in jax.scipy
+    c, lower = c_and_lower
+    vector = _vector_rhs(c, b, "cho_solve")
+    c, b = _operands(c, b, vector)
+    y = _left_solve(c, b, lower=lower, transpose_a=not lower)
+    return _result(_left_solve(c, y, lower=lower, transpose_a=bool(lower)), vector)
 
 
 from ..errors import public_functions as _public_functions

@@ -1,4 +1,5 @@
-"""Contractions: matmul (numpy semantics), dot_general (lax semantics) and einsum.
+"""Contractions: matmul (numpy semantics), dot_general (lax semantics) and einsum; and
+the Cholesky factorization and triangular solves (lax.linalg semantics).
 
 References are computed in float64 numpy (int64 for integers, bool arithmetic for bool)
 and cast to the result dtype, so they share no code path with the implementations.
@@ -10,10 +11,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import scipy.linalg
 from jax import lax
 
 from ..core import weak_of
 from ..errors import Error
+from ..ir.types import DTYPE_NAMES, is_float
 from .defop import (
     Attr,
     Sample,
@@ -523,4 +526,243 @@ einsum = defop(
     reference=_einsum_reference,
     tolerances={"f16": (5e-3, 5e-3), "bf16": (3e-2, 3e-2)},
     doc="jnp.einsum with a static spec; '...' broadcasts, named dimensions must agree.",
+)
+
+
+# -- cholesky, triangular_solve -------------------------------------------------------
+# NOTE: the gradients. Both forwards read one triangle of ``a`` only (lax documents it:
+# cholesky "only the lower triangle of x is used", triangular_solve the triangle that
+# ``lower`` names, without the diagonal under ``unit_diagonal``), so the cotangent of
+# ``a`` is zero in the part never read. For triangular_solve that is JAX's rule too. For
+# cholesky JAX returns ``S = L^-T Phi(L^T Lbar) L^-1`` over the whole matrix, the
+# transpose of its JVP ``L Phi(L^-1 dA L^-T)``, a derivative only along symmetric
+# directions; here the upper half of S is folded onto the lower (``tril(S + S^T) -
+# diag(S)``), the derivative of what the forward computes. Both have the same
+# symmetric part, so gradients through a symmetrized input (jnp.linalg.cholesky,
+# tg.linalg.cholesky, lax.linalg.cholesky's default, jax.random.multivariate_normal)
+# equal JAX's exactly; the samples skip the comparison with jax.vjp for that reason.
+
+
+def _require_real_floats(op, *types):
+    for t in types:
+        if not is_float(t.dtype):
+            raise ShapeError(f"{op} needs real floating-point operands, got {t}")
+
+
+def _require_square(op, t, what="an operand"):
+    if t.ndim < 2 or t.shape[-1] != t.shape[-2]:
+        raise ShapeError(f"{op} needs {what} of square matrices [..., n, n], got {t}")
+
+
+def _offsets(n):
+    """int32 ``[n, n]``: ``j - i`` at row i, column j (which diagonal each entry is on)."""
+    r = bind("arange", stop=n, dtype=np.dtype(np.int32))
+    return bind("reshape", r, shape=(1, n)) - bind("reshape", r, shape=(n, 1))
+
+
+def _triangle(x, *, lower, k=0):
+    """``x`` (batches of n x n matrices) with the entries outside its lower (upper)
+    triangle zeroed, the triangle taken from the k-th diagonal down (up)."""
+    d = _offsets(x.shape[-1])
+    keep = bind("le", d, k) if lower else bind("ge", d, k)
+    return bind("where", keep, x, 0)
+
+
+def _eye_like(x):
+    return bind("eye", n=x.shape[-1], dtype=x.dtype)
+
+
+_HALF_FLOATS = (np.dtype(np.float16), np.dtype(jnp.bfloat16))
+
+
+def _cholesky_shape(a: TensorType) -> tuple[int, ...]:
+    _require_real_floats("cholesky", a)
+    _require_square("cholesky", a)
+    return a.shape
+
+
+def _cholesky_impl(a):
+    if a.dtype in _HALF_FLOATS:  # XLA's Cholesky runs on f32/f64 only: factor in f32
+        low = lax.linalg.cholesky(lax.convert_element_type(a, np.float32), symmetrize_input=False)
+        return lax.convert_element_type(low, a.dtype)
+    return lax.linalg.cholesky(a, symmetrize_input=False)
+
+
+def _cholesky_reference(a):
+    # numpy's Cholesky of the symmetric matrix that a's lower triangle describes
+    dt = np.asarray(a).dtype
+    w = np.asarray(a).astype(np.float64)
+    sym = np.tril(w) + np.swapaxes(np.tril(w, -1), -1, -2)
+    return jnp.asarray(np.linalg.cholesky(sym)).astype(dt)
+
+
+def _spd(shape, dtype="f32", tag=""):
+    """A well-conditioned symmetric positive-definite batch: ``M M^T + n I``."""
+    m = arr(shape, "f64", -1.0, 1.0, tag)
+    n = shape[-1]
+    a = m @ np.swapaxes(m, -1, -2) + n * np.eye(n)
+    return a.astype(DTYPE_NAMES[dtype])
+
+
+def _cholesky_samples():
+    garbage_upper = np.tril(_spd((4, 4), "f64", "u")) + np.triu(arr((4, 4), "f64", tag="u"), 1)
+    out = [
+        Sample((_spd((3, 3), "f32"),), name="f32", jax_vjp=False),
+        Sample((_spd((4, 4), "f64"),), name="f64", jax_vjp=False),
+        Sample((_spd((2, 3, 3), "f32"),), name="batch", jax_vjp=False),
+        Sample((_spd((2, 1, 2, 2), "f64"),), name="f64-batch2", jax_vjp=False),
+        Sample((_spd((1, 1), "f32"),), name="1x1", jax_vjp=False),
+        Sample((garbage_upper,), name="upper-ignored", jax_vjp=False),
+        Sample((_spd((0, 3, 3), "f32"),), name="empty-batch", jax_vjp=False),
+        Sample((_spd((0, 0), "f32"),), name="0x0", jax_vjp=False),
+    ]
+    out += [Sample((_spd((3, 3), dt),), name=dt, jax_vjp=False) for dt in ("f16", "bf16")]
+    return out
+
+
+def _cholesky_vjp(ct, a, *, out):
+    # P = Phi(L^T Lbar) (lower triangle, diagonal halved); S = L^-T P L^-1
+    low = out
+    x = bind("matmul", _swap_last(low), ct)
+    p = _triangle(x, lower=True) - 0.5 * (x * _eye_like(x))
+    s = bind("triangular_solve", low, p, left_side=True, lower=True, transpose_a=True)
+    s = bind("triangular_solve", low, s, left_side=False, lower=True, transpose_a=False)
+    # the forward reads a's lower triangle only: fold S's upper half onto it
+    return [_triangle(s + _swap_last(s), lower=True) - s * _eye_like(s)]
+
+
+cholesky = defop(
+    "cholesky",
+    shape=_cholesky_shape,
+    # f16/bf16 are factored in f32 and rounded back, a strongly typed result
+    weak=lambda a: a.weak and a.dtype not in _HALF_FLOATS,
+    sharding=no_sharding,
+    impl=_cholesky_impl,
+    vjp=_cholesky_vjp,
+    samples=_cholesky_samples,
+    reference=_cholesky_reference,
+    tolerances={"f32": (1e-4, 1e-5), "f16": (5e-3, 5e-3), "bf16": (3e-2, 3e-2)},
+    doc="lax.linalg.cholesky(a, symmetrize_input=False): the lower Cholesky factor L "
+    "(a = L L^T) of each symmetric positive-definite matrix in ``a: [..., n, n]``, read "
+    "from its lower triangle only (the upper one is ignored); NaNs where a matrix is not "
+    "positive definite. f16 and bf16 are factored in f32.",
+)
+
+
+_SOLVE_ATTRS = {
+    "left_side": Attr("bool", False),
+    "lower": Attr("bool", False),
+    "transpose_a": Attr("bool", False),
+    "unit_diagonal": Attr("bool", False),
+}
+
+
+def _triangular_solve_shape(a: TensorType, b: TensorType, *, left_side, lower, transpose_a, unit_diagonal):
+    _require_real_floats("triangular_solve", a, b)
+    if a.dtype != b.dtype:
+        raise ShapeError(f"triangular_solve needs a and b of one dtype (lax does not promote), got {a} and {b}")
+    _require_square("triangular_solve", a)
+    if b.ndim != a.ndim or b.shape[:-2] != a.shape[:-2]:
+        raise ShapeError(
+            f"triangular_solve needs b with a's batch dimensions {list(a.shape[:-2])} "
+            f"(no broadcasting), got {a} and {b}"
+        )
+    m = b.shape[-2] if left_side else b.shape[-1]
+    if m != a.shape[-1]:
+        side = "rows" if left_side else "columns"
+        raise ShapeError(
+            f"triangular_solve with left_side={left_side} needs b with {a.shape[-1]} {side} "
+            f"(a is {a.shape[-1]} x {a.shape[-1]}), got {a} and {b}"
+        )
+    return b.shape
+
+
+def _triangular_solve_impl(a, b, *, left_side, lower, transpose_a, unit_diagonal):
+    return lax.linalg.triangular_solve(
+        a, b, left_side=left_side, lower=lower, transpose_a=transpose_a,
+        conjugate_a=False, unit_diagonal=unit_diagonal,
+    )
+
+
+def _triangular_solve_reference(a, b, *, left_side, lower, transpose_a, unit_diagonal):
+    dt = np.asarray(b).dtype
+    a64, b64 = np.asarray(a).astype(np.float64), np.asarray(b).astype(np.float64)
+    out = np.zeros(b64.shape)
+    for i in np.ndindex(*b64.shape[:-2]):
+        if left_side:  # op(a) x = b
+            out[i] = scipy.linalg.solve_triangular(
+                a64[i], b64[i], trans=int(transpose_a), lower=lower, unit_diagonal=unit_diagonal)
+        else:  # x op(a) = b, that is op(a)^T x^T = b^T
+            out[i] = scipy.linalg.solve_triangular(
+                a64[i], b64[i].T, trans=int(not transpose_a), lower=lower, unit_diagonal=unit_diagonal).T
+    return jnp.asarray(out).astype(dt)
+
+
+def _triangular(shape, dtype="f32", tag=""):
+    """Well-conditioned triangular solves: a diagonal in [2.5, 4.5] and entries in [-1, 1]
+    elsewhere (the triangle not read holds them too)."""
+    a = arr(shape, "f64", -1.0, 1.0, tag) + 3.5 * np.eye(shape[-1])
+    return a.astype(DTYPE_NAMES[dtype])
+
+
+def _solve_sample(a_shape, b_shape, dtype="f32", grad=True, **flags):
+    attrs = {k: flags.get(k, False) for k in _SOLVE_ATTRS}
+    name = "-".join([dtype, "x".join(map(str, a_shape))] + [k for k, v in attrs.items() if v])
+    return Sample((_triangular(a_shape, dtype), arr(b_shape, dtype, tag="b")), attrs, name, grad=grad)
+
+
+def _triangular_solve_samples():
+    out = [
+        _solve_sample((3, 3), (3, 2), left_side=True, lower=True),
+        _solve_sample((3, 3), (2, 3), "f64", transpose_a=True),
+        _solve_sample((2, 4, 4), (2, 4, 3), left_side=True, transpose_a=True, unit_diagonal=True),
+    ]
+    for left_side, lower, transpose_a, unit_diagonal in np.ndindex(2, 2, 2, 2):
+        flags = dict(left_side=bool(left_side), lower=bool(lower), transpose_a=bool(transpose_a),
+                     unit_diagonal=bool(unit_diagonal))
+        out.append(_solve_sample((4, 4), (4, 2) if left_side else (3, 4), **flags))
+    out += [
+        _solve_sample((2, 1, 3, 3), (2, 1, 2, 3), "f64", lower=True, unit_diagonal=True),
+        _solve_sample((3, 3), (3, 2), "f16", left_side=True, lower=True),
+        _solve_sample((3, 3), (2, 3), "bf16", transpose_a=True),
+        _solve_sample((3, 3), (3, 1), "f32", left_side=True),  # a vector as a column
+        _solve_sample((0, 3, 3), (0, 3, 2), "f32", left_side=True, lower=True),
+        _solve_sample((2, 2), (2, 0), "f32", left_side=True),
+    ]
+    return out
+
+
+def _triangular_solve_vjp(ct, a, b, *, out, left_side, lower, transpose_a, unit_diagonal):
+    # b's cotangent solves the transposed system; a's is minus its product with the
+    # solution x (op(a)^-T ct x^T on the left, x^T ct op(a)^-T on the right, transposed
+    # back where a enters transposed), masked to the triangle that the forward reads
+    flags = {"left_side": left_side, "lower": lower, "unit_diagonal": unit_diagonal}
+    ct_b = bind("triangular_solve", a, ct, transpose_a=not transpose_a, **flags)
+    x = out
+    if left_side:
+        g = bind("matmul", x, _swap_last(ct_b)) if transpose_a else bind("matmul", ct_b, _swap_last(x))
+    else:
+        g = bind("matmul", _swap_last(ct_b), x) if transpose_a else bind("matmul", _swap_last(x), ct_b)
+    k = int(unit_diagonal)
+    ct_a = -_triangle(g, lower=lower, k=-k if lower else k)
+    return [ct_a, ct_b]
+
+
+triangular_solve = defop(
+    "triangular_solve",
+    shape=_triangular_solve_shape,
+    dtype=lambda a, b, **_: b.dtype,
+    weak=lambda a, b, **_: a.weak and b.weak,
+    sharding=no_sharding,
+    impl=_triangular_solve_impl,
+    vjp=_triangular_solve_vjp,
+    attrs=_SOLVE_ATTRS,
+    arity=2,
+    samples=_triangular_solve_samples,
+    reference=_triangular_solve_reference,
+    tolerances={"f32": (1e-4, 1e-5), "f16": (1e-2, 1e-2), "bf16": (5e-2, 5e-2)},
+    doc="lax.linalg.triangular_solve (real): x with op(a) x = b (``left_side``) or "
+    "x op(a) = b, op(a) = a^T under ``transpose_a``; a: [..., m, m] is read in its lower "
+    "(``lower``) or upper triangle only, its diagonal taken as ones under "
+    "``unit_diagonal``; b: [..., m, n] (left) or [..., n, m], the same batch dims as a.",
 )

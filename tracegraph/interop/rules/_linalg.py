@@ -1,5 +1,6 @@
 """Rules for JAX's contractions: ``dot_general`` (a ``matmul`` where it is one) and
-``conv_general_dilated``; and the decompositions, solves and FFTs with no mapping yet."""
+``conv_general_dilated``; the Cholesky factorization and triangular solves (the ops of
+the same name); and the other decompositions, solves and FFTs, with no mapping yet."""
 
 from __future__ import annotations
 
@@ -93,6 +94,32 @@ def _conv(ctx, eqn, x, w):
     return cast(y, out_aval(eqn).dtype)
 
 
+# -- cholesky, triangular_solve ----------------------------------------------------------
+
+
+def _real_floats(what):
+    def check(eqn):
+        if not all(is_float(v.aval.dtype) for v in eqn.invars):
+            return f"{what} of complex (or non-float) matrices is not supported, only of real floats"
+        return None
+
+    return check
+
+
+@rule(prims.cholesky_p, check=_real_floats("cholesky"))
+def _cholesky(ctx, eqn, a):
+    # the primitive reads the lower triangle (lax.linalg.cholesky symmetrizes before it
+    # and takes the lower triangle after it, as equations of their own)
+    return bind("cholesky", a)
+
+
+@rule(prims.triangular_solve_p, check=_real_floats("triangular_solve"))
+def _triangular_solve(ctx, eqn, a, b):
+    p = eqn.params  # conjugate_a: a no-op on real matrices
+    return bind("triangular_solve", a, b, left_side=bool(p["left_side"]), lower=bool(p["lower"]),
+                transpose_a=bool(p["transpose_a"]), unit_diagonal=bool(p["unit_diagonal"]))
+
+
 # -- not yet supported -------------------------------------------------------------------
 
 _DECOMPOSITION = "a matrix decomposition with no tracegraph op yet"
@@ -101,7 +128,6 @@ _SCALED_MATMUL = "a block-scaled matmul (jax.nn.scaled_matmul, lowered only to G
     "libraries) with no tracegraph op yet"
 
 NOT_YET_SUPPORTED = {
-    prims.cholesky_p: _DECOMPOSITION,
     prims.eig_p: _DECOMPOSITION,
     prims.eigh_p: _DECOMPOSITION,
     prims.hessenberg_p: _DECOMPOSITION,
@@ -111,7 +137,6 @@ NOT_YET_SUPPORTED = {
     prims.svd_p: _DECOMPOSITION,
     prims.tridiagonal_p: _DECOMPOSITION,
     prims.householder_product_p: "building Q from Householder reflectors has no tracegraph op",
-    prims.triangular_solve_p: _SOLVE,
     prims.tridiagonal_solve_p: _SOLVE,
     lax.fft_p: "no FFT op yet",
 }
