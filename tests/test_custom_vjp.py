@@ -351,6 +351,33 @@ def test_from_jax_second_order_uses_nested_rules():
     close(tg.jit(d2)(x), d2j(x), 1e-4, 1e-5)
 
 
+def test_from_jax_linear_solves_keep_the_matrix_gradient():
+    """custom_linear_solve (jnp.linalg.solve, inv, jax.scipy.sparse.linalg.cg) computes
+    its value through a solve that reads the matrix under stop_gradient: the matrix's
+    gradient is JAX's implicit one, kept as the node's rule (it was zero when only the
+    solve computation was converted); second order too."""
+    rng = np.random.default_rng(0)
+    a = (rng.normal(size=(4, 4)) + 4 * np.eye(4)).astype(np.float32)
+    b = rng.normal(size=(4,)).astype(np.float32)
+    solvers = {
+        "solve": lambda a, b: jnp.linalg.solve(a, b),
+        "inv": lambda a, b: jnp.linalg.inv(a) @ b,
+        "cg": lambda a, b: jax.scipy.sparse.linalg.cg(lambda v: a @ (a.T @ v) + v, b)[0],
+    }
+    for i, (name, solve) in enumerate(solvers.items()):
+        def loss(a, b, solve=solve):
+            return (solve(a, b) ** 2).sum()
+
+        want = jax.grad(loss, argnums=(0, 1))(a, b)
+        got = run(ALL_MODES[i % len(ALL_MODES)], tg.grad(tg.from_jax(loss, name=name), argnums=(0, 1)), (a, b))
+        for g, w in zip(got, want):
+            close(g, w, 2e-4, 2e-5)
+        assert float(np.abs(np.asarray(got[0])).max()) > 1e-3  # the matrix's gradient is there
+    second = jax.grad(lambda a: jax.grad(lambda m: (jnp.linalg.solve(m, b) ** 2).sum())(a).sum())(a)
+    solve = tg.from_jax(lambda m: (jnp.linalg.solve(m, b) ** 2).sum())
+    close(tg.jit(tg.grad(lambda a: tg.sum(tg.grad(solve)(a))))(a), second, 1e-3, 1e-4)
+
+
 def test_from_jax_flax_relu_at_zero_preactivation():
     nn = pytest.importorskip("flax.linen")
 

@@ -391,6 +391,20 @@ def _cholesky_solves(a, b, x):
     return low, up, left, right, cho, jax.grad(loglik, argnums=(0, 1))(0.1 * x, spd)
 
 
+def _lu_solves(a, b, x):
+    """jnp.linalg.solve (a vector, a matrix, batch dims broadcast), inv, det and slogdet
+    (4 x 4: by LU; smaller ones have closed forms), and jax.grad through solve and
+    slogdet (LU, solve's custom_linear_solve, and slogdet's custom_jvp)."""
+    a = a + 2.0 * jnp.eye(4)  # well conditioned, with row swaps all the same
+    solve = jnp.linalg.solve
+
+    def loss(a, b):
+        return jnp.sum(solve(a, b) ** 2) + jnp.sum(jnp.linalg.slogdet(a)[1])
+
+    return (solve(a[0], x), solve(a, b), jnp.linalg.inv(a), jnp.linalg.det(a), jnp.linalg.slogdet(a),
+            jax.grad(loss, argnums=(0, 1))(a, b))
+
+
 _LINALG_RNG = np.random.default_rng(1)
 CASES += [
     ("cholesky-solves", _cholesky_solves,
@@ -399,6 +413,9 @@ CASES += [
     ("multivariate_normal", lambda k, mu, cov: jax.random.multivariate_normal(k, mu, cov, (5,)),
      (np.asarray(jax.random.PRNGKey(3)), np.float32([1.0, -2.0, 0.5]),
       np.float32([[2.0, 0.3, -0.4], [0.3, 1.0, 0.2], [-0.4, 0.2, 1.5]])), prims.cholesky_p),
+    ("lu-solves", _lu_solves,  # b square: inv and solve share their shapes (and compilations)
+     tuple(_LINALG_RNG.uniform(-1.0, 1.0, s).astype(np.float32) for s in ((2, 4, 4), (4, 4), (4,))),
+     prims.lu_p),
 ]
 
 

@@ -1,8 +1,11 @@
-"""tg.linalg (cholesky, solve_triangular, cho_solve) against jax.numpy.linalg and
-jax.scipy.linalg: values in tg.jit, the interpreter and tg.eager, gradients against
-jax.grad, and the errors of operands that do not fit. The ops themselves (`cholesky`,
-`triangular_solve`) are in the op matrix (tests/test_op_matrix.py, test_vjp_matrix.py)."""
+"""tg.linalg (cholesky, solve_triangular, cho_solve; solve, inv, det, slogdet) against
+jax.numpy.linalg and jax.scipy.linalg: values in tg.jit, the interpreter and tg.eager,
+gradients against jax.grad, and the errors of operands that do not fit. The ops
+themselves (`cholesky`, `triangular_solve`, `lu`) are in the op matrix
+(tests/test_op_matrix.py, test_vjp_matrix.py); `lu`'s VJP is checked here too, as the
+VJP matrix skips ops with integer outputs (its pivots and permutation)."""
 
+import functools
 import warnings
 
 import jax
@@ -13,6 +16,7 @@ import pytest
 
 import tracegraph as tg
 from tracegraph.core import bind
+from tracegraph.ir import lookup
 
 from op_matrix import MODES, run_mode
 
@@ -118,3 +122,93 @@ def test_batched_vector_right_hand_sides_follow_jax_and_warn():
     with pytest.warns(FutureWarning, match="batched 1D solves"):
         got = tg.linalg.solve_triangular(SPD, B.T, lower=True)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+# -- LU: solve, inv, det, slogdet ---------------------------------------------------------
+
+# well conditioned, with small diagonals (so row swaps); determinants of both signs
+SQ = (RNG.uniform(-1.0, 1.0, (2, 4, 4)) + 2.0 * np.eye(4)[::-1]).astype(np.float32)
+SQ[1] = SQ[1, [1, 0, 2, 3]]
+B4 = RNG.uniform(-1.0, 1.0, (4, 3)).astype(np.float32)
+V4 = RNG.uniform(-1.0, 1.0, (4,)).astype(np.float32)
+
+
+def _lu_all(linalg):
+    def f(a, b, v):
+        sign, logabsdet = linalg.slogdet(a)
+        return (
+            linalg.solve(a, b),                                  # batch dims broadcast
+            linalg.solve(a[0], v),                               # a vector
+            linalg.inv(a), linalg.det(a), sign, logabsdet,
+            linalg.inv((3 * a).astype(np.int32)),                # ints: floats
+            linalg.slogdet(a[0] * 0),                            # singular: 0, -inf
+        )
+
+    return f
+
+
+@functools.cache
+def _lu_want():
+    return jax.tree_util.tree_leaves(jax.jit(_lu_all(jnp.linalg))(SQ, B4, V4))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_solve_inv_det_slogdet_match_jax(mode):
+    want = _lu_want()
+    got = jax.tree_util.tree_leaves(run_mode(mode, _lu_all(tg.linalg), (SQ, B4, V4)))
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-5, atol=2e-5)
+
+
+def _lu_loss(linalg):
+    def f(a, b, v):
+        return ((linalg.solve(a, b) ** 2).sum() + (linalg.solve(a[0], v) * v).sum()
+                + (linalg.inv(a) * b[:, :1]).sum() + linalg.det(a).sum() + linalg.slogdet(a)[1].sum())
+
+    return f
+
+
+def test_solve_inv_det_slogdet_gradients_match_jax_grad():
+    want = jax.jit(jax.grad(_lu_loss(jnp.linalg), argnums=(0, 1, 2)))(SQ, B4, V4)
+    got = tg.jit(tg.grad(_lu_loss(tg.linalg), argnums=(0, 1, 2)))(SQ, B4, V4)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4)
+
+
+def test_lu_vjp_matches_jax_vjp_and_finite_differences():
+    """The VJP of the lu op (the cotangent of its packed factors) against jax.vjp of
+    lax.linalg.lu and float64 finite differences, on the op record's batched square,
+    tall and wide samples."""
+    samples = {s.name: s.args[0] for s in lookup("lu").samples()}
+    rng = np.random.default_rng(0)
+    eps = 1e-6
+    with jax.enable_x64(True):
+        a = [jnp.asarray(samples[name], jnp.float64) for name in ("batch", "tall", "wide")]
+        c, u = ([rng.normal(size=x.shape) for x in a] for _ in range(2))
+        got = tg.jit(lambda a, c: [tg.vjp(lambda x: bind("lu", x)[0], x)[1](ct)[0] for x, ct in zip(a, c)])(a, c)
+
+        @jax.jit
+        def jax_vjp_and_jvp(a, c, u):
+            lu = lambda x: jax.lax.linalg.lu(x)[0]  # noqa: E731
+            return ([jax.vjp(lu, x)[1](ct)[0] for x, ct in zip(a, c)],
+                    [(lu(x + eps * d) - lu(x - eps * d)) / (2 * eps) for x, d in zip(a, u)])
+
+        want, jvps = jax_vjp_and_jvp(a, c, u)
+        for g, w, jvp, ct, d in zip(got, want, jvps, c, u):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(float(jnp.vdot(d, g)), float(jnp.vdot(jvp, ct)), rtol=1e-6)
+
+
+def test_non_square_solve_inv_det_are_shape_errors_naming_the_function():
+    with pytest.raises(tg.ShapeError, match=r"solve needs a of square matrices.*\(2, 3\)"):
+        tg.linalg.solve(np.ones((2, 3), np.float32), np.ones(2, np.float32))
+    with pytest.raises(tg.ShapeError, match=r"inv needs a of square matrices.*\(2, 3\)"):
+        tg.jit(tg.linalg.inv)(np.ones((2, 3), np.float32))
+    with pytest.raises(tg.ShapeError, match=r"det needs a of square matrices.*\(4,\)"):
+        tg.linalg.det(np.ones(4, np.float32))
+    with pytest.raises(tg.ShapeError, match=r"slogdet needs a of square matrices"):
+        tg.eager(tg.linalg.slogdet)(np.ones((3, 2), np.float32))
+    with pytest.raises(tg.ShapeError, match=r"solve needs b of shape \[4\] or \[\.\.\., 4, k\].*b\[\.\.\., None\]"):
+        tg.linalg.solve(SQ, B4.T[:2])  # jax.numpy's old batch of vectors

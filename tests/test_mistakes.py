@@ -102,6 +102,16 @@ def triangular_solve_with_a_right_side_of_the_wrong_length(run):
     run(lambda a, b: tg.linalg.solve_triangular(a, b, lower=True), A(3, 3), A(4))  # mistake
 
 
+@mistake(tg.ShapeError, "solve", ALL)
+def solve_with_a_right_side_of_the_wrong_length(run):
+    run(lambda a, b: tg.linalg.solve(a, b), A(3, 3), A(4))  # mistake
+
+
+@mistake(tg.ShapeError, "inv", ALL)
+def inv_of_a_matrix_that_is_not_square(run):
+    run(lambda a: tg.linalg.inv(a), A(2, 3))  # mistake
+
+
 @mistake(tg.Error, "sin", ALL)
 def sin_of_string(run):
     run(lambda x: tg.sin("abc"), A(3))  # mistake

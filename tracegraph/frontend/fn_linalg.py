@@ -1,6 +1,7 @@
 """The tg.* contraction functions (matmul, dot, tensordot, einsum, dot_general) and
 stop_gradient, with numpy/JAX names and semantics; and ``tg.linalg``'s Cholesky
-factorization and triangular solves (jax.numpy.linalg / jax.scipy.linalg semantics).
+factorization, triangular solves, and solve / inv / det / slogdet on the LU factorization
+(jax.numpy.linalg / jax.scipy.linalg semantics).
 
 Example::
 
@@ -9,11 +10,13 @@ Example::
     z = tg.dot_general(a, b, (((2,), (1,)), ((0,), (0,))))   # lax's dimension numbers
     low = tg.linalg.cholesky(cov)             # ops cholesky, triangular_solve
     x = tg.linalg.cho_solve((low, True), y)
+    x = tg.linalg.solve(a, y)                 # ops lu, triangular_solve
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
@@ -225,6 +228,126 @@ def cho_solve(c_and_lower, b, overwrite_b=False, check_finite=True):
     c, b = _operands(c, b, vector)
     y = _left_solve(c, b, lower=lower, transpose_a=not lower)
     return _result(_left_solve(c, y, lower=lower, transpose_a=bool(lower)), vector)
+
+
+# -- tg.linalg: solve, inv, det and slogdet on the LU factorization ---------------------
+
+
+def _require_square(a, name):
+    s = shape_of(a)
+    if not _is_square(s):
+        raise ShapeError(f"{name} needs a of square matrices [..., n, n], got one of shape {tuple(s)} "
+                         f"(at {user_location_long(3)})")
+
+
+def _lu_solve(lu, perm, b):
+    """x with ``a x = b`` from a's LU factorization (a[perm] = L U), ``b: [..., n, k]``
+    with a's batch dims: the rows of b permuted, then the two triangular solves."""
+    rows = bind("take_along_axis", b, bind("expand_dims", perm, axes=(len(shape_of(perm)),)), axis=-2)
+    y = _left_solve(lu, rows, lower=True, transpose_a=False, unit_diagonal=True)
+    return _left_solve(lu, y, lower=False, transpose_a=False)
+
+
+def solve(a, b):
+    """``jnp.linalg.solve``: x with ``a x = b`` for ``a: [..., n, n]`` (ops ``lu`` and
+    ``triangular_solve``, differentiable); ``b`` a vector ``[n]`` or matrices
+    ``[..., n, k]`` whose batch dims broadcast with a's; dtypes promote to a float.
+    A singular ``a`` gives infs or NaNs.
+
+    Example::
+
+        x = tg.linalg.solve(a, y)          # a @ x == y
+    """
+    _require_square(a, "solve")
+    sa, sb = shape_of(a), shape_of(b)
+    vector = len(sb) == 1
+    if len(sb) == 0 or sb[-1 if vector else -2] != sa[-1]:
+        hint = ("; batches of vectors b [..., n] are solve(a, b[..., None])[..., 0]"
+                if len(sb) == len(sa) - 1 and sb and sb[-1] == sa[-1] else "")
+        raise ShapeError(f"solve needs b of shape [{sa[-1]}] or [..., {sa[-1]}, k] for a of shape "
+                         f"{tuple(sa)}, got one of shape {tuple(sb)}{hint} (at {user_location_long(2)})")
+    a, b = _operands(a, b, vector)
+    lu, _, perm = bind("lu", a)
+    return _result(_lu_solve(lu, perm, b), vector)
+
+
+def inv(a):
+    """``jnp.linalg.inv``: the inverse of each matrix in ``a: [..., n, n]``, solved from
+    its LU factorization (ops ``lu`` and ``triangular_solve``); integers become floats.
+
+    Example::
+
+        a_inv = tg.linalg.inv(a)           # a @ a_inv == eye
+    """
+    _require_square(a, "inv")
+    a = _as_inexact_of(a)
+    sa = shape_of(a)
+    eye = bind("broadcast_to", bind("eye", n=sa[-1], dtype=_dtype_of(a)), shape=tuple(sa))
+    lu, _, perm = bind("lu", a)
+    return _lu_solve(lu, perm, eye)
+
+
+def _dtype_of(x):
+    return x.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+
+
+def _lu_parts(a, name):
+    """The diagonal of U in a's LU factorization, and how many row swaps it made."""
+    _require_square(a, name)
+    a = _as_inexact_of(a)
+    n = shape_of(a)[-1]
+    lu, pivots, _ = bind("lu", a)
+    diag = bind("sum", bind("mul", lu, bind("eye", n=n, dtype=_dtype_of(a))), axes=(len(shape_of(lu)) - 1,))
+    iota = bind("arange", stop=n, dtype=np.dtype(np.int32))
+    return diag, _count(bind("ne", pivots, iota), len(shape_of(pivots)) - 1)
+
+
+def _count(mask, axis):
+    return bind("sum", bind("astype", mask, dtype=np.dtype(np.int32)), axes=(axis,))
+
+
+def _sign_of_parity(parity, dtype):
+    """``(-1) ** parity`` in ``dtype``."""
+    return bind("sub", 1.0, bind("mul", bind("astype", bind("remainder", parity, 2), dtype=dtype), 2.0))
+
+
+def det(a):
+    """``jnp.linalg.det``: the determinant of each matrix in ``a: [..., n, n]``, the
+    product of U's diagonal in its LU factorization, its sign flipped by each row swap
+    (op ``lu``; differentiable); integers become floats.
+
+    Example::
+
+        d = tg.linalg.det(a)               # a: [..., n, n] -> d: [...]
+    """
+    diag, swaps = _lu_parts(a, "det")
+    last = len(shape_of(diag)) - 1
+    return bind("mul", _sign_of_parity(swaps, _dtype_of(diag)), bind("prod", diag, axes=(last,)))
+
+
+class SlogdetResult(NamedTuple):
+    """`slogdet`'s result, as jax.numpy's: ``sign`` and ``logabsdet``."""
+
+    sign: object
+    logabsdet: object
+
+
+def slogdet(a):
+    """``jnp.linalg.slogdet``: ``(sign, logabsdet)`` of the determinant of each matrix in
+    ``a: [..., n, n]`` from its LU factorization (op ``lu``; differentiable): the sign
+    (0 for a singular matrix) and ``log|det a|`` (-inf there), a sum of logs, so that
+    large or small determinants do not overflow; integers become floats.
+
+    Example::
+
+        sign, logabsdet = tg.linalg.slogdet(a)     # det(a) == sign * exp(logabsdet)
+    """
+    diag, swaps = _lu_parts(a, "slogdet")
+    last = len(shape_of(diag)) - 1
+    zero = bind("gt", _count(bind("eq", diag, 0), last), 0)
+    sign = _sign_of_parity(bind("add", swaps, _count(bind("lt", diag, 0), last)), _dtype_of(diag))
+    logs = bind("sum", bind("log", bind("abs", diag)), axes=(last,))
+    return SlogdetResult(bind("where", zero, 0.0, sign), bind("where", zero, -np.inf, logs))
 
 
 from ..errors import public_functions as _public_functions

@@ -1,5 +1,5 @@
 """Contractions: matmul (numpy semantics), dot_general (lax semantics) and einsum; and
-the Cholesky factorization and triangular solves (lax.linalg semantics).
+the Cholesky and LU factorizations and triangular solves (lax.linalg semantics).
 
 References are computed in float64 numpy (int64 for integers, bool arithmetic for bool)
 and cast to the result dtype, so they share no code path with the implementations.
@@ -554,16 +554,19 @@ def _require_square(op, t, what="an operand"):
         raise ShapeError(f"{op} needs {what} of square matrices [..., n, n], got {t}")
 
 
-def _offsets(n):
-    """int32 ``[n, n]``: ``j - i`` at row i, column j (which diagonal each entry is on)."""
-    r = bind("arange", stop=n, dtype=np.dtype(np.int32))
-    return bind("reshape", r, shape=(1, n)) - bind("reshape", r, shape=(n, 1))
+def _offsets(n, m=None):
+    """int32 ``[n, m]`` (m defaults to n): ``j - i`` at row i, column j (which diagonal
+    each entry is on)."""
+    m = n if m is None else m
+    rows = bind("arange", stop=n, dtype=np.dtype(np.int32))
+    cols = bind("arange", stop=m, dtype=np.dtype(np.int32))
+    return bind("reshape", cols, shape=(1, m)) - bind("reshape", rows, shape=(n, 1))
 
 
 def _triangle(x, *, lower, k=0):
-    """``x`` (batches of n x n matrices) with the entries outside its lower (upper)
-    triangle zeroed, the triangle taken from the k-th diagonal down (up)."""
-    d = _offsets(x.shape[-1])
+    """``x`` (batches of matrices, square or not) with the entries outside its lower
+    (upper) triangle zeroed, the triangle taken from the k-th diagonal down (up)."""
+    d = _offsets(x.shape[-2], x.shape[-1])
     keep = bind("le", d, k) if lower else bind("ge", d, k)
     return bind("where", keep, x, 0)
 
@@ -765,4 +768,144 @@ triangular_solve = defop(
     "x op(a) = b, op(a) = a^T under ``transpose_a``; a: [..., m, m] is read in its lower "
     "(``lower``) or upper triangle only, its diagonal taken as ones under "
     "``unit_diagonal``; b: [..., m, n] (left) or [..., n, m], the same batch dims as a.",
+)
+
+
+# -- lu ---------------------------------------------------------------------------------
+# NOTE: the gradient. lax.linalg.lu factors P A = L U (P the row permutation, L unit
+# lower m x k, U upper k x n, k = min(m, n)) and packs L and U into one m x n matrix.
+# JAX's JVP (De Hoog, Anderssen and Lukas) pads L to m x m and U to n x n with identity
+# blocks and gives, with X = L^-1 (P dA) U^-1,
+#     d(lu) = L tril(X, -1) + triu(X) U;
+# its transpose for a cotangent C of lu (the integer outputs have none) is
+#     Xbar = tril(L^T C, -1) + triu(C U^T),   Abar = P^T (L^-T Xbar U^-T),
+# two triangular solves, and P^T a gather of rows by the inverse permutation.
+
+
+def _lu_shape(a: TensorType):
+    _require_real_floats("lu", a)
+    if a.ndim < 2:
+        raise ShapeError(f"lu needs an operand of matrices [..., m, n], got {a}")
+    m, n = a.shape[-2:]
+    return a.shape, a.shape[:-2] + (min(m, n),), a.shape[:-2] + (m,)
+
+
+def _lu_impl(a):
+    if a.dtype in _HALF_FLOATS:  # XLA's LU runs on f32/f64 only: factor in f32
+        lu, pivots, perm = lax.linalg.lu(lax.convert_element_type(a, np.float32))
+        return lax.convert_element_type(lu, a.dtype), pivots, perm
+    return tuple(lax.linalg.lu(a))
+
+
+def _lu_reference(a):
+    # LAPACK's getrf through scipy, one matrix at a time; the permutation replays its
+    # row swaps (pivots[i]: the row swapped with row i at step i)
+    dt = np.asarray(a).dtype
+    w = np.asarray(a).astype(np.float64)
+    m, n = w.shape[-2:]
+    lu = w.copy()
+    pivots = np.zeros(w.shape[:-2] + (min(m, n),), np.int32)
+    perm = np.broadcast_to(np.arange(m, dtype=np.int32), w.shape[:-2] + (m,)).copy()
+    for i in np.ndindex(*w.shape[:-2]):
+        if min(m, n) == 0:
+            continue
+        lu[i], pivots[i] = scipy.linalg.lu_factor(w[i], check_finite=False)
+        for r, s in enumerate(pivots[i]):
+            perm[i][[r, s]] = perm[i][[s, r]]
+    return jnp.asarray(lu).astype(dt), jnp.asarray(pivots), jnp.asarray(perm)
+
+
+def _lu_matrix(shape, dtype="f32", tag=""):
+    """A matrix whose partial-pivoting LU is clear-cut: rows permuted at random from
+    L U, with |L| <= 0.5 below its unit diagonal (each pivot beats the other candidates
+    of its column by 2x, so finite differences cannot flip one) and U's diagonal in
+    +-[1, 2]. Small entries land on A's diagonal wherever the permutation moves a row."""
+    m, n = shape[-2:]
+    k = min(m, n)
+    low = np.tril(arr(shape[:-2] + (m, k), "f64", -0.5, 0.5, tag + "l"), -1) + np.eye(m, k)
+    up = np.triu(arr(shape[:-2] + (k, n), "f64", -1.0, 1.0, tag + "u"), 1)
+    d = arr(shape[:-2] + (k,), "f64", 1.0, 2.0, tag + "d") * np.where(arr((k,), "f64", tag=tag + "s") < 0, -1, 1)
+    up = up + d[..., :, None] * np.eye(k, n)
+    a = np.empty(shape)
+    rng = np.random.default_rng(len(tag) + m * 7 + n)
+    for i in np.ndindex(*shape[:-2]):
+        a[i][rng.permutation(m)] = (low @ up)[i]
+    return a.astype(DTYPE_NAMES[dtype])
+
+
+def _lu_samples():
+    return [
+        Sample((_lu_matrix((3, 3), "f32"),), name="f32"),
+        Sample((_lu_matrix((4, 4), "f64"),), name="f64"),
+        Sample((_lu_matrix((2, 3, 3), "f32"),), name="batch"),
+        Sample((_lu_matrix((2, 1, 4, 4), "f64"),), name="f64-batch2"),
+        # diagonally dominant by 2x in each column: no row swaps
+        Sample(((arr((3, 3), "f64", -1.0, 1.0, "dd") + 4 * np.eye(3)).astype(np.float32),), name="no-swaps"),
+        Sample((_lu_matrix((5, 3), "f64"),), name="tall"),
+        Sample((_lu_matrix((2, 3, 5), "f32"),), name="wide"),
+        Sample((_lu_matrix((1, 1), "f32"),), name="1x1"),
+        Sample((_lu_matrix((0, 3, 3), "f32"),), name="empty-batch"),
+        Sample((_lu_matrix((0, 0), "f32"),), name="0x0"),
+        Sample((_lu_matrix((3, 3), "f16"),), name="f16"),
+        Sample((_lu_matrix((3, 3), "bf16"),), name="bf16"),
+    ]
+
+
+def _block(x, rows, cols):
+    """The leading ``rows x cols`` block of each matrix in ``x``, cut or zero-padded."""
+    m, n = x.shape[-2:]
+    lead = len(x.shape) - 2
+    if rows < m or cols < n:
+        x = bind("slice", x, start=(0,) * len(x.shape),
+                 limit=tuple(x.shape[:-2]) + (min(rows, m), min(cols, n)))
+    if rows > m or cols > n:
+        x = bind("pad", x, pads=((0, 0),) * lead + ((0, max(rows - m, 0)), (0, max(cols - n, 0))))
+    return x
+
+
+def _lu_factors(lu):
+    """L (m x m, unit lower) and U (n x n, upper) of a packed m x n lu, padded with
+    identity blocks past min(m, n) as JAX's JVP pads them."""
+    m, n = lu.shape[-2:]
+    k = min(m, n)
+    low = _triangle(_block(lu, m, m), lower=True, k=-1) + bind("eye", n=m, dtype=lu.dtype)
+    up = _triangle(_block(lu, n, n), lower=False)
+    if n > k:
+        up = up + bind("pad", bind("eye", n=n - k, dtype=lu.dtype), pads=((k, 0), (k, 0)))
+    return low, up
+
+
+def _lu_vjp(ct, a, *, out):
+    c = ct[0]  # pivots and permutation are integers: no cotangents
+    if c is None:
+        return [None]
+    low, up = _lu_factors(out[0])
+    x = _triangle(bind("matmul", _swap_last(low), c), lower=True, k=-1) + _triangle(
+        bind("matmul", c, _swap_last(up)), lower=False)
+    g = bind("triangular_solve", low, x, left_side=True, lower=True, transpose_a=True, unit_diagonal=True)
+    g = bind("triangular_solve", up, g, left_side=False, lower=False, transpose_a=True)
+    # g is the cotangent of P A (row i of it is row perm[i] of A): put the rows back
+    inverse = bind("argsort", out[2], axis=-1, descending=False)
+    return [bind("take_along_axis", g, bind("expand_dims", inverse, axes=(len(inverse.shape),)), axis=-2)]
+
+
+lu = defop(
+    "lu",
+    shape=_lu_shape,
+    dtype=lambda a: (a.dtype, np.dtype(np.int32), np.dtype(np.int32)),
+    # lax.linalg.lu's outputs are all weak when a is; f16/bf16 are factored in f32
+    weak=lambda a: (a.weak and a.dtype not in _HALF_FLOATS,) * 3,
+    sharding=lambda a: (None, None, None),
+    impl=_lu_impl,
+    multi_output=True,
+    vjp=_lu_vjp,
+    samples=_lu_samples,
+    reference=_lu_reference,
+    tolerances={"f32": (1e-4, 1e-5), "f16": (5e-3, 5e-3), "bf16": (3e-2, 3e-2)},
+    doc="lax.linalg.lu (real): the LU factorization with partial pivoting of each "
+    "matrix in ``a: [..., m, n]``, as ``(lu, pivots, permutation)``: ``lu`` packs L "
+    "(unit lower, below the diagonal) and U (on and above it), ``pivots`` int32 "
+    "[..., min(m, n)] the row swapped with row i at step i, ``permutation`` int32 "
+    "[..., m] the rows of a in the order L U has them (a[permutation] = L U). f16 "
+    "and bf16 are factored in f32.",
 )

@@ -10,9 +10,11 @@ the conversion of JAX's own backward pass of that one equation (`backward_jaxpr`
 ``jax.vjp`` of the re-bound equation, which honours the custom rule, so a JVP rule is
 linearized and transposed by JAX). So ``relu``'s gradient at 0 is 0 and rules written
 for numerical safety (``sinc`` at 0, ``logaddexp`` and ``xlogy`` edge cases) hold, as
-under ``jax.grad``. ``custom_linear_solve`` converts its ``solve`` computation, which
-tracegraph differentiates with its own rules; ``remat2`` (``jax.checkpoint``) is
-inlined without its policy.
+under ``jax.grad``. ``custom_linear_solve`` goes the same way: its primal is its
+``solve`` computation, its backward JAX's implicit derivative of the solve (the solve
+computation reads the matrix under ``stop_gradient``, so differentiating it alone would
+lose the matrix's gradient). ``remat2`` (``jax.checkpoint``) is inlined without its
+policy.
 """
 
 from __future__ import annotations
@@ -76,8 +78,10 @@ def _rebound(eqn):
     """A function that binds ``eqn``'s primitive with its parameters (a one-equation
     jaxpr, so JAX re-creates the custom rule's functions from the parameters)."""
     invars = [jcore.Var(v.aval) for v in eqn.invars]  # literals become inputs too
+    call = eqn.params.get("call_jaxpr")
+    info = call.jaxpr.debug_info if call is not None else eqn.params["jaxprs"].solve.jaxpr.debug_info
     jaxpr = jcore.Jaxpr([], invars, list(eqn.outvars), [eqn.replace(invars=invars)], eqn.effects,
-                        debug_info=eqn.params["call_jaxpr"].jaxpr.debug_info)
+                        debug_info=info)
     return jcore.jaxpr_as_fun(jcore.ClosedJaxpr(jaxpr, []))
 
 
@@ -128,7 +132,8 @@ def _trace_backward(eqn) -> jcore.ClosedJaxpr:
 def _custom_name(eqn) -> str:
     name = eqn.params.get("name")
     if not name:
-        info = getattr(eqn.params["call_jaxpr"].jaxpr, "debug_info", None)
+        call = eqn.params.get("call_jaxpr")  # custom_linear_solve has none
+        info = getattr(call.jaxpr, "debug_info", None) if call is not None else None
         name = getattr(info, "func_name", None) or eqn.primitive.name
     return str(name).replace("<", "").replace(">", "")
 
@@ -150,15 +155,23 @@ def _backward_jaxprs(eqn, depth) -> list:
 
 @rule(prims.custom_jvp_call_p, prims.custom_vjp_call_p, jaxprs=_backward_jaxprs)
 def _custom_call(ctx, eqn, *xs):
+    return _with_jax_backward(ctx, eqn, xs, lambda *args: ctx.run_closed(eqn.params["call_jaxpr"], args))
+
+
+def _with_jax_backward(ctx, eqn, xs, primal):
+    """``primal(*xs)`` (the conversion of what the equation computes) as a `tg.custom_vjp`
+    call whose backward is the conversion of JAX's backward pass of the equation; the
+    primal alone, differentiated by tracegraph, past `_KEPT_DEPTH` or where JAX cannot
+    differentiate it."""
     depth = _DEPTH.get()
     backward = backward_jaxpr(eqn) if depth < _KEPT_DEPTH else None
     if backward is None:
-        return ctx.run_closed(eqn.params["call_jaxpr"], xs)
+        return primal(*xs)
     diff = [_is_inexact(v.aval) for v in eqn.invars]
     float_outs = [_is_inexact(v.aval) for v in eqn.outvars]
 
     def fn(*args):
-        return ctx.run_closed(eqn.params["call_jaxpr"], args)
+        return primal(*args)
 
     def fwd(*args):
         return fn(*args), args  # the residuals: the primal inputs
@@ -177,14 +190,21 @@ def _custom_call(ctx, eqn, *xs):
     return f(*xs)
 
 
-@rule(lax.linear_solve_p)
+@rule(lax.linear_solve_p, jaxprs=_backward_jaxprs)
 def _linear_solve(ctx, eqn, *xs):
-    # operands: the constants of matvec, vecmat, solve, transpose_solve, then b
+    # operands: the constants of matvec, vecmat, solve, transpose_solve, then b. The
+    # value is the solve computation's; the gradient is JAX's implicit one (through
+    # matvec's constants and transpose_solve): the solve computation reads its matrix
+    # under stop_gradient (jnp.linalg.solve's does), so differentiating it alone would
+    # give the matrix a zero gradient
     lengths = eqn.params["const_lengths"]
     start = lengths.matvec + lengths.vecmat
-    solve_consts = xs[start : start + lengths.solve]
-    b = xs[sum(lengths) :]
-    return ctx.run_closed(eqn.params["jaxprs"].solve, [*solve_consts, *b])
+
+    def solve(*args):
+        return ctx.run_closed(eqn.params["jaxprs"].solve,
+                              [*args[start : start + lengths.solve], *args[sum(lengths) :]])
+
+    return _with_jax_backward(ctx, eqn, xs, solve)
 
 
 @rule(prims.remat_p)

@@ -1,6 +1,6 @@
 """Rules for JAX's contractions: ``dot_general`` (a ``matmul`` where it is one) and
-``conv_general_dilated``; the Cholesky factorization and triangular solves (the ops of
-the same name); and the other decompositions, solves and FFTs, with no mapping yet."""
+``conv_general_dilated``; the Cholesky and LU factorizations and triangular solves (the
+ops of the same name); and the other decompositions, solves and FFTs, with no mapping yet."""
 
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def _conv(ctx, eqn, x, w):
     return cast(y, out_aval(eqn).dtype)
 
 
-# -- cholesky, triangular_solve ----------------------------------------------------------
+# -- cholesky, triangular_solve, lu ------------------------------------------------------
 
 
 def _real_floats(what):
@@ -120,6 +120,11 @@ def _triangular_solve(ctx, eqn, a, b):
                 transpose_a=bool(p["transpose_a"]), unit_diagonal=bool(p["unit_diagonal"]))
 
 
+@rule(prims.lu_p, check=_real_floats("lu"))
+def _lu(ctx, eqn, a):
+    return bind("lu", a)
+
+
 # -- not yet supported -------------------------------------------------------------------
 
 _DECOMPOSITION = "a matrix decomposition with no tracegraph op yet"
@@ -131,7 +136,6 @@ NOT_YET_SUPPORTED = {
     prims.eig_p: _DECOMPOSITION,
     prims.eigh_p: _DECOMPOSITION,
     prims.hessenberg_p: _DECOMPOSITION,
-    prims.lu_p: _DECOMPOSITION,
     prims.qr_p: _DECOMPOSITION,
     prims.schur_p: _DECOMPOSITION,
     prims.svd_p: _DECOMPOSITION,
