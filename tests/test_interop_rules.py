@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax import lax
+from jax._src.lax.control_flow.conditionals import platform_index_p  # no public export
 from jax.ad_checkpoint import checkpoint_name
 from jax.extend.core import Primitive
 
@@ -347,8 +348,18 @@ def _lexsorts(k, x):
             jax.grad(lambda v: lax.sort((a.ravel(), k.ravel(), v * v), num_keys=2)[2][:5].sum())(x.ravel()))
 
 
+def _platform_dependent(x):
+    """lax.platform_dependent (jnp.diagonal, diag, trace, corrcoef; slogdet's gradient;
+    a user's own): the branch JAX picks for this backend."""
+    m = x[:3, :3] @ x[:3, :3].T + 3.0 * jnp.eye(3)
+    own = lax.platform_dependent(x, cpu=lambda v: v * 2.0, cuda=lambda v: v * 2.0, default=lambda v: v + v)
+    return (jnp.diagonal(x), jnp.diag(x[0]), jnp.trace(x), jnp.corrcoef(x), own,
+            jax.grad(lambda a: jnp.linalg.slogdet(a)[1] + jnp.diagonal(a).sum())(m))
+
+
 CASES += [
     ("total-order", _total_order, (_XS, _YS), lax.lt_to_p),
+    ("platform-dependent", _platform_dependent, (X,), platform_index_p),
     ("parity", _parity, (RNG.uniform(size=(3, 5)) > 0.5,), lax.reduce_xor_p),
     ("bitwise-reductions", _bitwise_reductions,
      (RNG.integers(-(2**31), 2**31, (4, 5)).astype(np.int64).astype(np.int32),), lax.reduce_and_p),

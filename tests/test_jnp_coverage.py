@@ -16,7 +16,7 @@ from tracegraph.interop.rules import NOT_YET_SUPPORTED, RULES
 NAMES = census_names()
 SAMPLERS = random_coverage.census_names()
 # declared: listed as not yet supported, or a rule whose check refuses this use of the
-# primitive with its reason (a sort over several keys, platform_index)
+# primitive with its reason (a complex operand, a backend without a platform_dependent branch)
 DECLARED = {p.name for p in NOT_YET_SUPPORTED} | {p.name for p, r in RULES.items() if r.check}
 
 

@@ -304,12 +304,42 @@ def _shard_map(ctx, eqn, *xs):
     return list(body(*xs))
 
 
+def _platform_check(eqn):
+    if _branch_for(eqn.params["platforms"], _platform()) is None:
+        return f"lax.platform_dependent has no branch for this backend ({_platform()}) and no default"
+    return None
+
+
+def _platform() -> str:
+    """The platform the conversion's programs are compiled for, as JAX's lowering names
+    it ('cpu', 'cuda', 'rocm', 'tpu')."""
+    from jax._src import xla_bridge  # NOTE: canonicalize_platform has no public export
+
+    return xla_bridge.canonicalize_platform(jax.default_backend())
+
+
+def _branch_for(platforms, platform):
+    default = None
+    for i, names in enumerate(platforms):
+        if names is None:
+            default = i
+        elif platform in names:
+            return i
+    return default
+
+
+@rule(platform_index_p, check=_platform_check)
+def _platform_index(ctx, eqn):
+    # lax.platform_dependent (jnp.diagonal, jnp.corrcoef, slogdet's gradient): the index
+    # of the branch JAX's lowering picks for this backend, as a constant, so the cond it
+    # feeds keeps that branch alone (the branches compute the same values by contract)
+    i = _branch_for(eqn.params["platforms"], _platform())
+    return bind("full", shape=(), value=int(i), dtype=np.dtype(np.int32))
+
+
 # -- not yet supported -------------------------------------------------------------------
 
 NOT_YET_SUPPORTED = {
     prims.custom_lin_p: "an internal of JAX's own linearization (jax.linearize, jax.grad); "
     "pass the undifferentiated function and differentiate with tracegraph",
-    platform_index_p: "a branch chosen by the backend a program is compiled for "
-    "(lax.platform_dependent, as in jnp.corrcoef); the IR is backend-neutral and has no "
-    "such switch yet",
 }

@@ -238,6 +238,15 @@ _RANDOM = (
     "a PRNG primitive with no tracegraph op yet; draw these numbers with tg.random and pass "
     "them in"
 )
+@rule(prims.empty2_p)
+def _empty(ctx, eqn):
+    # an uninitialized buffer (jax.grad's scatter into a cond branch, scan's lowering):
+    # its contents are unspecified, so zeros are a faithful value of it
+    aval = eqn.outvars[0].aval
+    dtype = np.dtype(aval.dtype)
+    return bind("full", shape=tuple(aval.shape), value=False if dtype == np.bool_ else 0, dtype=dtype)
+
+
 _EFFECT = "tracegraph IR has no effects, tokens or host callbacks"
 _REF = "a mutable array reference; tracegraph values are immutable"
 
@@ -263,5 +272,4 @@ NOT_YET_SUPPORTED = {
     prims.swap_p: _REF,
     # JAX internals that jax.make_jaxpr does not leave in a jaxpr, so no rule is tested
     lax.stage_p: "lifts a value into a trace (lax.stage); jax.make_jaxpr leaves no use of it",
-    prims.empty2_p: "an uninitialized buffer of JAX's scan lowering, not found in jaxprs",
 }
