@@ -154,6 +154,9 @@ RECIPES = {
     "jnp.ravel_multi_index": (((np.array([0, 2, 1], np.int32), np.array([3, 0, 5], np.int32)),),
                               {"dims": (3, 4), "mode": "clip"}),
     "jnp.unravel_index": ((np.array([0, 5, 11], np.int32),), {"shape": (3, 4)}),
+    # a square matrix takes lax.platform_dependent's path (platform_index), others not
+    "jnp.diagonal": [((X,), {}), ((SQ,), {}), ((SQ,), {"offset": 1})],
+    "jnp.diag": [((V,), {}), ((SQ,), {}), ((X,), {"k": -1})],
     "jnp.diag_indices": ((S(3),), {}),
     "jnp.diag_indices_from": ((SQ,), {}),
     "jnp.tril_indices": ((S(3),), {"k": 0, "m": 4}),

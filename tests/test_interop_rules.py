@@ -349,8 +349,8 @@ def _lexsorts(k, x):
 
 
 def _platform_dependent(x):
-    """lax.platform_dependent (jnp.diagonal, diag, trace, corrcoef; slogdet's gradient;
-    a user's own): the branch JAX picks for this backend."""
+    """lax.platform_dependent (jnp.diagonal and diag of a square matrix, corrcoef;
+    slogdet's gradient; a user's own): the branch JAX picks for this backend."""
     m = x[:3, :3] @ x[:3, :3].T + 3.0 * jnp.eye(3)
     own = lax.platform_dependent(x, cpu=lambda v: v * 2.0, cuda=lambda v: v * 2.0, default=lambda v: v + v)
     return (jnp.diagonal(x), jnp.diag(x[0]), jnp.trace(x), jnp.corrcoef(x), own,
