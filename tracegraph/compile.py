@@ -79,6 +79,7 @@ class Path:
         self.state_in = list(state_in)
         self.state_types = [v.type for v in graph.inputs[len(graph.inputs) - len(self.state_in):]]
         self.state_out = list(state_out)
+        self.first_guard = num_outputs + len(self.state_out)  # where the guards' outputs start
         self._run = None
 
     def state_arrays(self):
@@ -106,7 +107,7 @@ class Path:
                 self._run = jitted(self.graph)
             else:
                 evaluate = as_jax_function(self.graph)
-                first_guard = self.num_outputs + len(self.state_out)
+                first_guard = self.first_guard
 
                 def path(*flat):
                     outs = list(evaluate(*flat))
@@ -193,8 +194,7 @@ class CompiledFunction:
                 outs = path.run(leaves, state)
                 # the guards' values decide: reading them waits for the step (as a
                 # Python `if` on a value does in PyTorch); no guard, no wait
-                first_guard = path.num_outputs + len(path.state_out)
-                held = np.asarray(outs[first_guard]) if path.decisions else _HELD
+                held = np.asarray(outs[path.first_guard]) if path.decisions else _HELD
                 if held.all():
                     path.write_back(outs)
                     path.hits += 1

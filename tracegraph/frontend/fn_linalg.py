@@ -25,7 +25,8 @@ from ..core import bind
 from ..core import Tensor
 from ..ops.defop import broadcast_shapes
 from .fn_math import _as_inexact_of
-from .fn_shape import shape_of
+from .fn_creation import _dtype_of
+from .fn_shape import shape_of, swapaxes
 
 
 def _ndim(x) -> int:
@@ -118,11 +119,6 @@ def stop_gradient(x):
 # -- tg.linalg: Cholesky and triangular solves ------------------------------------------
 
 
-def _mT(x):
-    n = _ndim(x)
-    return bind("transpose", x, perm=tuple(range(n - 2)) + (n - 1, n - 2))
-
-
 def _is_square(shape) -> bool:
     return len(shape) >= 2 and shape[-1] == shape[-2]
 
@@ -140,9 +136,9 @@ def cholesky(a, *, upper=False, symmetrize_input=True):
     """
     a = _as_inexact_of(a)
     if symmetrize_input and _is_square(shape_of(a)):  # else the op reports the shape
-        a = bind("div", bind("add", a, _mT(a)), 2.0)
+        a = bind("div", bind("add", a, swapaxes(a, -1, -2)), 2.0)
     low = bind("cholesky", a)
-    return _mT(low) if upper else low
+    return swapaxes(low, -1, -2) if upper else low
 
 
 _TRANS = {0: False, "N": False, 1: True, "T": True, 2: True, "C": True}  # C: real, so T
@@ -285,10 +281,6 @@ def inv(a):
     eye = bind("broadcast_to", bind("eye", n=sa[-1], dtype=_dtype_of(a)), shape=tuple(sa))
     lu, _, perm = bind("lu", a)
     return _lu_solve(lu, perm, eye)
-
-
-def _dtype_of(x):
-    return x.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
 
 
 def _lu_parts(a, name):
