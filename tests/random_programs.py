@@ -50,17 +50,28 @@ def _constrain(with_sharding_constraint):
     return constrain
 
 
+def _linalg(m, x):
+    """Cholesky, LU solve and slogdet of a well-conditioned symmetric positive-definite
+    matrix made from x's first row (v v^T + (n + 1) I), applied to x's rows."""
+    n = x.shape[-1]
+    rows = m.np.reshape(x, (-1, n))
+    v = m.np.tanh(rows[0])
+    a = m.np.reshape(v, (n, 1)) * m.np.reshape(v, (1, n)) + (n + 1.0) * m.np.eye(n)
+    return (m.linalg.solve(a, m.np.transpose(rows)).T + 0.1 * (rows @ m.linalg.cholesky(a))
+            + 0.01 * m.linalg.slogdet(a)[1])
+
+
 TG = types.SimpleNamespace(
     np=tg, cond=tg.cond, scan=tg.scan, softmax=tg.softmax, where=tg.where,
     clip_gradient=_clip_gradient(tg, tg.custom_vjp), random=tg.random, name="tg",
     cummax=fn_reduce.cummax, cumlogsumexp=fn_reduce.cumlogsumexp,
-    constrain=_constrain(tg.with_sharding_constraint),
+    constrain=_constrain(tg.with_sharding_constraint), linalg=tg.linalg,
 )
 JNP = types.SimpleNamespace(
     np=jnp, cond=lax.cond, scan=lax.scan, softmax=jax.nn.softmax, where=jnp.where,
     clip_gradient=_clip_gradient(jnp, jax.custom_vjp), random=jax.random, name="jnp",
     cummax=lax.cummax, cumlogsumexp=lax.cumlogsumexp,
-    constrain=_constrain(jax.lax.with_sharding_constraint),
+    constrain=_constrain(jax.lax.with_sharding_constraint), linalg=jnp.linalg,
 )
 
 
@@ -169,6 +180,7 @@ STEPS: dict = {
     # a sharding constraint (replicated, or split over a one-device mesh axis)
     "sharding": (lambda x: _is_num(x), lambda m, x, split: m.constrain(x, split and x.ndim >= 1),
                  lambda rng, x: {"split": bool(rng.integers(2))}),
+    "linalg": (lambda x: _is_float(x) and x.ndim >= 1, _linalg, None),
     "scan_cumsum": (lambda x: _is_float(x) and x.ndim >= 1,
                     lambda m, x: m.scan(lambda c, r: (c + r, c * r), m.np.zeros_like(x[0]), x)[1],
                     None),
