@@ -64,6 +64,25 @@ def _control_flow():
     return tg.trace(f, tg.spec((2,)))
 
 
+def _rolled_path():
+    """A tg.compile path: a Python loop rolled into a scan (guards in its body, a bool
+    mask constant), then the linear-algebra ops (bool attributes, lu's three outputs)."""
+    def f(a):
+        x = a
+        while True:
+            nxt = 0.5 * (x + a / x)
+            if tg.max(tg.abs(nxt - x)) < 1e-3:
+                break
+            x = nxt
+        m = tg.reshape(x, (2, 2)) + 3.0 * tg.eye(2)
+        return tg.linalg.solve(m, tg.linalg.cholesky(m @ m.T))
+
+    c = tg.compile(f)
+    c(np.array([4.0, 9.0, 16.0, 25.0], np.float32))
+    (g,) = c.graphs()
+    return g
+
+
 def _chain(depth):
     g = tg.trace(lambda x: tg.tanh(x), tg.spec((2,)))
     for _ in range(depth):
@@ -73,7 +92,7 @@ def _chain(depth):
 
 def _seeds():
     """(graph, weight): the chain at the nesting limit is slow to read under tracemalloc."""
-    return [(_plain(), 3), (_control_flow(), 3), (nested_graph(), 3), (_chain(64), 1)]
+    return [(_plain(), 3), (_control_flow(), 3), (nested_graph(), 3), (_rolled_path(), 2), (_chain(64), 1)]
 
 
 def _file_bytes(g, tmp_path) -> bytes:
@@ -175,7 +194,11 @@ def _mutate_doc(doc, rng: random.Random):
 def _mutate_json(text: str, rng: random.Random) -> bytes:
     r = rng.random()
     if r < 0.6:
-        return json.dumps(_mutate_doc(json.loads(text), rng)).encode("utf-8")
+        while True:
+            try:
+                return json.dumps(_mutate_doc(json.loads(text), rng)).encode("utf-8")
+            except RecursionError:  # nested past what Python's json can write: another edit
+                continue
     b = bytearray(text.encode("utf-8"))
     if r < 0.8:
         for _ in range(rng.randint(1, 4)):  # bad UTF-8 among them
