@@ -3,6 +3,7 @@ hold; results always equal define-by-run (tg.eager)."""
 
 import inspect
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -275,3 +276,117 @@ def test_random_loops_rolled_equal_define_by_run(seed):
         assert len(loops) == 1 and loops[0].attrs["length"] >= len(path.decisions) - 1
         for got, want in zip(path.graph.interpret(xs[0]), path.graph(xs[0])):
             np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-7)
+
+
+# -- the cached call: the last path called on the arguments as they are ------------------
+
+
+def _fast(f):
+    return f._fast
+
+
+def test_a_repeated_path_is_called_through_jax_dispatch():
+    f = tg.compile(scale)
+    x = np.ones(3, np.float32)
+    for _ in range(4):
+        np.testing.assert_array_equal(f(x), 2 * x)
+    (path,) = f.paths()
+    assert _fast(f) is path and path.hits == 3 and path.mismatches == 0
+
+
+@pytest.mark.parametrize("extra", [2, 2.5, True, np.float32(2.5), np.arange(3, dtype=np.int32)],
+                         ids=["int", "float", "bool", "np-scalar", "np-int-array"])
+def test_python_and_numpy_leaves_type_as_jax_types_them(extra):
+    # the cache's own signature of a leaf must equal the one JAX's dispatch checks, or
+    # the direct call would be refused on every call
+    def f(x, k):
+        return x * k if x.sum() > 0 else x - k
+
+    cf = tg.compile(f)
+    x = np.ones(3, np.float32)
+    for _ in range(4):
+        out = cf(x, extra)
+        want = tg.eager(f)(x, extra)
+        np.testing.assert_array_equal(out, want)
+        assert out.dtype == want.dtype
+    assert _fast(cf) is not None and cf.paths()[0].mismatches == 0
+
+
+def test_a_new_signature_after_the_direct_path_gets_its_own_path():
+    f = tg.compile(scale)
+    a, b = np.ones(3, np.float32), np.ones((2, 2), np.float32)
+    for v in (a, a, a, b, b, a, b, b, b, a):
+        np.testing.assert_array_equal(f(v), 2 * v)
+    assert len(f.paths()) == 2 and f.eager_calls == 0
+
+
+def test_weak_and_strong_scalars_keep_their_own_paths():
+    # a path recorded with a Python float (weak) must not run for a float32 scalar
+    # (strong): the promotion differs (float16 * weak float stays float16)
+    def f(x, s):
+        return x * s
+
+    cf = tg.compile(f)
+    x = np.ones(3, np.float16)
+    for _ in range(3):
+        assert cf(x, 2.0).dtype == np.float16
+    assert cf(x, np.float32(2.0)).dtype == np.float32
+    assert cf(x, jnp.float32(2.0)).dtype == np.float32  # a strong JAX scalar
+    weak = jnp.asarray(2.0)
+    assert weak.weak_type and cf(x, weak).dtype == tg.eager(f)(x, weak).dtype == np.float16
+    assert cf(x, 2.0).dtype == np.float16 and len(cf.paths()) == 2  # weak, strong
+
+
+def test_a_guard_miss_on_the_direct_path_tries_the_other_paths():
+    f = tg.compile(scale)
+    pos, neg = np.ones(3, np.float32), -np.ones(3, np.float32)
+    for v in (pos, pos, pos, neg, neg, neg, pos, neg, pos, pos):
+        np.testing.assert_array_equal(f(v), tg.eager(scale)(v))
+    assert len(f.paths()) == 2 and f.compiled_calls == 8 and f.eager_calls == 0
+
+
+def test_tensor_arguments_after_the_direct_path():
+    f = tg.compile(scale)
+    x = np.ones(3, np.float32)
+    for _ in range(3):
+        f(x)
+    t = tg.tensor(x)
+    np.testing.assert_array_equal(np.asarray(f(t)), 2 * x)
+    np.testing.assert_array_equal(f(x), 2 * x)
+
+
+def test_state_that_changes_type_is_not_run_on_the_direct_path():
+    w = tg.tensor(np.ones(3, np.float32))
+
+    @tg.compile
+    def f(s):
+        return (w * s).sum()  # w: state the path reads
+
+    for _ in range(3):
+        assert float(f(2.0)) == 6.0
+    assert _fast(f) is not None
+    w.data = np.ones(4, np.float32)  # another type: the path is of no use now
+    assert float(f(2.0)) == 8.0 and len(f.paths()) == 1
+
+
+def test_threads_calling_with_many_signatures():
+    import threading
+
+    f = tg.compile(scale)
+    arrays = [s * np.ones(n, np.float32) for n in (2, 3, 4) for s in (1, -1)]
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(30):
+                v = arrays[(k + i) % len(arrays)]
+                np.testing.assert_array_equal(f(v), 2 * v if v.sum() > 0 else -v)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(f.paths()) == 6

@@ -63,16 +63,22 @@ class GuardMiss(Error):
     """A guard of every cached path failed and ``on_miss="error"``."""
 
 
+class _Mismatch(Exception):
+    """Raised while JAX traces a path's executable for arguments of another signature
+    than the path's (so JAX caches nothing for them)."""
+
+
 class Path:
     """One recorded path: its graph (results, then one bool output per guard), the
     decisions Python took on it (kind, value, user line), the output tree, and how many
     calls used it."""
 
-    def __init__(self, graph, decisions, num_outputs, out_treedef, state_in=(), state_out=()):
+    def __init__(self, graph, decisions, num_outputs, out_treedef, state_in=(), state_out=(), key=None):
         self.graph = graph
         self.decisions = decisions
         self.num_outputs = num_outputs
         self.out_treedef = out_treedef
+        self.key = key  # the signature it was recorded for: (argument tree, leaf types)
         self.hits = 0
         # the imperative tensors / Variables it reads (trailing inputs) and writes
         # (outputs after the results); their arrays are read and written at each call
@@ -80,7 +86,12 @@ class Path:
         self.state_types = [v.type for v in graph.inputs[len(graph.inputs) - len(self.state_in):]]
         self.state_out = list(state_out)
         self.first_guard = num_outputs + len(self.state_out)  # where the guards' outputs start
-        self._run = None
+        # the guards' vector's bytes when every guard holds: comparing them is cheaper
+        # than a NumPy reduction, which runs on a cache the step has just used
+        self.all_held = b"\x01" * sum(int(np.prod(v.type.shape)) for v in graph.outputs[self.first_guard:])
+        self._call = None
+        self._flat = None
+        self.mismatches = 0  # calls its executable refused (another signature)
 
     def state_arrays(self):
         """The current arrays of the state it reads; None if one changed type."""
@@ -92,35 +103,68 @@ class Path:
             arrays.append(a)
         return arrays
 
+    def _jax_function(self):
+        """The path as a JAX function of its flat inputs: its results, the state it
+        writes, then its guards' values stacked into one bool vector (read back in one
+        transfer: a read per guard cost about 20 us each)."""
+        evaluate = as_jax_function(self.graph)
+        first_guard = self.first_guard
+
+        def path(*flat):
+            outs = list(evaluate(*flat))
+            if self.decisions:  # a rolled loop's guards are one vector already
+                outs[first_guard:] = [jnp.concatenate([jnp.reshape(g, (-1,)) for g in outs[first_guard:]])]
+            return outs
+
+        return path
+
+    def _donated(self, offset: int) -> tuple:
+        """Positions of the state it reads and writes, from ``offset``: donated on an
+        accelerator (their old buffers are reused for the new values, which matters
+        where memory is short). Not on CPU: donation deletes the old arrays, which a
+        caller may still hold (``w.data`` before the step)."""
+        if not self.state_in or jax.default_backend() == "cpu":
+            return ()
+        written = {id(t) for t in self.state_out}
+        return tuple(offset + i for i, t in enumerate(self.state_in) if id(t) in written)
+
+    def call(self, args, kwargs, state) -> tuple:
+        """Run the path compiled by ``jax.jit`` on the call's own arguments: returns
+        (result tree, the state it writes, the guards' vector or None). JAX's C++
+        dispatch flattens the arguments and checks their types; arguments of another
+        signature raise `_Mismatch` (before anything runs)."""
+        if self._call is None:
+            treedef, types = self.key
+            path = self._jax_function()
+            n, first_guard, out_treedef = self.num_outputs, self.first_guard, self.out_treedef
+
+            def call(args, kwargs, *state):
+                leaves, tree = jax.tree_util.tree_flatten((args, kwargs))
+                if tree != treedef or tuple([(x.shape, x.dtype, x.aval.weak_type) for x in leaves]) != types:
+                    raise _Mismatch()
+                outs = path(*leaves, *state)
+                guards = outs[first_guard] if self.decisions else None
+                return jax.tree_util.tree_unflatten(out_treedef, outs[:n]), outs[n:first_guard], guards
+
+            call.__name__ = self.graph.name
+            self._call = jax.jit(call, donate_argnums=self._donated(2))
+        return self._call(args, kwargs, *state)
+
     def run(self, leaves, state) -> list:
-        """The path compiled by ``jax.jit``: its results, the state it writes, then its
-        guards' values stacked into one bool vector (read back in one transfer: a read
-        per guard cost about 20 us each). On an accelerator the state it writes back is
-        donated (its old buffers are reused for the new values)."""
-        if self._run is None:
-            donate = ()
-            if self.state_in and jax.default_backend() != "cpu":  # CPU cannot donate
-                written = {id(t) for t in self.state_out}
-                first = len(self.graph.inputs) - len(self.state_in)
-                donate = tuple(first + i for i, t in enumerate(self.state_in) if id(t) in written)
-            if not self.decisions and not donate:
-                self._run = jitted(self.graph)
-            else:
-                evaluate = as_jax_function(self.graph)
-                first_guard = self.first_guard
+        """The path compiled by ``jax.jit`` for flat inputs (its outputs as
+        `_jax_function`'s); for a call whose leaves `call` refused though the signature
+        matched (a Python scalar typed otherwise by JAX than by `signature_of`)."""
+        if self._flat is None:
+            path = self._jax_function()
+            path.__name__ = self.graph.name
+            self._flat = jax.jit(path, donate_argnums=self._donated(len(leaves)))
+        outs = self._flat(*leaves, *state)
+        guards = outs[self.first_guard] if self.decisions else None
+        return (jax.tree_util.tree_unflatten(self.out_treedef, outs[: self.num_outputs]),
+                outs[self.num_outputs: self.first_guard], guards)
 
-                def path(*flat):
-                    outs = list(evaluate(*flat))
-                    if self.decisions:  # a rolled loop's guards are one vector already
-                        outs[first_guard:] = [jnp.concatenate([jnp.reshape(g, (-1,)) for g in outs[first_guard:]])]
-                    return outs
-
-                path.__name__ = self.graph.name
-                self._run = jax.jit(path, donate_argnums=donate)
-        return list(self._run(*leaves, *state))
-
-    def write_back(self, outs) -> None:
-        for t, arr in zip(self.state_out, outs[self.num_outputs: self.num_outputs + len(self.state_out)]):
+    def write_back(self, written) -> None:
+        for t, arr in zip(self.state_out, written):
             t._data = arr
 
     def __str__(self):
@@ -159,68 +203,113 @@ class CompiledFunction:
         self._lock = threading.Lock()
         self.compiled_calls = 0
         self.eager_calls = 0
+        self._fast: Path | None = None  # the path tried first, on the arguments as they are
+        self._last: Path | None = None  # the path of the last call through the cache
 
     # -- calling ------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         if not at_bottom():  # inside another trace: just run inline
             return self.fn(*args, **kwargs)
+        # The path that ran the last calls is called at once on the arguments as they
+        # are: JAX's C++ dispatch flattens them and checks their types, as for a
+        # `tg.jit` function. What runs around the call is on the step's time (what
+        # runs after the guards are read, on a cache the step has just used).
+        path, tried = self._fast, []
+        if path is not None:
+            state = path.state_arrays() if path.state_in else ()
+            try:
+                if state is None:
+                    raise _Mismatch()
+                result, written, guards = path._call(args, kwargs, *state)  # made by `call`
+            except _Mismatch:  # another signature (JAX cached nothing for it)
+                path.mismatches += 1
+                self._fast = None
+            except (TypeError, ValueError):  # a Tensor or non-array argument: refused
+                self._fast = None            # before anything ran; the full lookup below
+            else:
+                # the guards' values decide: reading them waits for the step (as a
+                # Python `if` on a value does in PyTorch); no guard, no wait
+                if guards is None or (held := np.asarray(guards)).tobytes() == path.all_held:
+                    if path.state_out:
+                        path.write_back(written)
+                    path.hits += 1
+                    self.compiled_calls += 1
+                    return result
+                self._fast = None
+                tried.append((path, int(np.argmin(held))))  # the first decision that differs
+        return self._lookup_call(args, kwargs, tried)
+
+    def _lookup_call(self, args, kwargs, tried):
+        """A call through the cache: the signature's paths, most recently used first
+        (after those in ``tried``, whose guards failed on this call)."""
         # a Tensor is no pytree node, so it is a leaf as it is: no Python `is_leaf` call
         # per node (a `flatten_args` of the same arguments gives the same leaves)
         leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
-        if any(isinstance(x, Tensor) for x in leaves):  # imperative tensors: their arrays
+        tensors = any(isinstance(x, Tensor) for x in leaves)
+        if tensors:  # imperative tensors: their arrays
             leaves = [x._data if isinstance(x, Tensor) and x._trace.free else x for x in leaves]
             args, kwargs = jax.tree_util.tree_unflatten(treedef, leaves)
         try:
             key = (treedef, signature_of(leaves))
         except TypeError:  # a non-array leaf: the recording run names it in its error
             return self._record(args, kwargs, _Signature(), keep=False, why=None)
-        with self._lock:
-            sig = self._sigs.get(key)
-            if sig is None:
-                sig = self._sigs[key] = _Signature()
-            paths = list(sig.paths)
-        if sig.unguardable is None:
-            tried: list[tuple[Path, list]] = []
-            path = paths[0] if paths else None
-            while path is not None:
-                state = path.state_arrays()
-                if state is None:  # a state tensor changed type: this path is no use now
+        # reads of the cache take no lock (a dict lookup and a list copy are atomic under
+        # the GIL); every change to it does
+        sig = self._sigs.get(key)
+        if sig is None:
+            with self._lock:
+                sig = self._sigs.setdefault(key, _Signature())
+        if sig.unguardable is not None:
+            self.eager_calls += 1
+            return self._record(args, kwargs, sig, keep=False, why=None)
+        paths = sig.paths[:]
+        path = _next_path(paths, tried) if tried else (paths[0] if paths else None)
+        while path is not None:
+            state = path.state_arrays() if path.state_in else ()
+            if state is None:  # a state tensor changed type: this path is no use now
+                with self._lock:
+                    if path in sig.paths:
+                        sig.paths.remove(path)
+                paths.remove(path)
+                path = _next_path(paths, tried) if tried else (paths[0] if paths else None)
+                continue
+            try:
+                result, written, guards = path.call(args, kwargs, state)
+            except _Mismatch:  # the signature matched, JAX typed a Python scalar otherwise
+                path.mismatches += 1
+                result, written, guards = path.run(leaves, state)
+            if guards is None or (held := np.asarray(guards)).tobytes() == path.all_held:
+                if path.state_out:
+                    path.write_back(written)
+                path.hits += 1
+                self.compiled_calls += 1
+                if path is not paths[0]:  # most recently used first
                     with self._lock:
                         if path in sig.paths:
                             sig.paths.remove(path)
-                    paths.remove(path)
-                    path = _next_path(paths, tried) if tried else (paths[0] if paths else None)
-                    continue
-                outs = path.run(leaves, state)
-                # the guards' values decide: reading them waits for the step (as a
-                # Python `if` on a value does in PyTorch); no guard, no wait
-                held = np.asarray(outs[path.first_guard]) if path.decisions else _HELD
-                if held.all():
-                    path.write_back(outs)
-                    path.hits += 1
-                    self.compiled_calls += 1
-                    with self._lock:
-                        if sig.paths and sig.paths[0] is not path and path in sig.paths:
-                            sig.paths.remove(path)
                             sig.paths.insert(0, path)
-                    return jax.tree_util.tree_unflatten(path.out_treedef, outs[: path.num_outputs])
-                miss = int(np.argmin(held))  # the first decision that came out differently
-                tried.append((path, miss))
-                path = _next_path(paths, tried)
-            if paths:
-                if self.on_miss == "error":
-                    raise GuardMiss(
-                        f"compile({function_name(self.fn)}), on_miss='error': {self._miss_report(tried)} "
-                        f"(at {user_location_long(2)})"
-                    )
-                if self.on_miss == "eager" or len(paths) >= self.max_paths:
-                    self.eager_calls += 1
-                    return self._record(args, kwargs, sig, keep=False, why=self._miss_report(tried))
-            return self._record(args, kwargs, sig, keep=True, why=self._miss_report(tried) if paths else "first call")
-        self.eager_calls += 1
-        return self._record(args, kwargs, sig, keep=False, why=None)
+                # the same path twice in a row, called with arrays: the next call tries
+                # it first, through JAX's dispatch (a path JAX refused twice is not)
+                if not tensors and path is self._last and path.mismatches < 2:
+                    self._fast = path
+                self._last = path
+                return result
+            tried.append((path, int(np.argmin(held))))  # the first decision that differs
+            path = _next_path(paths, tried)
+        self._last = None
+        if paths:
+            if self.on_miss == "error":
+                raise GuardMiss(
+                    f"compile({function_name(self.fn)}), on_miss='error': {self._miss_report(tried)} "
+                    f"(at {user_location_long(3)})"
+                )
+            if self.on_miss == "eager" or len(paths) >= self.max_paths:
+                self.eager_calls += 1
+                return self._record(args, kwargs, sig, keep=False, why=self._miss_report(tried))
+        return self._record(args, kwargs, sig, keep=True, why=self._miss_report(tried) if paths else "first call",
+                            key=key)
 
-    def _record(self, args, kwargs, sig, keep: bool, why):
+    def _record(self, args, kwargs, sig, keep: bool, why, key=None):
         """Run ``fn`` define-by-run, recording a path (cached when ``keep``)."""
         trace = GuardTrace(function_name(self.fn))
         leaves, names, treedef = flatten_args(self.fn, args, kwargs)
@@ -240,10 +329,12 @@ class CompiledFunction:
             # a Python loop recorded unrolled runs as a scan, its guards as before
             graph = roll_guarded_loops(graph, first_guard=len(outs) + len(written))
             path = Path(graph, trace.decisions, len(outs), out_treedef,
-                        [t for t, _ in trace.state_in], [t for t, _ in written])
+                        [t for t, _ in trace.state_in], [t for t, _ in written], key)
             with self._lock:
-                sig.paths.insert(0, path)
-                sig.log.append(why or "")
+                # another thread may have recorded the same path meanwhile: keep one
+                if not any(p.decisions == path.decisions for p in sig.paths):
+                    sig.paths.insert(0, path)
+                    sig.log.append(why or "")
         elif keep:
             with self._lock:
                 sig.unguardable = trace.unguardable
@@ -282,9 +373,6 @@ class CompiledFunction:
             kind, value, where = path.decisions[k]
             parts.append(f"guard {k} ({kind}() at {where or '?'}) was {value!r} on the cached path and differs now")
         return "; ".join(parts) or "no cached path"
-
-
-_HELD = np.ones(0, bool)
 
 
 def signature_of(leaves) -> tuple:
