@@ -82,14 +82,20 @@ def _split(op, sample, args):
 
 
 def _output_is_differentiable(op, sample, attrs):
+    """Whether some output is inexact (an op with integer outputs beside them, as
+    top_k's indices or lu's pivots, is checked through its inexact ones)."""
     out = op.impl(*[jnp.asarray(a) for a in sample.args], **attrs)
-    return all(is_inexact(o.dtype) for o in as_list(out)), out
+    return any(is_inexact(o.dtype) for o in as_list(out)), out
 
 
-def _cotangent(out, seed):
+def _cotangent(out, seed, float0=False):
+    """Random cotangents for the inexact outputs; zeros for integer ones (JAX's
+    ``float0`` zeros with ``float0=True``, as `jax.vjp` takes them)."""
     rng = np.random.default_rng(seed)
-    cts = [jnp.asarray(rng.normal(size=o.shape), dtype=o.dtype) for o in as_list(out)]
-    return tuple(cts) if isinstance(out, (tuple, list)) else cts[0]
+    cts = [jnp.asarray(rng.normal(size=o.shape), dtype=o.dtype) if is_inexact(o.dtype)
+           else (np.zeros(o.shape, jax.dtypes.float0) if float0 else jnp.zeros(o.shape, o.dtype))
+           for o in as_list(out)]
+    return type(out)(cts) if isinstance(out, (tuple, list)) else cts[0]
 
 
 def _tg_pullback(name, attrs, full, nd):
@@ -120,7 +126,7 @@ def test_vjp_matches_jax(name, index, mode):
         dargs = [args[p] for p in pos]
         want_out, jax_pull = jax.vjp(lambda *d: op.impl(*full(d), **attrs), *dargs)
         ct = _cotangent(want_out, index)
-        want = jax_pull(ct)
+        want = jax_pull(_cotangent(want_out, index, float0=True))
         got = run_mode(mode, _tg_pullback(name, attrs, full, len(pos)), [*dargs, *as_list(ct)])
         assert_close(op, list(got), list(want), f"vjp of {name}[{sample.name}] in {mode}")
 
@@ -142,14 +148,17 @@ def test_vjp_finite_differences_f64(name, index, mode):
         dargs = [args[p] for p in pos]
         us = [jnp.asarray(rng.normal(size=d.shape)) for d in dargs]
         f = lambda *d: as_list(op.impl(*full(d), **attrs))  # noqa: E731
-        if any(np.dtype(o.dtype) != np.float64 for o in f(*dargs)):  # the float64 run's outputs
+        if any(np.dtype(o.dtype) != np.float64 for o in f(*dargs) if is_inexact(o.dtype)):  # float64 run
             pytest.skip("an output cast below float64 quantizes away a finite-difference step")
         eps = 1e-6
         plus = f(*[d + eps * u for d, u in zip(dargs, us)])
         minus = f(*[d - eps * u for d, u in zip(dargs, us)])
         ct = _cotangent(f(*dargs) if len(plus) > 1 else f(*dargs)[0], index + 3)
         cts = as_list(ct)
-        jvp_v = sum(float(jnp.vdot((p - m) / (2 * eps), c)) for p, m, c in zip(plus, minus, cts))
+        # integer outputs (indices, pivots) are piecewise constant: their cotangents are
+        # zeros, and they take no part in <J u, v>
+        jvp_v = sum(float(jnp.vdot((p - m) / (2 * eps), c)) for p, m, c in zip(plus, minus, cts)
+                    if is_inexact(p.dtype))
         got = run_mode(mode, _tg_pullback(name, attrs, full, len(pos)), [*dargs, *cts])
         u_jtv = sum(float(jnp.vdot(u, g)) for u, g in zip(us, got))
         scale = max(1.0, abs(jvp_v), abs(u_jtv))

@@ -234,6 +234,7 @@ def _while_samples():
             (arr((), "i32", 0, 0), arr((), tag="x"), arr((), tag="k")),
             {"cond_graph": c, "body_graph": b},
             "count-to-5",
+            grad=False,  # no reverse mode through a dynamic loop (as in JAX): it raises
         )
     ]
 
