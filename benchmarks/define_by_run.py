@@ -16,11 +16,14 @@ tracegraph runs it, side by side with hand-written ``jax.jit`` + optax and PyTor
   ``tg.keras.Sequential`` of ``Dense`` layers;
 - ``PyTorch eager``: the same program in torch (when installed).
 
-    python benchmarks/define_by_run.py [--repeat 7] [--number 10] [--batch 128]
+    python benchmarks/define_by_run.py [--repeat 7] [--number 10] [--batch 128] [--floor]
 
 Prints milliseconds per step (median of --repeat rounds of --number steps, the rows
 taking turns within each round, after warm-up)
-and each row's ratio to ``jax.jit + optax`` and to PyTorch eager.
+and each row's ratio to ``jax.jit + optax`` and to PyTorch eager. ``--floor`` adds what
+the interpreter's nodes cost with nothing around them: each node's executable called
+alone on its own operands, back to back (donated where the interpreter donates), summed
+over the step's nodes.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--number", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--floor", action="store_true", help="time the interpreter's nodes one by one")
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(a.batch, SIZES[0])).astype(np.float32)
@@ -251,7 +255,55 @@ def main(argv=None):
         if torch_ms:
             line += f" {ms / torch_ms:9.2f}"
         print(line)
+    if a.floor:
+        p0 = jax.tree_util.tree_map(jnp.asarray, make_params(np.random.default_rng(0)))
+        graph = jf.stage(p0, opt.init(p0), x, y).graph
+        total, kernels = node_floor(graph, (p0, opt.init(p0), x, y), a.number * 10)
+        line = f"{'interpreter nodes alone':<26} {total * 1e3:9.3f} {total * 1e3 / base:8.2f}"
+        if torch_ms:
+            line += f" {total * 1e3 / torch_ms:9.2f}"
+        print(line + f"  ({kernels} nodes, each called alone back to back, summed)")
     early_exit(a.repeat, a.number)
+
+
+def node_floor(graph, args, number: int):
+    """Seconds the interpreter's nodes take with nothing around them: each node's
+    executable (the one the interpreter calls; its donating form where the interpreter
+    donates) called ``number`` times back to back on the node's own operands, the
+    medians summed over the nodes; and how many nodes were timed."""
+    import time
+
+    from tracegraph.backends.interpreter import Interpreter
+    from tracegraph.core.execute import call_executable, executable
+    from tracegraph.ir import registry
+
+    seen = []
+    graph.interpret(*args, hooks=[lambda node, ins, outs: seen.append((node, list(ins)))])
+    plans = Interpreter(graph)._ops
+    total, count = 0.0, 0
+    for node, ins in seen:
+        op = registry.lookup(node.op)
+        types = [v.type for v in node.inputs]
+        exe = None if op.interpret is not None else executable(op, node.attrs, types)
+        if not exe:
+            continue
+        donate = plans[id(node)][3] if len(node.outputs) == 1 else ()
+        if donate:  # each call's output takes the buffer of a fresh copy of the operand
+            exe = executable(op, node.attrs, types, donate) or exe
+        times = []
+        for _ in range(3):
+            calls = [[jnp.array(a, copy=True) if i in donate else a for i, a in enumerate(ins)]
+                     for _ in range(number if donate else 1)]
+            jax.block_until_ready(calls)
+            start = time.perf_counter()
+            for k in range(number):
+                out = call_executable(exe, op, node.attrs, calls[k if donate else 0])
+            jax.block_until_ready(out)
+            times.append((time.perf_counter() - start) / number)
+            del calls
+        total += sorted(times)[1]
+        count += 1
+    return total, count
 
 
 def early_exit(repeat: int, number: int):
