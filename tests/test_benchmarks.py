@@ -15,7 +15,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 # script -> (smallest arguments, text its table prints, modules it needs)
 RUNS = {
-    "define_by_run.py": (["--repeat", "1", "--number", "1", "--floor"], "nodes alone", ()),
+    "define_by_run.py": (["--repeat", "1", "--number", "1", "--floor"], "called alone", ()),
     "dispatch.py": (["--repeat", "1", "--number", "5"], "tg/jax", ()),
     "interpreter.py": (["--repeat", "1", "--number", "1", "--nodes", "20"], "us/node", ()),
     "train_step.py": (["--repeat", "1", "--number", "1"], "us/step", ()),
