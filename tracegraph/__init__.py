@@ -40,8 +40,17 @@ from .frontend.fn_math import (
 )
 from .frontend.fn_linalg import dot, dot_general, einsum, matmul, stop_gradient, tensordot
 from .frontend.fn_creation import (
-    arange, eye, full, full_like, identity, ones, ones_like, zeros, zeros_like,
+    arange, empty, empty_like, eye, full, full_like, identity, linspace, logspace, ones, ones_like,
+    zeros, zeros_like,
 )
+from .frontend.fn_torch import (
+    as_tensor, cat, clamp, concat, from_numpy, inference_mode, is_tensor, numel, rand_like, randint,
+    randn_like, randperm, tril, triu,
+)
+from .frontend.devices import (
+    DeviceError, accelerator, backends, cuda, device, get_default_device, set_default_device,
+)
+from .frontend import autograd
 from .frontend.fn_reduce import (
     amax, amin, argmax, argmin, argsort, cumprod, cumsum, cumulative_prod, cumulative_sum,
     logsumexp, max, mean, min, prod, sort, std, sum, top_k, var,
@@ -53,7 +62,6 @@ from .frontend.fn_shape import (
 from .frontend.tracing import spec, trace_function
 from .backends.interpreter import Hook, Interpreter, NaNError, Profile, Watch, profile
 from .ir import Graph, Node, TensorType, Value
-from .ir.files import load, save
 from .jit import JitFunction, RetraceWarning, jit
 from ._caches import clear_caches
 from .compile import CompiledFunction, GuardMiss, compile, function  # noqa: A004 - torch.compile's name
@@ -62,6 +70,7 @@ from .interop import from_jax, to_jax
 from . import transforms
 from . import nn, random
 from . import checkpoint, data
+from .checkpoint import load_object as load, save_object as save  # graphs, and PyTorch's tg.save(obj, f)
 from . import optim
 from . import train
 from . import callbacks, losses, metrics  # Keras' model.compile / fit (see tracegraph.nn._trainer)

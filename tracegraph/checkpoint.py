@@ -1235,6 +1235,53 @@ class CheckpointManager:
         return f"CheckpointManager({self.directory!r}, keep={self.keep}, steps={self.steps()})"
 
 
+# -- tg.save / tg.load: PyTorch's torch.save(obj, f) / torch.load(f), without pickle ------------
+
+
+def save_object(obj, f, **_options) -> None:
+    """``tg.save(obj, path)``, PyTorch's argument order: a `tg.Graph` is written as a
+    graph file (`tracegraph.ir.files.save`); anything else — a ``state_dict()``, an
+    optimizer's state, a dict of tensors — as a checkpoint of its arrays (`save`; the
+    tensors' arrays, without their history). Never pickle: a class that is no pytree
+    cannot be saved. PyTorch's other keywords (``pickle_protocol`` ...) are accepted and
+    have nothing to set."""
+    from .core import Tensor
+    from .ir.files import save as save_graph
+    from .ir.graph import Graph
+
+    if isinstance(obj, Graph):
+        save_graph(obj, f)
+        return
+    arrays = jax.tree_util.tree_map(lambda x: x._data if isinstance(x, Tensor) and x._trace.free else x, obj,
+                                    is_leaf=lambda x: isinstance(x, Tensor))
+    save(f, arrays)
+
+
+def load_object(f, map_location=None, weights_only=None, *, like=None, **_options):
+    """``tg.load(path)``: what `save_object` wrote — a graph file gives its `tg.Graph`,
+    a checkpoint its tree (dicts of JAX arrays: ``model.load_state_dict(tg.load(path))``;
+    `load`'s ``like=`` checks it against a structure). ``map_location`` places the
+    arrays on a device (`tg.device`, a string); ``weights_only`` is always so (no pickle,
+    no code runs). A file that is neither raises `CheckpointError`."""
+    from .frontend.devices import place
+    from .ir.files import GRAPH_ENTRY
+    from .ir.files import load as load_graph
+
+    path = os.fspath(f)
+    try:
+        with zipfile.ZipFile(path) as archive:  # npz members are named NAME.npy
+            names = {n[:-4] if n.endswith(".npy") else n for n in archive.namelist()}
+    except zipfile.BadZipFile:
+        names = set()
+    if GRAPH_ENTRY in names and META_ENTRY not in names:
+        return load_graph(path)
+    tree = load(path, like=like)
+    if callable(map_location):
+        raise CheckpointError(f"{path}: a callable map_location is not supported; pass a device")
+    return jax.tree_util.tree_map(lambda a: place(jax.numpy.asarray(a), map_location)
+                                  if isinstance(a, np.ndarray | jax.Array) else a, tree)
+
+
 from .errors import public_functions as _public_functions
 
 _public_functions(globals(), kind=CheckpointError)

@@ -427,7 +427,7 @@ def constant_tensor(x) -> TapeTensor:
 # -- creating tensors ---------------------------------------------------------------------
 
 
-def tensor(data, dtype=None, requires_grad: bool = False) -> TapeTensor:
+def tensor(data, dtype=None, requires_grad: bool = False, device=None, pin_memory=False) -> TapeTensor:
     """An imperative tensor holding a copy of ``data`` (nested lists, numbers, numpy or
     JAX arrays, tensors), PyTorch's ``torch.tensor``. Python floats give float32 (float64
     with x64), ints int32 (int64 with x64), as JAX canonicalizes them."""
@@ -438,7 +438,15 @@ def tensor(data, dtype=None, requires_grad: bool = False) -> TapeTensor:
     if not hasattr(data, "dtype"):
         data = np.asarray(data)
     dt = canonical_dtype(dtype) if dtype is not None else jax.dtypes.canonicalize_dtype(data.dtype)
-    return leaf(jnp.asarray(data, dt), requires_grad)
+    return leaf(_placed(jnp.asarray(data, dt), device), requires_grad)
+
+
+def _placed(array, device):
+    if device is None:
+        return array
+    from .devices import place
+
+    return place(array, device)
 
 
 def leaf(array, requires_grad: bool = False, name: str | None = None) -> TapeTensor:
@@ -464,6 +472,21 @@ def as_leaf(x, requires_grad, name=None):
     if requires_grad is None:
         return x
     return leaf(_array_of(x), bool(requires_grad), name)
+
+
+def _move(t, array) -> "TapeTensor":
+    """``t`` with its values in ``array`` (the same values on another device): a tensor
+    without history. One that requires grad under grad mode cannot move: the tape
+    records ops of one device (values spread over devices through shardings)."""
+    from .devices import DeviceError, device_of
+
+    if isinstance(t, TapeTensor) and t._requires_grad and is_grad_enabled():
+        raise DeviceError(
+            f"moving a tensor that requires grad ({t.type}) to {device_of(array)} at "
+            f"{user_location_long(2)}: the tape records one device's ops; move the model "
+            "(model.to(device)) and its inputs before the forward pass"
+        )
+    return leaf(array)
 
 
 # -- backward -------------------------------------------------------------------------------
@@ -755,7 +778,7 @@ def _backward_plan(tape: _Tape) -> _Backward:
 # -- PyTorch-style random creation ------------------------------------------------------------
 
 
-def randn(*shape, dtype=None, requires_grad: bool = False, key=None) -> TapeTensor:
+def randn(*shape, dtype=None, requires_grad: bool = False, key=None, device=None) -> TapeTensor:
     """Standard normal samples of ``shape`` (``tg.randn(2, 3)``), from the global key
     stream (`tg.manual_seed`) unless ``key=`` is given."""
     from .fn_creation import canonical_dtype
@@ -764,10 +787,10 @@ def randn(*shape, dtype=None, requires_grad: bool = False, key=None) -> TapeTens
     shape = _varargs_shape(shape)
     k = next_key() if key is None else key
     arr = jax.random.normal(jnp.asarray(_array_of(k)), shape, canonical_dtype(dtype))
-    return leaf(arr, requires_grad)
+    return leaf(_placed(arr, device), requires_grad)
 
 
-def rand(*shape, dtype=None, requires_grad: bool = False, key=None) -> TapeTensor:
+def rand(*shape, dtype=None, requires_grad: bool = False, key=None, device=None) -> TapeTensor:
     """Uniform [0, 1) samples of ``shape``, from the global key stream unless ``key=``."""
     from .fn_creation import canonical_dtype
     from .fn_random import next_key
@@ -775,7 +798,7 @@ def rand(*shape, dtype=None, requires_grad: bool = False, key=None) -> TapeTenso
     shape = _varargs_shape(shape)
     k = next_key() if key is None else key
     arr = jax.random.uniform(jnp.asarray(_array_of(k)), shape, canonical_dtype(dtype))
-    return leaf(arr, requires_grad)
+    return leaf(_placed(arr, device), requires_grad)
 
 
 def _varargs_shape(shape) -> tuple:

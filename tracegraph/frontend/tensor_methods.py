@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from . import fn_linalg, fn_math, fn_reduce, fn_shape
+import numpy as np
+
+from . import devices, fn_linalg, fn_math, fn_reduce, fn_shape
 from .index_update import IndexUpdateHelper
 from .fn_creation import canonical_dtype
 from .tape import backward as tape_backward
@@ -218,7 +220,9 @@ _TORCH_METHODS = {
     "int": lambda self: fn_math.astype(self, "i32"),
     "bool": lambda self: fn_math.astype(self, "bool"),
     "to": lambda self, *args, **kwargs: _to(self, *args, **kwargs),
-    "cpu": lambda self: self,
+    "cpu": lambda self, *a, **k: _to(self, "cpu"),
+    "cuda": lambda self, device=None, *a, **k: _to(self, devices.device("cuda", None if device is None else
+                                                                       devices.device(device).index)),
     "contiguous": lambda self, *a, **k: self,
     "clone": lambda self: fn_math.astype(self, self.dtype),
     "view": lambda self, *shape: fn_shape.reshape(self, _varargs(shape)),
@@ -246,15 +250,44 @@ _TORCH_METHODS = {
 }
 
 
-def _to(x, *args, dtype=None, device=None, **_):
-    # .to(device) is the identity on one device; .to(dtype) converts
+def _to(x, *args, dtype=None, device=None, non_blocking=False, copy=False, **_):
+    """PyTorch's ``x.to(device)``, ``x.to(dtype)``, ``x.to(device, dtype)``,
+    ``x.to(other)`` (its device and dtype). The dtype converts (an op); the device
+    places an imperative tensor's array (`devices.place`), and in traced code must be
+    the device the program runs on."""
     for a in args:
-        if not isinstance(a, str) or a in DTYPE_NAMES:
-            try:
-                dtype = canonical_dtype(a)
-            except TypeError:
-                continue
-    return x if dtype is None else fn_math.astype(x, dtype)
+        if isinstance(a, Tensor):
+            dtype = a.dtype if dtype is None else dtype
+            device = devices.device_of(a._data) if device is None and a._trace.free else device
+        elif isinstance(a, (devices.device, int)) and not isinstance(a, bool):
+            device = a
+        elif isinstance(a, str) and a not in DTYPE_NAMES:
+            device = a  # "cpu", "cuda:0"; a wrong name raises as tg.device does
+        elif a is not None:
+            dtype = a
+    out = x if dtype is None or np.dtype(canonical_dtype(dtype)) == x.dtype else fn_math.astype(x, canonical_dtype(dtype))
+    if device is None:
+        return out
+    if not x._trace.free:  # traced: the compiled program places values
+        devices.check_traced(device, "Tensor.to")
+        return out
+    moved = devices.place(out._data, device)
+    if moved is out._data:
+        return out
+    from .tape import _move
+
+    return _move(out, moved)
+
+
+def _device(x):
+    """The `tg.device` of a tensor's array (traced: the device the program runs on)."""
+    return devices.device_of(x._data) if x._trace.free else devices.get_default_device()
+
+
+_PROPERTIES = {
+    "device": property(_device),
+    "is_cuda": property(lambda self: _device(self).type == "cuda"),
+}
 
 
 def _varargs(args):
@@ -263,7 +296,7 @@ def _varargs(args):
 
 
 def install():
-    for name, f in {**_OPERATORS, **_METHODS, **_TORCH_METHODS}.items():
+    for name, f in {**_OPERATORS, **_METHODS, **_TORCH_METHODS, **_PROPERTIES}.items():
         setattr(Tensor, name, f)
     for name, f in _INPLACE_OPERATORS.items():
         setattr(Tensor, name, _inplace_operator(f))

@@ -31,7 +31,8 @@ def _accepts(cls) -> tuple[bool, bool]:
 
 
 class Sequential(Module):
-    """Apply ``layers`` in order: ``x = layer(x)``. Elements are modules or plain
+    """Apply ``layers`` in order: ``x = layer(x)``: ``Sequential([a, b])``, or PyTorch's
+    ``Sequential(a, b)`` and ``Sequential(OrderedDict(...))``. Elements are modules or plain
     functions of one argument (``tg.relu``, ``lambda x: x * 2``); functions are static
     data, not parameters.
 
@@ -49,7 +50,13 @@ class Sequential(Module):
 
     _tg_index_fields = frozenset({"layers"})
 
-    def __init__(self, layers):
+    def __init__(self, *layers):
+        # Sequential([a, b]) as here and in Keras; Sequential(a, b) and
+        # Sequential(OrderedDict(...)) as in PyTorch
+        if len(layers) == 1 and isinstance(layers[0], dict):
+            layers = tuple(layers[0].values())
+        elif len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
         self.layers = tuple(layers)
         for i, layer in enumerate(self.layers):
             if not callable(layer):

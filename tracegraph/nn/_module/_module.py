@@ -468,6 +468,137 @@ class Module(metaclass=_ModuleMeta):
             out.extend(sub.named_modules(_join(prefix, sub.scope_name or "")))
         return out
 
+    def modules(self) -> list[Module]:
+        """This module and its descendants, parents first (PyTorch's ``modules()``)."""
+        return [m for _, m in self.named_modules()]
+
+    def named_children(self) -> list[tuple[str, Module]]:
+        """``[("fc1", fc1), ...]``: the direct sub-modules with their names."""
+        return [((sub.scope_name or "").rsplit(".", 1)[-1], sub) for sub in self.children()]
+
+    def get_submodule(self, target: str) -> Module:
+        """The sub-module at dotted path ``target`` (``"encoder.layers.0"``); ``""`` is self."""
+        for name, m in self.named_modules():
+            if name == target:
+                return m
+        raise AttributeError(f"{type(self).__name__} has no sub-module {target!r}")
+
+    def get_parameter(self, target: str):
+        """The parameter at dotted path ``target`` (``"fc1.weight"``)."""
+        for name, x in self.named_parameters():
+            if name == target:
+                return x
+        raise AttributeError(f"{type(self).__name__} has no parameter {target!r}")
+
+    def apply(self, fn) -> Module:
+        """Call ``fn`` on every sub-module, children before parents, then on this module
+        (PyTorch's ``model.apply(init_weights)``); returns self."""
+        for sub in self.children():
+            sub.apply(fn)
+        fn(self)
+        return self
+
+    # -- registering, as PyTorch's __init__ code does -----------------------------------
+    def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """A buffer: state the module keeps but does not train (a non-trainable
+        `tg.Variable` leaf, as batch norm's running statistics; in ``state_dict``, not in
+        ``parameters()``). In ``__init__``, as modules are immutable after it;
+        ``persistent=False`` is taken as True (every leaf is saved)."""
+        self._register(name, None if tensor is None else Variable(tensor, trainable=False), "register_buffer")
+
+    def register_parameter(self, name: str, param) -> None:
+        """A parameter (`tg.nn.Parameter`, or None), in ``__init__``."""
+        self._register(name, param, "register_parameter")
+
+    def add_module(self, name: str, module) -> None:
+        """A sub-module (or None), in ``__init__``."""
+        self._register(name, module, "add_module")
+
+    register_module = add_module
+
+    def _register(self, name, value, what):
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"{what}: the name must be a non-empty string without dots, got {name!r}")
+        if not self.__dict__.get(INIT):
+            raise AttributeError(
+                f"{what}({name!r}) on a built {type(self).__name__}: modules are immutable "
+                "after __init__; register it there"
+            )
+        setattr(self, name, value)
+
+    # -- devices and dtypes, in place ---------------------------------------------------
+    def to(self, *args, **kwargs) -> Module:
+        """PyTorch's ``model.to(device)``, ``model.to(dtype)``, ``model.to(device,
+        dtype)``, ``model.to(tensor)``: in place, every parameter and buffer moved to the
+        device (`tg.device`; JAX's ``device_put``) and its floating values converted to
+        the dtype (integer leaves keep theirs, as in PyTorch). Parameter tensors keep
+        their identity, so an optimizer built on them sees the change. Returns self."""
+        from ...frontend.devices import device as _device, device_of, place
+        from ...frontend.fn_creation import canonical_dtype
+        from ...ir.types import DTYPE_NAMES
+
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                dtype = a.dtype if dtype is None else dtype
+                device = device_of(a._data) if device is None and a._trace.free else device
+            elif isinstance(a, (_device, int)) and not isinstance(a, bool):
+                device = a
+            elif isinstance(a, str) and a not in DTYPE_NAMES:
+                device = a
+            elif a is not None:
+                dtype = a
+        dt = None if dtype is None else np.dtype(canonical_dtype(dtype))
+        if dt is not None and not is_inexact(dt):
+            raise TypeError(f"{type(self).__name__}.to() only accepts floating dtypes, got {dtype_name(dt)}")
+        replacements = {}
+        for name, x in self._named_leaves():
+            free = isinstance(x, Tensor) and x._trace.free
+            arr = x._data if free else x
+            if not hasattr(arr, "dtype"):
+                continue
+            new = arr
+            if dt is not None and is_inexact(arr.dtype) and np.dtype(arr.dtype) != dt:
+                new = jnp.asarray(new, dt)
+            if device is not None:
+                new = place(jnp.asarray(new), device)
+            if new is arr:
+                continue
+            if free:
+                _set_tensor_array(x, new)
+            else:
+                replacements[name] = new
+        if replacements:
+            _replace_leaves(self, replacements)
+        return self
+
+    def cuda(self, device=None) -> Module:
+        """``self.to(tg.device("cuda", device))``."""
+        from ...frontend.devices import device as _device
+
+        return self.to(_device("cuda", None if device is None else _device(device).index))
+
+    def cpu(self) -> Module:
+        return self.to("cpu")
+
+    def float(self) -> Module:  # noqa: A003 - PyTorch's name
+        return self.to(np.float32)
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def half(self) -> Module:
+        return self.to(np.float16)
+
+    def bfloat16(self) -> Module:
+        return self.to("bf16")
+
+    def type(self, dst_type) -> Module:  # noqa: A003 - PyTorch's name
+        return self.to(dst_type)
+
     # -- train / eval -----------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
         """Set every ``training`` flag (Dropout, MultiHeadAttention) to ``mode``, in
@@ -799,6 +930,19 @@ def assign_leaves(module, leaves) -> None:
             replacements[name] = new
     if replacements:
         _replace_leaves(module, replacements)
+
+
+def _set_tensor_array(t, array) -> None:
+    """In place: an imperative tensor (a parameter, a buffer) takes ``array``; its type
+    follows a changed dtype, so the graphs it enters next see it."""
+    from ...core import type_of
+    from ...ir.graph import Value
+
+    old = t._value.type
+    t._data = array
+    new = type_of(array).with_(weak=False)
+    if (new.shape, new.dtype) != (old.shape, old.dtype):
+        t._value = Value(new, name=t._value.name)
 
 
 def _replace_leaves(module, by_name: dict) -> None:
