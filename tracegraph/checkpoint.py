@@ -1262,9 +1262,8 @@ def load_object(f, map_location=None, weights_only=None, *, like=None, **_option
     a checkpoint its tree (dicts of JAX arrays: ``model.load_state_dict(tg.load(path))``;
     `load`'s ``like=`` checks it against a structure). ``map_location`` places the
     arrays on a device (`tg.device`, a string); ``weights_only`` is always so (no pickle,
-    no code runs). A file that is neither raises `CheckpointError`."""
+    no code runs). A file that is neither raises the graph reader's `tg.IRError`."""
     from .frontend.devices import place
-    from .ir.files import GRAPH_ENTRY
     from .ir.files import load as load_graph
 
     path = os.fspath(f)
@@ -1273,7 +1272,7 @@ def load_object(f, map_location=None, weights_only=None, *, like=None, **_option
             names = {n[:-4] if n.endswith(".npy") else n for n in archive.namelist()}
     except zipfile.BadZipFile:
         names = set()
-    if GRAPH_ENTRY in names and META_ENTRY not in names:
+    if META_ENTRY not in names:  # a graph file, or neither: the graph reader names the problem
         return load_graph(path)
     tree = load(path, like=like)
     if callable(map_location):

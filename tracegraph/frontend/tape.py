@@ -438,7 +438,8 @@ def tensor(data, dtype=None, requires_grad: bool = False, device=None, pin_memor
     if not hasattr(data, "dtype"):
         data = np.asarray(data)
     dt = canonical_dtype(dtype) if dtype is not None else jax.dtypes.canonicalize_dtype(data.dtype)
-    return leaf(_placed(jnp.asarray(data, dt), device), requires_grad)
+    # a copy, as torch.tensor makes: JAX may share an aligned numpy buffer on CPU
+    return leaf(_placed(jnp.array(data, dt, copy=True), device), requires_grad)
 
 
 def _placed(array, device):
