@@ -3,7 +3,7 @@
 torch``, nothing else changed) run on tracegraph beside the same text on PyTorch, from
 the same initial values (``randn`` draws from one seeded numpy stream on both, and
 Python's ``random`` is seeded alike), and print the same losses and results to float32
-tolerance: manual gradients on tensors, ``requires_grad`` and ``.backward()``, a custom
+tolerance (without PyTorch installed, as in CI, each still runs and must learn): manual gradients on tensors, ``requires_grad`` and ``.backward()``, a custom
 ``autograd.Function``, an ``nn.Module`` with ``nn.Parameter`` and ``optim.SGD``, and a
 forward with a Python loop of random length (SGD with momentum).
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import pathlib
 import random
 import re
@@ -24,14 +25,17 @@ import pytest
 
 import tracegraph
 
-torch = pytest.importorskip("torch")
+try:
+    import torch
+except ImportError:  # CI's environment: the programs still run and learn here
+    torch = None
 
 HERE = pathlib.Path(__file__).parent / "torch_tutorials"
 IMPORT = "import tracegraph as torch  # the one changed line: was `import torch`"
 # program, the tutorial's loop bound, the default run's
 PROGRAMS = [("polynomial_tensor.py", 2000, 400), ("polynomial_autograd.py", 2000, 400),
             ("polynomial_custom_function.py", 2000, 400), ("polynomial_module.py", 2000, 400),
-            ("dynamic_net.py", 30000, 4000)]
+            ("dynamic_net.py", 30000, 2000)]
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 
 
@@ -71,10 +75,15 @@ def _numbers(lines) -> list[float]:
 
 def _check(name, steps, monkeypatch):
     ours = _run(name, steps, tracegraph, monkeypatch)
-    theirs = _run(name, steps, torch, monkeypatch)
-    assert len(ours) == len(theirs) and ours[-1].startswith("Result: y = "), ours
+    assert ours[-1].startswith("Result: y = "), ours
     losses = [float(line.split()[1]) for line in ours[:-1]]
-    assert losses[-1] < losses[0], f"{name} does not learn: {losses}"
+    assert losses and all(math.isfinite(v) for v in losses), ours
+    if len(losses) > 1:
+        assert losses[-1] < losses[0], f"{name} does not learn: {losses}"
+    if torch is None:
+        return
+    theirs = _run(name, steps, torch, monkeypatch)
+    assert len(ours) == len(theirs)
     got, want = _numbers(ours), _numbers(theirs)
     assert len(got) == len(want)
     np.testing.assert_allclose(got, want, rtol=2e-3, atol=2e-5, err_msg=f"{name}: {ours[-1]} / {theirs[-1]}")
