@@ -14,6 +14,13 @@ tried; if none is cached, ``fn`` runs define-by-run again (``on_miss="record"``)
 new path is cached too, up to ``max_paths`` per signature. ``on_miss="eager"`` runs
 define-by-run without recording; ``"error"`` raises `GuardMiss`.
 
+Each path is compiled as a ``jax.jit`` function of the call's own arguments: the path that
+ran the last two calls is called first, directly, so JAX's C++ dispatch flattens the
+arguments and checks their types (another signature is refused while JAX traces, before
+anything runs: the traced function compares the argument tree and every leaf's shape,
+dtype and weak flag with the path's), and only a refusal or a failed guard goes through
+the lookup of the signature's paths.
+
 A Python loop whose exit depends on a value is recorded unrolled, a guard per iteration;
 before the path is compiled, its identical iterations are rolled back into one ``scan``
 whose stacked output is their guards (`transforms.roll`), so the decisions checked are
