@@ -999,6 +999,56 @@ def parallel_mesh_spec_without_sizes():
     tg.nn.parallel.parse_mesh("data,model")  # mistake
 
 
+# -- PyTorch's API around tensors -------------------------------------------------------------
+
+
+@mistake(tg.DeviceError, "zeros")
+def create_on_a_device_jax_lacks():
+    tg.zeros(3, device="mps")  # mistake
+
+
+@mistake(tg.DeviceError, "to")
+def move_a_tensor_to_a_device_jax_lacks():
+    tg.tensor([1.0]).to("mps")  # mistake
+
+
+@mistake(tg.DeviceError, "to")
+def move_a_module_to_a_device_jax_lacks():
+    tg.nn.Linear(2, 2).to("mps")  # mistake
+
+
+@mistake(tg.ShapeError, "linspace", ALL)
+def linspace_with_a_negative_count(run):
+    run(lambda x: x + tg.linspace(0.0, 1.0, -1), A(1))  # mistake
+
+
+class _TwoInputs(tg.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, y):
+        return x * y
+
+    @staticmethod
+    def backward(ctx, g):
+        return (g,)  # one gradient for two inputs
+
+
+@mistake(tg.ShapeError, "_TwoInputs.backward", JE)
+def autograd_function_returns_too_few_gradients(run):
+    run(tg.grad(lambda a: tg.sum(_TwoInputs.apply(a, a))), A(2))  # mistake
+
+
+@mistake(tg.TracingError, "tg.autograd.grad")
+def autograd_grad_of_an_unused_input():
+    a, b = tg.tensor([1.0], requires_grad=True), tg.tensor([1.0], requires_grad=True)
+    tg.autograd.grad((a * 2).sum(), [a, b])  # mistake
+
+
+@mistake(tg.IRError, "load")
+def load_a_file_that_is_neither_graph_nor_checkpoint(tmp_path):
+    (tmp_path / "notes.txt").write_text("not an archive")
+    tg.load(tmp_path / "notes.txt")  # mistake
+
+
 # -- the test --------------------------------------------------------------------------------
 
 

@@ -1283,4 +1283,4 @@ def load_object(f, map_location=None, weights_only=None, *, like=None, **_option
 
 from .errors import public_functions as _public_functions
 
-_public_functions(globals(), kind=CheckpointError)
+_public_functions(globals(), kind=CheckpointError, renames={"save_object": "save", "load_object": "load"})

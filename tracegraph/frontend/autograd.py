@@ -260,8 +260,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
             grads = [leaf(g) for g in plan.run(tape, [jnp.asarray(_array_of(c)) for c in root_cts])]
         got = {id(lf._value): g for lf, g in zip(tape.leaves, grads)}
     # an input that is itself an output: its own cotangent
+    wanted = {id(s._value) for s in ins}
     for t, c in zip(roots, root_cts):
-        if id(t._value) in {id(s._value) for s in ins} and id(t._value) not in got:
+        if id(t._value) in wanted and id(t._value) not in got:
             got[id(t._value)] = c if isinstance(c, TapeTensor) else leaf(c)
     result = []
     for s in ins:

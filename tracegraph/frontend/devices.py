@@ -188,6 +188,26 @@ def place(array, spec):
     return jax.device_put(array, target)
 
 
+def to_arguments(args, device=None, dtype=None) -> tuple:
+    """PyTorch's ``.to(...)`` arguments as ``(device, dtype)``: each positional one a
+    device (a `device`, an int, a device string), a dtype, or a tensor (its device and
+    dtype); the keywords given win."""
+    from ..core import Tensor
+    from ..ir.types import DTYPE_NAMES
+
+    for a in args:
+        if isinstance(a, Tensor):
+            dtype = a.dtype if dtype is None else dtype
+            device = device_of(a._data) if device is None and a._trace.free else device
+        elif isinstance(a, (device_cls, int)) and not isinstance(a, bool):
+            device = a
+        elif isinstance(a, str) and a not in DTYPE_NAMES:
+            device = a  # "cpu", "cuda:0"; a wrong name raises as tg.device does
+        elif a is not None:
+            dtype = a
+    return device, dtype
+
+
 def check_traced(spec, what: str) -> None:
     """Inside traced code: ``spec`` must name the device the program runs on (values
     are placed by the compiled program); another raises `DeviceError`."""
@@ -351,9 +371,15 @@ class _Accelerator:
         return len(_platform_devices("gpu")) or len(_platform_devices("tpu"))
 
 
+device_cls = device  # the class, for code whose parameter is named ``device``
 cuda = _Cuda()
 backends = _Backends()
 accelerator = _Accelerator()
+
+from ..errors import public_functions as _public_functions  # noqa: E402
+
+_public_functions(globals(), exclude=("check_traced", "default_jax_device", "device_of", "place", "resolve",
+                                      "to_arguments"))
 
 __all__ = ["DeviceError", "accelerator", "backends", "check_traced", "cuda", "device", "device_of",
            "get_default_device", "place", "resolve", "set_default_device"]

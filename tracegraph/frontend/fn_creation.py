@@ -177,10 +177,7 @@ def arange(start, stop=None, step=None, dtype=None, *, end=None, requires_grad=N
     default int, any float the default float). ``tg.arange(0.0, 1.0, 0.25)`` -> f32[4].
     PyTorch's ``end=`` names ``stop``.
     """
-    if end is not None:
-        if stop is not None:
-            raise TypeError("arange: stop and end are the same argument")
-        stop = end
+    stop = _stop_of(stop, end, required=False)
     return _made(_arange(start, stop, step, dtype), device, requires_grad, "arange")
 
 
@@ -218,15 +215,7 @@ def linspace(start, stop=None, num=50, endpoint=True, retstep=False, dtype=None,
     ``linspace(start, stop, num, endpoint, retstep, dtype, axis)`` and PyTorch's
     ``linspace(start, end, steps)``, computed as ``jnp.linspace`` computes it (``start *
     (1 - t) + stop * t``, the end point exact). ``tg.linspace(-math.pi, math.pi, 2000)``."""
-    if end is not None:
-        if stop is not None:
-            raise TypeError("linspace: stop and end are the same argument")
-        stop = end
-    if stop is None:
-        raise TypeError("linspace() missing its stop (end) argument")
-    if steps is not None:
-        num = steps
-    num = _static_int(num, "linspace", "num")
+    stop, num = _stop_of(stop, end), _num_of(num, steps)
     out, delta = _linspace(start, stop, num, endpoint, dtype, axis)
     out = _made(out, device, requires_grad, "linspace")
     return (out, delta) if retstep else out
@@ -236,15 +225,7 @@ def logspace(start, stop=None, num=50, endpoint=True, base=10.0, dtype=None, axi
              end=None, steps=None, requires_grad=None, device=None):
     """``base ** linspace(start, stop, num)``: numpy's ``logspace`` and PyTorch's
     ``logspace(start, end, steps, base)``."""
-    if end is not None:
-        if stop is not None:
-            raise TypeError("logspace: stop and end are the same argument")
-        stop = end
-    if stop is None:
-        raise TypeError("logspace() missing its stop (end) argument")
-    if steps is not None:
-        num = steps
-    num = _static_int(num, "logspace", "num")
+    stop, num = _stop_of(stop, end), _num_of(num, steps)
     exponents, _ = _linspace(start, stop, num, endpoint, None, axis)
     out = fn_math.power(base, exponents) if _is_python_scalar(base) else fn_math.power(
         fn_math.astype(base, _dtype_of(exponents)), exponents)
@@ -256,12 +237,24 @@ def logspace(start, stop=None, num=50, endpoint=True, base=10.0, dtype=None, axi
     return _made(out, device, requires_grad, "logspace")
 
 
-def _static_int(v, what, name) -> int:
-    v = _static_scalar(v)
+def _stop_of(stop, end, required: bool = True):
+    """numpy's ``stop`` or PyTorch's ``end=``: the same argument, given once."""
+    if end is not None:
+        if stop is not None:
+            raise TypeError("stop and end are the same argument; give one")
+        return end
+    if stop is None and required:
+        raise TypeError("missing its stop (end) argument")
+    return stop
+
+
+def _num_of(num, steps) -> int:
+    """numpy's ``num`` or PyTorch's ``steps=``: a non-negative int."""
+    v = _static_scalar(num if steps is None else steps)
     if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{what}: {name} must be an int, got {v!r}")
+        raise TypeError(f"the number of values must be an int, got {v!r}")
     if v < 0:
-        raise ValueError(f"{what}: Number of samples, {v}, must be non-negative.")
+        raise ValueError(f"Number of samples, {v}, must be non-negative.")
     return int(v)
 
 

@@ -157,5 +157,9 @@ class inference_mode(_GradMode):  # noqa: N801 - PyTorch's name
         return super().__call__(fn) if self._on else fn
 
 
+from ..errors import public_functions as _public_functions  # noqa: E402
+
+_public_functions(globals())
+
 __all__ = ["as_tensor", "cat", "clamp", "concat", "from_numpy", "inference_mode", "is_tensor", "numel",
            "rand_like", "randint", "randn_like", "randperm", "tril", "triu"]

@@ -10,7 +10,7 @@ from .index_update import IndexUpdateHelper
 from .fn_creation import canonical_dtype
 from .tape import backward as tape_backward
 from ..core import Tensor
-from ..errors import TracingError, user_location_long
+from ..errors import TracingError, public, user_location_long
 from ..ir.types import DTYPE_NAMES
 
 
@@ -250,21 +250,13 @@ _TORCH_METHODS = {
 }
 
 
+@public("to")
 def _to(x, *args, dtype=None, device=None, non_blocking=False, copy=False, **_):
     """PyTorch's ``x.to(device)``, ``x.to(dtype)``, ``x.to(device, dtype)``,
     ``x.to(other)`` (its device and dtype). The dtype converts (an op); the device
     places an imperative tensor's array (`devices.place`), and in traced code must be
     the device the program runs on."""
-    for a in args:
-        if isinstance(a, Tensor):
-            dtype = a.dtype if dtype is None else dtype
-            device = devices.device_of(a._data) if device is None and a._trace.free else device
-        elif isinstance(a, (devices.device, int)) and not isinstance(a, bool):
-            device = a
-        elif isinstance(a, str) and a not in DTYPE_NAMES:
-            device = a  # "cpu", "cuda:0"; a wrong name raises as tg.device does
-        elif a is not None:
-            dtype = a
+    device, dtype = devices.to_arguments(args, device, dtype)
     out = x if dtype is None or np.dtype(canonical_dtype(dtype)) == x.dtype else fn_math.astype(x, canonical_dtype(dtype))
     if device is None:
         return out

@@ -527,30 +527,21 @@ class Module(metaclass=_ModuleMeta):
         setattr(self, name, value)
 
     # -- devices and dtypes, in place ---------------------------------------------------
+    @public("to")
     def to(self, *args, **kwargs) -> Module:
         """PyTorch's ``model.to(device)``, ``model.to(dtype)``, ``model.to(device,
         dtype)``, ``model.to(tensor)``: in place, every parameter and buffer moved to the
         device (`tg.device`; JAX's ``device_put``) and its floating values converted to
         the dtype (integer leaves keep theirs, as in PyTorch). Parameter tensors keep
         their identity, so an optimizer built on them sees the change. Returns self."""
-        from ...frontend.devices import device as _device, device_of, place
+        from ...frontend.devices import place, to_arguments
         from ...frontend.fn_creation import canonical_dtype
-        from ...ir.types import DTYPE_NAMES
 
         device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
         kwargs.pop("non_blocking", None)
         if kwargs:
             raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                dtype = a.dtype if dtype is None else dtype
-                device = device_of(a._data) if device is None and a._trace.free else device
-            elif isinstance(a, (_device, int)) and not isinstance(a, bool):
-                device = a
-            elif isinstance(a, str) and a not in DTYPE_NAMES:
-                device = a
-            elif a is not None:
-                dtype = a
+        device, dtype = to_arguments(args, device, dtype)
         dt = None if dtype is None else np.dtype(canonical_dtype(dtype))
         if dt is not None and not is_inexact(dt):
             raise TypeError(f"{type(self).__name__}.to() only accepts floating dtypes, got {dtype_name(dt)}")
